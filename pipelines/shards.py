@@ -1,0 +1,171 @@
+"""The token shard format: the one module that knows its byte layout.
+
+A shard is llm.c's GPT-2 data file (`dev/data/data_common.py` in karpathy/llm.c), so the same files train
+here, in llm.c and in nanoGPT-style loaders:
+
+- header: 256 little-endian int32 words, ``[20240520, 1, n_tokens, 0, 0, ...]`` (magic, version, count);
+- body: ``n_tokens`` little-endian uint16 GPT-2 token ids (vocab 50257 fits below 65536);
+- every document is preceded by ``<|endoftext|>`` (50256), as llm.c's FineWeb script writes it, so a
+  shard starts with EOT and a reader can find document boundaries without an index;
+- file names are ``{split}_{index:06d}.bin`` (``train_000000.bin``, ``val_000000.bin``), and every shard but
+  the last of a split holds exactly the configured number of tokens.
+
+`manifest.json` beside the shards lists each one with its token and document counts and sha256; it is
+written last and atomically, so its presence means the shard set is complete. `verify` re-checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAGIC = 20240520
+VERSION = 1
+HEADER_WORDS = 256
+HEADER_BYTES = HEADER_WORDS * 4
+TOKEN_DTYPE = np.dtype("<u2")
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "llm.c-gpt2-v1"
+
+
+class ShardError(ValueError):
+    """A shard or manifest that does not match the format; the message names the file."""
+
+
+def shard_name(split: str, index: int) -> str:
+    """Return the file name of shard `index` of `split`, e.g. ``train_000003.bin``."""
+    return f"{split}_{index:06d}.bin"
+
+
+def write_shard(path: str | Path, tokens: np.ndarray) -> str:
+    """Write `tokens` as one shard, atomically (temporary file, then rename).
+
+    Args:
+        path: destination file.
+        tokens: 1-D array of token ids, all in [0, 65535].
+
+    Returns:
+        The sha256 hex digest of the written file.
+    """
+    path = Path(path)
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1:
+        raise ShardError(f"{path}: tokens must be 1-D, got shape {tokens.shape}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2**16):
+        raise ShardError(f"{path}: token ids must fit in uint16")
+    header = np.zeros(HEADER_WORDS, dtype="<i4")
+    header[:3] = (MAGIC, VERSION, tokens.size)
+    body = tokens.astype(TOKEN_DTYPE, copy=False)
+    digest = hashlib.sha256()
+    digest.update(header.tobytes())
+    digest.update(body.tobytes())
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(header.tobytes())
+        f.write(body.tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return digest.hexdigest()
+
+
+def read_header(path: str | Path) -> int:
+    """Check a shard's header and size and return its token count.
+
+    Raises:
+        ShardError: wrong magic or version, or a file size that disagrees with the header.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size < HEADER_BYTES:
+        raise ShardError(f"{path}: truncated shard ({size} bytes, the header alone is {HEADER_BYTES})")
+    header = np.fromfile(path, dtype="<i4", count=HEADER_WORDS)
+    if header[0] != MAGIC:
+        raise ShardError(f"{path}: bad magic {header[0]} (expected {MAGIC}); not an llm.c token shard")
+    if header[1] != VERSION:
+        raise ShardError(f"{path}: unsupported shard version {header[1]} (expected {VERSION})")
+    n_tokens = int(header[2])
+    expected = HEADER_BYTES + n_tokens * TOKEN_DTYPE.itemsize
+    if size != expected:
+        raise ShardError(f"{path}: size {size} bytes, but the header promises {n_tokens} tokens ({expected} bytes)")
+    return n_tokens
+
+
+def read_shard(path: str | Path) -> np.memmap:
+    """Memory-map a shard's tokens after checking magic, version and file size.
+
+    Returns:
+        A read-only uint16 memory map of the tokens.
+    """
+    n_tokens = read_header(path)
+    return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(n_tokens,))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return the sha256 hex digest of a file, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest.json` into `directory` atomically and return its path."""
+    path = Path(directory) / MANIFEST_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    """Read a manifest (a path to `manifest.json` or to its directory) and check its format fields."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise ShardError(f"{path}: no manifest; the shard set is missing or incomplete")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ShardError(f"{path}: manifest is not valid JSON ({e})") from e
+    for key in ("format", "vocab_size", "eot", "shards"):
+        if key not in manifest:
+            raise ShardError(f"{path}: manifest lacks the field {key!r}")
+    if manifest["format"] != MANIFEST_FORMAT:
+        raise ShardError(f"{path}: manifest format {manifest['format']!r}, expected {MANIFEST_FORMAT!r}")
+    return manifest
+
+
+def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
+    """Check every shard a manifest lists: header, size, token count and (optionally) sha256.
+
+    Args:
+        manifest_path: `manifest.json` or the directory holding it.
+        checksums: also recompute each shard's sha256 (reads every byte).
+
+    Returns:
+        The loaded manifest.
+
+    Raises:
+        ShardError: naming the first file that fails.
+    """
+    manifest_path = Path(manifest_path)
+    directory = manifest_path if manifest_path.is_dir() else manifest_path.parent
+    manifest = load_manifest(manifest_path)
+    for entry in manifest["shards"]:
+        path = directory / entry["path"]
+        if not path.is_file():
+            raise ShardError(f"{path}: listed in the manifest but missing")
+        n_tokens = read_header(path)
+        if n_tokens != entry["tokens"]:
+            raise ShardError(f"{path}: holds {n_tokens} tokens, the manifest says {entry['tokens']}")
+        if checksums and file_sha256(path) != entry["sha256"]:
+            raise ShardError(f"{path}: sha256 does not match the manifest (corrupt or replaced shard)")
+    return manifest
