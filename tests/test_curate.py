@@ -1,0 +1,158 @@
+"""Curate end to end on the shared corpora: accounting invariants, drop guard, run identity, config files.
+
+Acceptance 2 of issue 2: on trafilatura-eval HTML, the htmldate WARC and web-text.jsonl.gz curate completes and
+the summary invariants hold. The full htmldate WARC (435 pages) and all 580 web texts run; trafilatura-eval is
+subsampled (every 10th page, 104 of 1,032) to keep the file under two minutes on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.config import STAGES, CurateConfig, config_hash, load_config
+from pipelines.curate import CurateJob, DropGuardError, check_invariants, run_curate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def assert_accounting(out: Path) -> dict:
+    """Re-derive every invariant from the files on disk (independently of the check in finish())."""
+    summary = json.loads((out / "summary.json").read_text())
+    data = pl.read_parquet(sorted((out / "data").glob("*.parquet"))) if list((out / "data").glob("*")) else None
+    rows = 0 if data is None else data.height
+    assert [s["name"] for s in summary["stages"]] == list(STAGES)
+    assert summary["records_read"] == summary["docs_in"] + summary["quarantined"]
+    previous = summary["docs_in"]
+    for stage in summary["stages"]:
+        assert stage["docs_in"] == previous, stage
+        assert stage["docs_in"] == stage["docs_out"] + sum(stage["dropped"].values()), stage
+        previous = stage["docs_out"]
+    assert previous == summary["docs_out"] == rows
+    quarantined = sum(len(p.read_text().splitlines()) for p in (out / "quarantine").glob("*.jsonl"))
+    assert quarantined == summary["quarantined"]
+    check_invariants(summary, rows)
+    return summary
+
+
+@pytest.fixture(scope="module")
+def corpora_run(corpora: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("curate")
+    pages = sorted((corpora / "trafilatura-eval" / "html").rglob("*.html.gz"))[::10]
+    inputs = [str(corpora / "htmldate" / "htmldate-multilingual.warc.gz"), str(corpora / "web-text.jsonl.gz")]
+    summary = run_curate(CurateConfig(), inputs + [str(p) for p in pages], out)
+    return out, summary
+
+
+def test_shared_corpora_invariants(corpora_run: tuple[Path, dict]) -> None:
+    out, summary = corpora_run
+    assert assert_accounting(out) == summary
+    assert summary["input_files"] == 2 + 104
+    assert summary["records_read"] == 436 + 580 + 104  # WARC records (warcinfo too), text lines, HTML files
+    stages = {s["name"]: s for s in summary["stages"]}
+    assert stages["read"]["docs_out"] == 435 + 580 + 104
+    assert stages["extract"]["docs_out"] > 0.8 * stages["extract"]["docs_in"]  # text docs pass through
+    assert 0 < stages["language_filter"]["docs_out"] < stages["language_filter"]["docs_in"]  # de/es/fr pages
+    assert summary["docs_out"] > 300
+
+    data = pl.read_parquet(sorted((out / "data").glob("*.parquet")))
+    assert data.columns == ["id", "text", "url", "source_file", "language", "language_score", "metadata"]
+    assert set(data["language"]) == {"en"} and data["language_score"].min() >= 0.65
+    assert data["id"].n_unique() == data.height
+    assert all(isinstance(json.loads(m), dict) for m in data["metadata"])
+    assert set(data["source_file"].map_elements(lambda s: Path(s).suffix, return_dtype=pl.String)) == {".gz"}
+
+    rejects = pl.read_parquet(sorted((out / "rejects").rglob("*.parquet")))
+    assert rejects.columns == ["id", "text", "url", "source_file", "stage", "reason", "metadata"]
+    for stage, rows in rejects.group_by("stage"):
+        counted = stages[stage[0]]["dropped"]
+        for reason, n in rows.group_by("reason").len().iter_rows():
+            assert 0 < n <= counted[reason], (stage, reason)  # a sample (here: all) of the counted drops
+
+
+def test_drop_guard_names_the_stage_and_new_run_ids(corpora: Path, tmp_path: Path) -> None:
+    inputs = [str(corpora / "web-text.jsonl.gz")]
+    out = tmp_path / "out"
+    # Keep only Yoruba: the language filter drops all 580 documents and the run must fail, naming it.
+    wrong = CurateConfig.model_validate({"filters": {"url": {"enabled": False}, "language": {"languages": ["yo"]}}})
+    with pytest.raises(DropGuardError, match="stage 'language_filter' dropped 580 of 580"):
+        run_curate(wrong, inputs, out)
+    assert not (out / "summary.json").exists()
+
+    # Saying the drop is expected keeps config hash and run id, so the rerun resumes the finished filter tasks.
+    allowed = wrong.model_copy(update={"expected_drop": ["language_filter"]})
+    assert config_hash(allowed) == config_hash(wrong)
+    summary = run_curate(allowed, inputs, out)
+    assert summary["docs_out"] == 0 and assert_accounting(out)["stages"][1]["docs_in"] == 580
+    first_run = summary["run_id"]
+
+    # A changed config gets a new run id and its own work folder; outputs are replaced, never mixed.
+    fine = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "rejects": {"sample_per_reason": 2}})
+    summary = run_curate(fine, inputs, out)
+    assert summary["run_id"] != first_run
+    assert sorted(p.name for p in (out / ".work").iterdir()) == sorted([first_run, summary["run_id"]])
+    assert summary["docs_out"] > 300 and assert_accounting(out)["run_id"] == summary["run_id"]
+    stages = {s["name"]: s for s in summary["stages"]}
+    assert stages["url_filter"]["dropped"] == {} and stages["exact_dedup"]["dropped"]["exact_duplicate"] > 0
+    # Rejects keep a sample of 2 per reason (one task here); the exact counts stay in the summary.
+    rejects = pl.read_parquet(sorted((out / "rejects").rglob("*.parquet"))).group_by("stage", "reason").len()
+    for stage, reason, n in rejects.iter_rows():
+        assert n == min(2, stages[stage]["dropped"][reason]), (stage, reason)
+    assert rejects.height == sum(len(s["dropped"]) for s in summary["stages"] if s["name"] != "read")
+
+
+def test_run_id_depends_on_config_inputs_and_limit(corpora: Path, tmp_path: Path) -> None:
+    web, c4 = str(corpora / "web-text.jsonl.gz"), str(corpora / "c4-samples")
+    base = CurateJob(CurateConfig(), [web], tmp_path)
+    assert CurateJob(CurateConfig(), [web], tmp_path).run_id == base.run_id
+    changed = CurateConfig.model_validate({"filters": {"gopher_quality": {"min_doc_words": 40}}})
+    ids = {
+        base.run_id,
+        CurateJob(changed, [web], tmp_path).run_id,
+        CurateJob(CurateConfig(), [web, c4], tmp_path).run_id,
+        CurateJob(CurateConfig(), [web], tmp_path, limit=10).run_id,
+    }
+    assert len(ids) == 4
+    ray_cfg = CurateConfig.model_validate({"run": {"ray": {"cpus_per_task": 2}}})  # where it runs, not what
+    assert CurateJob(ray_cfg, [web], tmp_path).run_id == base.run_id
+
+
+def test_limit_reads_at_most_n_documents(corpora: Path, tmp_path: Path) -> None:
+    cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}})
+    summary = run_curate(cfg, [str(corpora / "web-text.jsonl.gz")], tmp_path, limit=50)
+    assert summary["stages"][0]["docs_out"] == 50
+    assert_accounting(tmp_path)
+
+
+def test_config_files(tmp_path: Path) -> None:
+    assert load_config(REPO / "configs" / "fineweb.yaml") == CurateConfig()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("filters:\n  gopher_quality:\n    min_doc_wrds: 10\n")
+    with pytest.raises(ValueError, match="min_doc_wrds"):
+        load_config(bad)
+    with pytest.raises(ValueError, match="unknown stages"):
+        CurateConfig(expected_drop=["extraction"])
+
+
+def test_extraction_that_drops_everything_fails_the_run(tmp_path: Path) -> None:
+    # 120 pages whose body holds only a script: trafilatura returns nothing for each, as it would for every
+    # page if a dependency were broken. The run must stop after stage 1 and name the stage.
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for i in range(120):
+        (pages / f"{i:03d}.html").write_text(f"<html><body><script>var page = {i};</script></body></html>")
+    with pytest.raises(DropGuardError, match=r"stage 'extract' dropped 120 of 120 .*empty_extraction=120"):
+        run_curate(CurateConfig(), [str(pages)], tmp_path / "out")
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_extraction_dependency_is_checked_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.extract import HtmlExtractor
+
+    monkeypatch.setitem(sys.modules, "lxml_html_clean", None)  # what `import` sees when the package is absent
+    with pytest.raises(RuntimeError, match="lxml_html_clean"):
+        HtmlExtractor()

@@ -1,0 +1,183 @@
+"""The fast word tokenizer against spaCy, and the fast filters against datatrove's stock filters.
+
+Issue 2: the default tokenizer must give the same keep/drop decision as spaCy (`spacy.blank("en")`, datatrove's
+English default) for >= 99.5% of web-text.jsonl.gz and of the trafilatura-extracted trafilatura-eval pages.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import random
+from pathlib import Path
+
+import pytest
+from datatrove.data import Document
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
+from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
+from datatrove.utils.word_tokenizers import WordTokenizer
+
+from pipelines.filters import (
+    FastC4QualityFilter,
+    FastFineWebQualityFilter,
+    FastGopherQualityFilter,
+    FastGopherRepetitionFilter,
+    NgramStrings,
+    top_ngram_chars,
+)
+from pipelines.words import SpacyCompatTokenizer, get_word_tokenizer
+
+spacy = pytest.importorskip("spacy", reason="spaCy is the reference tokenizer (dev extra)")
+
+FILTERS = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
+
+
+def _web_texts(corpora: Path) -> list[str]:
+    with gzip.open(corpora / "web-text.jsonl.gz", "rt") as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+@pytest.fixture(scope="module")
+def web_texts(corpora) -> list[str]:
+    return _web_texts(corpora)
+
+
+@pytest.fixture(scope="module")
+def trafilatura_texts(corpora) -> list[str]:
+    """Main text of every trafilatura-eval page, extracted with the options of datatrove's Trafilatura step."""
+    from trafilatura import extract
+
+    texts = []
+    for path in sorted((corpora / "trafilatura-eval" / "html").rglob("*.html.gz")):
+        html = gzip.decompress(path.read_bytes())
+        text = extract(html, favor_precision=True, include_comments=False, deduplicate=True)
+        if text:
+            texts.append(text)
+    assert len(texts) > 1000
+    return texts
+
+
+def _stack(fast: bool, tokenizer: WordTokenizer) -> list:
+    classes = (
+        (FastGopherRepetitionFilter, FastGopherQualityFilter, FastC4QualityFilter, FastFineWebQualityFilter)
+        if fast
+        else (GopherRepetitionFilter, GopherQualityFilter, C4QualityFilter, FineWebQualityFilter)
+    )
+    rep, quality, c4, fineweb = classes
+    return [
+        rep(language=tokenizer),
+        quality(language=tokenizer),
+        c4(filter_no_terminal_punct=False, language=tokenizer),
+        fineweb(language=tokenizer),
+    ]
+
+
+def _outcome(result) -> tuple[bool, str | None]:
+    if isinstance(result, tuple):
+        return False, result[1]
+    return bool(result), None
+
+
+def decisions(texts: list[str], filters: list) -> list[dict]:
+    """Per document: each filter's (keep, reason) on the raw text, the chained outcome, and C4's rewritten text."""
+    rep, quality, c4, fineweb = filters
+    out = []
+    for i, text in enumerate(texts):
+        row = {
+            name: _outcome(f.filter(Document(text=text, id=str(i)))) for name, f in zip(FILTERS, filters, strict=True)
+        }
+        c4_doc = Document(text=text, id=str(i))
+        c4_keep = _outcome(c4.filter(c4_doc))
+        row["c4_text"] = c4_doc.text if c4_keep[0] else None
+        chain = (True, None)
+        for name in FILTERS[:3]:
+            if not row[name][0]:
+                chain = (False, f"{name}:{row[name][1]}")
+                break
+        else:
+            fw = _outcome(fineweb.filter(Document(text=c4_doc.text, id=str(i))))
+            if not fw[0]:
+                chain = (False, f"fineweb_quality:{fw[1]}")
+        row["chain"] = chain
+        out.append(row)
+    return out
+
+
+def _agreement(a: list[dict], b: list[dict], key: str) -> float:
+    return sum(x[key][0] == y[key][0] for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def test_interface_and_factory():
+    tok = get_word_tokenizer("regex")
+    assert isinstance(tok, WordTokenizer) and tok is get_word_tokenizer("regex")
+    assert isinstance(get_word_tokenizer("spacy"), WordTokenizer)
+    with pytest.raises(ValueError, match="unknown word tokenizer"):
+        get_word_tokenizer("nltk")
+    text = "Don't panic!  The U.S. team won 3-1 at 10pm (see https://example.com/a.html). Next, e.g. this…"
+    assert tok.word_tokenize(text) == get_word_tokenizer("spacy").word_tokenize(text)
+    assert tok.span_tokenize(text) == get_word_tokenizer("spacy").span_tokenize(text)
+    assert tok.sent_tokenize(text) == get_word_tokenizer("spacy").sent_tokenize(text)
+    clone = pickle.loads(pickle.dumps(tok))  # executors ship steps to worker processes
+    assert isinstance(clone, SpacyCompatTokenizer) and clone.word_tokenize(text) == tok.word_tokenize(text)
+
+
+def test_chunk_tokens_match_spacy(web_texts):
+    """Every whitespace-separated chunk of the web texts splits into the same tokens as spaCy's tokenizer."""
+    nlp = spacy.blank("en")
+    tok = SpacyCompatTokenizer()
+    chunks = {c for text in web_texts for c in text.split()}
+    bad = [c for c in chunks if tuple(t.text for t in nlp.tokenizer(c)) != tok.chunk_tokens(c)]
+    assert len(chunks) > 20_000
+    assert len(bad) <= 0.0005 * len(chunks), bad[:20]
+
+
+def test_sentences_match_spacy(web_texts):
+    """Sentence spans (and the counts C4 uses) equal spaCy's sentencizer on every line and whole document."""
+    ours, ref = SpacyCompatTokenizer(), get_word_tokenizer("spacy")
+    pieces = web_texts[:150] + [line for text in web_texts[:150] for line in text.splitlines() if line.strip()]
+    same_spans = sum(ours.span_tokenize(p) == ref.span_tokenize(p) for p in pieces)
+    assert same_spans >= 0.999 * len(pieces)
+    for p in pieces:
+        assert ours.count_sentences(p) == max(1, len(ours.span_tokenize(p)))
+
+
+def test_ngram_statistics_equal_datatrove():
+    """The fast n-gram statistics return datatrove's numbers exactly, including strings that join equally."""
+    rng = random.Random(0)
+    vocab = ["a", "b", "ab", "ba", "the", "cat", "sat", "on", "mat", ".", ",", "abc", "c", "bc"]
+    for trial in range(400):
+        words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(1, 120))]
+        ngrams = NgramStrings(words)
+        for n in range(2, 11):
+            if len(words) >= n:
+                assert top_ngram_chars(words, n) == find_top_duplicate(get_n_grams(words, n)), (trial, n)
+            assert ngrams.duplicated_chars(n) == find_all_duplicate(words, n), (trial, n)
+
+
+@pytest.mark.slow
+def test_fast_filters_equal_stock_filters(web_texts, trafilatura_texts):
+    """Same tokenizer, same decisions and reasons (and C4's rewritten text) as datatrove's own filter classes."""
+    tok = SpacyCompatTokenizer()
+    texts = web_texts + trafilatura_texts
+    fast, stock = decisions(texts, _stack(True, tok)), decisions(texts, _stack(False, tok))
+    for key in (*FILTERS, "chain", "c4_text"):
+        mismatches = [i for i, (a, b) in enumerate(zip(fast, stock, strict=True)) if a[key] != b[key]]
+        assert not mismatches, (key, mismatches[:10])
+
+
+@pytest.mark.slow
+def test_keep_drop_agreement_with_spacy(web_texts, trafilatura_texts):
+    """>= 99.5% same keep/drop decision as spaCy through the four filters, on each corpus and for each filter."""
+    for name, texts in (("web-text", web_texts), ("trafilatura-eval", trafilatura_texts)):
+        ours = decisions(texts, _stack(True, get_word_tokenizer("regex")))
+        ref = decisions(texts, _stack(False, get_word_tokenizer("spacy")))
+        per_filter = {key: _agreement(ours, ref, key) for key in (*FILTERS, "chain")}
+        print(f"{name}: {len(texts)} docs, keep/drop agreement with spaCy {per_filter}")
+        for key, agreement in per_filter.items():
+            assert agreement >= 0.995, (name, key, agreement)
