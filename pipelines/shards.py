@@ -6,21 +6,26 @@ here, in llm.c and in nanoGPT-style loaders:
 - header: 256 little-endian int32 words, ``[20240520, 1, n_tokens, 0, 0, ...]`` (magic, version, count);
 - body: ``n_tokens`` little-endian uint16 GPT-2 token ids (vocab 50257 fits below 65536);
 - every document is preceded by ``<|endoftext|>`` (50256), as llm.c's FineWeb script writes it, so a
-  shard starts with EOT and a reader can find document boundaries without an index;
+  reader finds document boundaries without an index;
 - file names are ``{split}_{index:06d}.bin`` (``train_000000.bin``, ``val_000000.bin``), and every shard but
-  the last of a split holds exactly the configured number of tokens.
+  the last of a split holds exactly the configured number of tokens. As in llm.c, a document that does not fit
+  continues in the next shard, so only the first shard of a split is sure to start with EOT; a shard's
+  `documents` count in the manifest is the number of EOTs (document starts) it holds.
 
 `manifest.json` beside the shards lists each one with its token and document counts and sha256; it is
 written last and atomically, so its presence means the shard set is complete. `verify` re-checks it.
+Every failure raises `ShardError` with the offending file in the message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -40,6 +45,21 @@ class ShardError(ValueError):
 def shard_name(split: str, index: int) -> str:
     """Return the file name of shard `index` of `split`, e.g. ``train_000003.bin``."""
     return f"{split}_{index:06d}.bin"
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of `path` for writing; once the block succeeds, sync it and rename it to `path`.
+
+    Readers see the old file or the complete new one, never a partial one, even after `kill -9` or power loss.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def write_shard(path: str | Path, tokens: np.ndarray) -> str:
@@ -64,13 +84,9 @@ def write_shard(path: str | Path, tokens: np.ndarray) -> str:
     digest = hashlib.sha256()
     digest.update(header.tobytes())
     digest.update(body.tobytes())
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         f.write(header.tobytes())
         f.write(body.tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return digest.hexdigest()
 
 
@@ -81,7 +97,10 @@ def read_header(path: str | Path) -> int:
         ShardError: wrong magic or version, or a file size that disagrees with the header.
     """
     path = Path(path)
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ShardError(f"{path}: cannot read shard ({e.strerror or e})") from e
     if size < HEADER_BYTES:
         raise ShardError(f"{path}: truncated shard ({size} bytes, the header alone is {HEADER_BYTES})")
     header = np.fromfile(path, dtype="<i4", count=HEADER_WORDS)
@@ -90,6 +109,8 @@ def read_header(path: str | Path) -> int:
     if header[1] != VERSION:
         raise ShardError(f"{path}: unsupported shard version {header[1]} (expected {VERSION})")
     n_tokens = int(header[2])
+    if n_tokens < 0:
+        raise ShardError(f"{path}: negative token count {n_tokens} in the header")
     expected = HEADER_BYTES + n_tokens * TOKEN_DTYPE.itemsize
     if size != expected:
         raise ShardError(f"{path}: size {size} bytes, but the header promises {n_tokens} tokens ({expected} bytes)")
@@ -115,13 +136,22 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented JSON to `path` through a synced temporary file and a rename.
+
+    Readers therefore see either the old file or the complete new one, even after a crash.
+
+    Returns:
+        The path written.
+    """
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+    return Path(path)
+
+
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
     """Write `manifest.json` into `directory` atomically and return its path."""
-    path = Path(directory) / MANIFEST_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(Path(directory) / MANIFEST_NAME, manifest)
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
@@ -144,11 +174,12 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
-    """Check every shard a manifest lists: header, size, token count and (optionally) sha256.
+    """Check every shard a manifest lists: header, size, token count, split totals and (optionally) content.
 
     Args:
         manifest_path: `manifest.json` or the directory holding it.
-        checksums: also recompute each shard's sha256 (reads every byte).
+        checksums: also read every byte: recompute each shard's sha256 and check that every token id is
+            below the manifest's `vocab_size`.
 
     Returns:
         The loaded manifest.
@@ -159,6 +190,7 @@ def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
     manifest_path = Path(manifest_path)
     directory = manifest_path if manifest_path.is_dir() else manifest_path.parent
     manifest = load_manifest(manifest_path)
+    split_tokens: dict[str, int] = {}
     for entry in manifest["shards"]:
         path = directory / entry["path"]
         if not path.is_file():
@@ -166,6 +198,16 @@ def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
         n_tokens = read_header(path)
         if n_tokens != entry["tokens"]:
             raise ShardError(f"{path}: holds {n_tokens} tokens, the manifest says {entry['tokens']}")
-        if checksums and file_sha256(path) != entry["sha256"]:
-            raise ShardError(f"{path}: sha256 does not match the manifest (corrupt or replaced shard)")
+        split = entry.get("split", "")
+        split_tokens[split] = split_tokens.get(split, 0) + n_tokens
+        if checksums:
+            if file_sha256(path) != entry["sha256"]:
+                raise ShardError(f"{path}: sha256 does not match the manifest (corrupt or replaced shard)")
+            if n_tokens and int(read_shard(path).max()) >= manifest["vocab_size"]:
+                raise ShardError(f"{path}: holds a token id >= vocab_size {manifest['vocab_size']}")
+    for split, total in manifest.get("total_tokens", {}).items():
+        if split_tokens.get(split, 0) != total:
+            raise ShardError(
+                f"{manifest_path}: total_tokens[{split!r}] is {total}, its shards hold {split_tokens.get(split, 0)}"
+            )
     return manifest
