@@ -1,18 +1,31 @@
-"""GPT-2 as published (Radford et al. 2019), in one readable PyTorch module.
+"""GPT-2 as published (Radford et al. 2019), in one readable PyTorch module, with a KV cache and HF I/O.
 
 Learned absolute positions, pre-LayerNorm blocks, GELU with the tanh approximation, input and output
 embeddings tied, and residual projections initialised with std 0.02/sqrt(2 * n_layer) (GPT-2 paper,
 section 2.3). Parameter names follow the published checkpoints (`wte`, `wpe`, `h.N.attn.c_attn`,
-`c_proj`, `ln_f`), so loading Hugging Face weights is a name mapping plus Conv1D transposes.
+`c_proj`, `ln_f`), so loading Hugging Face weights is a name mapping plus Conv1D transposes
+(`from_pretrained`, `export_hf`).
 
 The embedding may be padded from 50257 to 50304 rows (a multiple of 128) for faster matmuls on GPUs; the
-padded logits are masked to -inf, so they never win a softmax or a sample.
+logits of the padded rows are sliced off, so they never win a softmax or a sample.
+
+Generation keeps a key/value cache: after the prompt, each new token costs one position of compute instead
+of the whole sequence (`benchmarks/sample.py` measures the speed-up). Training never passes a cache and
+runs exactly the cache-free code. Sampling draws one Gumbel variable per vocabulary entry and takes the
+argmax of logits + noise (the Gumbel-max trick, equivalent to sampling the softmax). Cached and uncached
+logits differ by float rounding (about 1e-6); an inverse-CDF sampler over 50257 entries flips a token when
+any of its 50k boundaries moves past the uniform draw (measured here with random `small-cpu` weights, batch
+4: 4 of 5 seeds diverged within 90 tokens), whereas Gumbel-max flips only when the two best scores lie
+within that rounding of each other (no divergence in 20 seeds x 4 rows x 240 tokens).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -25,7 +38,7 @@ class GPTConfig:
 
     block_size: int = 1024  # context length (GPT-2: 1024)
     vocab_size: int = 50257  # GPT-2 BPE vocabulary
-    padded_vocab_size: int = 50304  # embedding rows; >= vocab_size, extra rows are masked
+    padded_vocab_size: int = 50304  # embedding rows; >= vocab_size, extra rows are never sampled
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
@@ -68,29 +81,70 @@ def config_from_preset(name: str, **overrides) -> GPTConfig:
     return GPTConfig(**{**PRESETS[name], **overrides})
 
 
+class KVCache:
+    """Keys and values of the positions seen so far, one preallocated buffer for all layers.
+
+    `pos` is the number of cached positions; `GPT.forward` appends its input's keys/values at `pos` and
+    then advances it. The buffer takes the dtype and device of the first keys written (so it follows
+    autocast), and holds at most `capacity` positions.
+    """
+
+    def __init__(self, n_layer: int, capacity: int):
+        self.n_layer = n_layer
+        self.capacity = capacity
+        self.pos = 0
+        self.kv: torch.Tensor | None = None  # (n_layer, 2, B, nh, capacity, hs)
+
+    def reset(self) -> None:
+        """Forget every cached position (the buffer is kept)."""
+        self.pos = 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new keys/values (B, nh, T, hs) of `layer` at `pos`; return all cached ones so far."""
+        B, nh, T, hs = k.shape
+        if self.pos + T > self.capacity:
+            raise ValueError(f"KV cache holds {self.capacity} positions; {self.pos} cached + {T} new overflow it")
+        if self.kv is None:
+            self.kv = torch.empty((self.n_layer, 2, B, nh, self.capacity, hs), dtype=k.dtype, device=k.device)
+        end = self.pos + T
+        self.kv[layer, 0, :, :, self.pos : end] = k
+        self.kv[layer, 1, :, :, self.pos : end] = v
+        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]  # 2 x (B, nh, pos + T, hs)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention through `scaled_dot_product_attention`."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer_idx: int = 0):
         super().__init__()
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout
+        self.layer_idx = layer_idx
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.c_proj.RESIDUAL_SCALE_INIT = True
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
         hs = C // self.n_head
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, nh, T, hs)
+        if cache is None:  # training and plain inference: one causal pass over the sequence
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            )  # (B, nh, T, hs)
+        else:
+            start = cache.pos
+            k, v = cache.update(self.layer_idx, k, v)  # (B, nh, start + T, hs)
+            mask = None  # one new query sees every cached key
+            if T > 1:  # SDPA's is_causal aligns the mask top-left, so queries after `start` need it spelled out
+                key_pos = torch.arange(start + T, device=x.device)
+                mask = key_pos[None, :] <= (start + torch.arange(T, device=x.device))[:, None]  # (T, start + T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -112,15 +166,15 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm transformer block."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer_idx: int = 0):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, layer_idx)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -135,7 +189,7 @@ class GPT(nn.Module):
                 wte=nn.Embedding(config.padded_vocab_size, config.n_embd),
                 wpe=nn.Embedding(config.block_size, config.n_embd),
                 drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
                 ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
             )
         )
@@ -166,32 +220,357 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel() + self.config.vocab_size * self.config.n_embd
         return n
 
-    def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Return logits (B, T, vocab_size) and, given targets (B, T), the mean cross-entropy loss."""
+    def _hidden(self, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        """Run the trunk on tokens (B, T) placed after the cached positions; return ln_f output (B, T, C)."""
         B, T = idx.shape
-        if T > self.config.block_size:
-            raise ValueError(f"sequence length {T} exceeds the context length {self.config.block_size}")
-        pos = torch.arange(T, device=idx.device)
+        start = 0 if cache is None else cache.pos
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence length {start + T} exceeds the context length {self.config.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for block in self.transformer.h:
-            x = block(x)
-        x = self.transformer.ln_f(x)
+            x = block(x, cache)
+        if cache is not None:
+            cache.pos += T
+        return self.transformer.ln_f(x)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return logits (B, T, vocab_size) and, given targets (B, T), the mean cross-entropy loss.
+
+        Args:
+            idx: token ids (B, T).
+            targets: next-token ids (B, T), -1 to ignore a position; None for no loss.
+            cache: for incremental decoding, the keys/values of earlier positions; `idx` continues them
+                (positions start at `cache.pos`) and the cache is extended. None for training.
+        """
+        x = self._hidden(idx, cache)
         logits = self.lm_head(x)[..., : self.config.vocab_size]  # (B, T, vocab); padded rows dropped
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         return logits, loss
 
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
+        """Continue token sequences by sampling, one token at a time.
+
+        The cached and the uncached paths produce the same tokens for the same generator state. Beyond
+        `block_size` the context is cropped to the last `block_size` tokens; the cache is then refilled
+        from the cropped window each step (as costly as no cache, and identical to it).
+
+        Args:
+            idx: prompt token ids (B, T), T >= 1.
+            max_new_tokens: number of tokens to append.
+            temperature: softmax temperature; 0 picks the most likely token (greedy).
+            top_k: sample only among the k most likely tokens (None: all).
+            top_p: sample only from the smallest set of tokens whose probability reaches top_p (1.0: all).
+            generator: random source (on the model's device) for reproducible samples.
+            use_cache: keep a KV cache between steps.
+
+        Returns:
+            The token ids (B, T + max_new_tokens), prompt included.
+        """
+        if idx.dim() != 2 or idx.size(1) == 0:
+            raise ValueError(f"generate needs a non-empty (B, T) prompt, got shape {tuple(idx.shape)}")
+        block_size = self.config.block_size
+        cache = KVCache(self.config.n_layer, min(block_size, idx.size(1) + max_new_tokens)) if use_cache else None
+        was_training = self.training
+        self.eval()
+        try:
+            for _ in range(max_new_tokens):
+                if cache is not None and cache.pos == idx.size(1) - 1 < cache.capacity:
+                    x = idx[:, -1:]  # only the newest token is not cached yet
+                else:
+                    x = idx[:, -block_size:]
+                    if cache is not None:
+                        cache.reset()
+                hidden = self._hidden(x, cache)[:, -1]  # (B, C)
+                logits = self.lm_head(hidden)[:, : self.config.vocab_size]  # (B, vocab)
+                next_token = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
+                idx = torch.cat([idx, next_token], dim=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+
+def sample_next_token(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw one token per row from logits (B, V) with temperature, top-k and top-p filtering.
+
+    Computes in float32 and samples by Gumbel-max (argmax of logits/temperature + Gumbel noise), so the
+    draw moves only when two candidates are within rounding of each other (see the module docstring).
+
+    Args:
+        logits: unnormalised scores (B, V).
+        temperature: >= 0; 0 returns the argmax.
+        top_k: keep the k largest logits (None or >= V: all).
+        top_p: in (0, 1]; keep the smallest prefix of tokens, by probability, whose mass reaches top_p.
+        generator: random source on the logits' device.
+
+    Returns:
+        Token ids (B, 1).
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    logits = logits.float()
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+        probs = sorted_logits.softmax(dim=-1)
+        drop_sorted = probs.cumsum(dim=-1) - probs >= top_p  # mass before the token already reaches top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+        logits = logits.masked_fill(drop, float("-inf"))
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float32).tiny)))  # (B, V)
+    return (logits + gumbel).argmax(dim=-1, keepdim=True)
+
 
 def flops_per_token(config: GPTConfig, seq_len: int) -> float:
-    """Training FLOPs per token, as llm.c counts them: 6N plus the attention term 6 * L * T * C.
+    """Training FLOPs per token, exactly as llm.c's `gpt2_estimate_mfu` counts them: 6N + 6 * L * C * T.
 
-    N counts the non-embedding parameters plus the output projection (the tied embedding used as the
-    classifier is a real matmul). Forward is 1/3 and backward 2/3 of the total.
+    N is every parameter of the model as llm.c allocates it: the padded token embedding (it is also the
+    classifier, a real matmul), positions, LayerNorms and biases (a slight over-count llm.c accepts). The
+    second term is the attention matmuls (QK^T and AV), forward plus backward.
+
+    Args:
+        config: model shape.
+        seq_len: tokens per sequence T in training.
+
+    Returns:
+        FLOPs per trained token (forward + backward); 124M at T=1024: 803,478,528.
     """
-    c, l = config.n_embd, config.n_layer
-    n_block = l * (12 * c * c + 13 * c)  # attention + MLP matrices and biases, two LayerNorms
-    n_matmul = n_block + config.padded_vocab_size * c
-    return 6 * n_matmul + 6 * l * seq_len * c
+    c, n_layer = config.n_embd, config.n_layer
+    n_block = 12 * c * c + 13 * c  # qkv, attn proj, fc, fc proj matrices; their biases; two LayerNorms
+    n = config.padded_vocab_size * c + config.block_size * c + n_layer * n_block + 2 * c  # + wte, wpe, ln_f
+    return float(6 * n + 6 * n_layer * c * seq_len)
+
+
+# Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, in FLOP/s. Matched as substrings of
+# `torch.cuda.get_device_name()`, first match wins, so specific names come before general ones.
+_PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835.5e12),
+    ("H100", 989.5e12),  # SXM ("NVIDIA H100 80GB HBM3")
+    ("H200", 989.5e12),  # also GH200
+    ("A100", 312e12),
+    ("L40S", 362.05e12),
+    ("L4", 121e12),
+)
+
+
+def gpu_peak_flops(name: str) -> float | None:
+    """Return the dense bf16 peak FLOP/s of a GPU by its device name, or None if unknown.
+
+    Args:
+        name: a name as `torch.cuda.get_device_name()` reports it, e.g. "NVIDIA H100 80GB HBM3".
+    """
+    return next((flops for key, flops in _PEAK_BF16_FLOPS if key in name), None)
+
+
+def peak_flops(device: torch.device | str) -> float | None:
+    """Return the dense bf16 peak FLOP/s of a device for MFU, or None (CPU, unknown GPU).
+
+    Args:
+        device: a torch device, e.g. "cuda:0" or "cpu".
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return gpu_peak_flops(torch.cuda.get_device_name(device))
+
+
+def build_from_state_dict(config: GPTConfig, state_dict: dict[str, torch.Tensor]) -> GPT:
+    """Build a GPT from a config and a complete state dict without a random initialisation first.
+
+    Args:
+        config: model shape.
+        state_dict: our parameter names; `lm_head.weight` may be absent (it is tied to `transformer.wte`).
+
+    Returns:
+        The model on the state dict's device, in eval mode.
+    """
+    state_dict = dict(state_dict)
+    state_dict.setdefault("lm_head.weight", state_dict.get("transformer.wte.weight"))
+    with torch.device("meta"):
+        model = GPT(config)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    model.lm_head.weight = model.transformer.wte.weight  # assign=True loads the two names separately
+    return model.eval()
+
+
+# Weights that GPT-2 stores as Conv1D (in, out) and we as Linear (out, in).
+_CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# Buffers of older transformers versions (the causal mask), not weights.
+_HF_BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+_PAD_MULTIPLE = 128  # llm.c pads 50257 to 50304
+
+
+def _hf_gpt_config(config_path: Path) -> GPTConfig:
+    """Translate an HF GPT-2 config.json into a GPTConfig, refusing variants this model does not compute."""
+    hf = json.loads(config_path.read_text())
+    if hf.get("model_type") != "gpt2":
+        raise ValueError(f"{config_path}: model_type is {hf.get('model_type')!r}, expected 'gpt2'")
+    n_embd = hf["n_embd"]
+    unsupported = {
+        "n_inner": (hf.get("n_inner"), (None, 4 * n_embd)),
+        "activation_function": (hf.get("activation_function", "gelu_new"), ("gelu_new", "gelu_pytorch_tanh")),
+        "layer_norm_epsilon": (hf.get("layer_norm_epsilon", 1e-5), (1e-5,)),
+        "scale_attn_weights": (hf.get("scale_attn_weights", True), (True,)),
+        "scale_attn_by_inverse_layer_idx": (hf.get("scale_attn_by_inverse_layer_idx", False), (False,)),
+        "tie_word_embeddings": (hf.get("tie_word_embeddings", True), (True,)),
+    }
+    for key, (value, allowed) in unsupported.items():
+        if value not in allowed:
+            raise ValueError(f"{config_path}: {key}={value!r} is not supported (GPT-2 uses {allowed[0]!r})")
+    vocab = hf["vocab_size"]
+    return GPTConfig(
+        block_size=hf.get("n_positions", hf.get("n_ctx", 1024)),
+        vocab_size=vocab,
+        padded_vocab_size=math.ceil(vocab / _PAD_MULTIPLE) * _PAD_MULTIPLE,
+        n_layer=hf["n_layer"],
+        n_head=hf["n_head"],
+        n_embd=n_embd,
+    )
+
+
+def _load_hf_tensors(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """Read model.safetensors, else pytorch_model.bin (with weights_only=True); return (file, tensors)."""
+    safetensors_path = directory / "model.safetensors"
+    if safetensors_path.is_file():
+        from safetensors.torch import load_file
+
+        return safetensors_path, load_file(str(safetensors_path))
+    bin_path = directory / "pytorch_model.bin"
+    if bin_path.is_file():
+        return bin_path, torch.load(bin_path, map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{directory}: no model.safetensors or pytorch_model.bin")
+
+
+def from_pretrained(directory: str | Path) -> GPT:
+    """Load a Hugging Face GPT-2 directory (config.json + model.safetensors or pytorch_model.bin).
+
+    Accepts checkpoints saved from `GPT2LMHeadModel` (keys under `transformer.`) or `GPT2Model` (bare
+    keys, as the original `gpt2` upload); Conv1D weights are transposed, the causal-mask buffers of old
+    transformers versions skipped, and the token embedding padded with zero rows.
+
+    Args:
+        directory: the model folder.
+
+    Returns:
+        The model on CPU in float32, eval mode.
+    """
+    directory = Path(directory)
+    config = _hf_gpt_config(directory / "config.json")
+    weights_path, tensors = _load_hf_tensors(directory)
+    state_dict: dict[str, torch.Tensor] = {}
+    for key, tensor in tensors.items():
+        if key.endswith(_HF_BUFFER_SUFFIXES):
+            continue
+        name = key if key.startswith(("transformer.", "lm_head.")) else f"transformer.{key}"
+        state_dict[name] = tensor.t() if name.endswith(_CONV1D_SUFFIXES) else tensor
+    wte = state_dict.get("transformer.wte.weight")
+    if wte is None or wte.shape != (config.vocab_size, config.n_embd):
+        shape = None if wte is None else tuple(wte.shape)
+        raise ValueError(
+            f"{weights_path}: wte.weight has shape {shape}, expected ({config.vocab_size}, {config.n_embd})"
+        )
+    lm_head = state_dict.pop("lm_head.weight", None)
+    if lm_head is not None and not torch.equal(lm_head, wte):
+        raise ValueError(f"{weights_path}: lm_head.weight differs from wte.weight; only tied GPT-2 is supported")
+    state_dict["transformer.wte.weight"] = F.pad(wte, (0, 0, 0, config.padded_vocab_size - config.vocab_size))
+    state_dict = {k: v.float().contiguous() for k, v in state_dict.items()}
+    try:
+        return build_from_state_dict(config, state_dict)
+    except RuntimeError as err:  # missing or unexpected keys, wrong shapes
+        raise ValueError(f"{weights_path}: not a GPT-2 checkpoint for {directory / 'config.json'}: {err}") from err
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Call write(tmp_path), then move the temporary file over `path` (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def export_hf(model: GPT, directory: str | Path) -> Path:
+    """Write the model as a Hugging Face GPT-2 folder that `GPT2LMHeadModel.from_pretrained` loads.
+
+    Writes model.safetensors (Conv1D layout, vocab unpadded, lm_head left to weight tying) and then
+    config.json, each atomically; config.json last, so its presence marks a complete export.
+
+    Args:
+        model: the model (any device and dtype; weights are copied to CPU as they are).
+        directory: output folder, created if needed.
+
+    Returns:
+        The folder.
+    """
+    from safetensors.torch import save_file
+
+    config = model.config
+    if not config.bias:
+        raise ValueError("export_hf: GPT-2 in transformers always has biases; this model has bias=False")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        name = name.removeprefix("_orig_mod.")  # a torch.compile'd model
+        if name == "lm_head.weight":
+            continue
+        if name == "transformer.wte.weight":
+            tensor = tensor[: config.vocab_size]
+        if name.endswith(_CONV1D_SUFFIXES):
+            tensor = tensor.t()
+        tensors[name] = tensor.detach().to("cpu").contiguous().clone()
+    _write_atomic(directory / "model.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    eot = config.vocab_size - 1 if config.vocab_size == 50257 else None  # <|endoftext|> in GPT-2's BPE
+    hf_config = {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": config.vocab_size,
+        "n_positions": config.block_size,
+        "n_ctx": config.block_size,
+        "n_embd": config.n_embd,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "n_inner": None,
+        "activation_function": "gelu_new",
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "tie_word_embeddings": True,
+        "use_cache": True,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "torch_dtype": str(next(iter(tensors.values())).dtype).removeprefix("torch."),
+    }
+    _write_atomic(directory / "config.json", lambda p: p.write_text(json.dumps(hf_config, indent=2) + "\n"))
+    return directory
