@@ -1,0 +1,17 @@
+"""`python -m trainer`: the torchrun entry point; the same flags as `fineforge train` (see trainer/launch.py).
+
+Example (2 processes on one node): `torchrun --standalone --nproc_per_node 2 -m trainer --data SHARDS --out RUN`.
+"""
+
+import typer
+
+from trainer.launch import train_command
+
+
+def main() -> None:
+    """Run the train command with the process's arguments."""
+    typer.run(train_command)
+
+
+if __name__ == "__main__":
+    main()
