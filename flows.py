@@ -1,1 +1,388 @@
-"""Prefect flows and deployments for FineForge."""
+"""Prefect flows and deployments for FineForge: curate -> tokenize -> (event) -> train -> report.
+
+Thin wrappers: each flow calls the library function of its stage and publishes artifacts built by
+`pipelines.artifacts`; process and folder plumbing lives in `pipelines.orchestration`. Parameters are pydantic
+models with field descriptions, so the UI renders them as forms (and the server validates them).
+
+Chaining: `curate` runs `tokenize` as a subflow when it finishes (`then_tokenize`), and `tokenize` emits
+`fineforge.shards.ready` (resource `fineforge.shards.<dataset>`, payload `{"manifest", "train_tokens"}`). The
+deployment `train-on-shards` carries a trigger on that event and takes `manifest` from the payload, so
+training starts by itself. `pipeline` runs all four stages in one flow run and does not announce its shards,
+so it never starts a second, event-triggered training.
+
+Reruns skip finished stages through the stages' own contract files (summary.json, manifest.json, run.json
+status), which record what they were made from; a changed input or setting therefore reruns the stage, and a
+half-written stage resumes through the library's own completion markers.
+
+Library modules are imported inside the flows: `fineforge serve` then starts in about 2 s instead of paying
+for datatrove and torch imports in the runner process, which never runs a stage itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.events import emit_event
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from pydantic import BaseModel, Field
+
+from pipelines import artifacts as art
+from pipelines import orchestration as orch
+
+SHARDS_READY = "fineforge.shards.ready"
+
+
+class CurateParams(BaseModel):
+    """What to curate and where to put it."""
+
+    dataset: str = Field("demo", description="Dataset name; default folders are FINEFORGE_HOME/datasets/<name>/.")
+    inputs: list[str] = Field(
+        description="Raw inputs: WARC/WET/JSONL/Parquet files, folders of them, or fsspec URLs (hf://, s3://)."
+    )
+    output: str | None = Field(
+        None, description="Curated output folder (default FINEFORGE_HOME/datasets/<name>/curated)."
+    )
+    config: str | None = Field(None, description="Curate config YAML (FineWeb defaults when empty).")
+    workers: int = Field(1, ge=1, description="Parallel tasks per stage.")
+    executor: Literal["local", "ray", "slurm"] = Field("local", description="datatrove executor.")
+    limit: int | None = Field(None, ge=1, description="Read at most this many documents (for a quick look).")
+
+    def output_dir(self) -> Path:
+        """The curated output folder, absolute."""
+        return Path(self.output).resolve() if self.output else orch.dataset_dir(self.dataset) / "curated"
+
+
+class TokenizeOptions(BaseModel):
+    """How to cut token shards."""
+
+    shard_tokens: int = Field(100_000_000, ge=1, description="Tokens per shard (every shard but the last).")
+    val_tokens: int | None = Field(None, ge=0, description="Validation tokens (whole documents); default: tokenize's.")
+    seed: int | None = Field(0, description="Document shuffle seed; empty keeps the input order.")
+    workers: int = Field(1, ge=1, description="Tokenizer processes.")
+
+
+class TokenizeParams(TokenizeOptions):
+    """What to tokenize and where to put the shards."""
+
+    dataset: str = Field("demo", description="Dataset name; names the shards event `fineforge.shards.<name>`.")
+    inputs: list[str] = Field(description="A curated folder (with data/ and summary.json) or Parquet/JSONL files.")
+    output: str | None = Field(None, description="Shard folder (default FINEFORGE_HOME/datasets/<name>/shards).")
+
+    def output_dir(self) -> Path:
+        """The shard folder, absolute."""
+        return Path(self.output).resolve() if self.output else orch.dataset_dir(self.dataset) / "shards"
+
+
+class TrainSettings(BaseModel):
+    """How to train; any other `fineforge train` flag goes in `extra_args`."""
+
+    model: str = Field("tiny", description="Model preset (tiny, small-cpu, gpt2, d12, ...).")
+    steps: int | None = Field(None, ge=1, description="Optimizer steps (default: the preset's).")
+    nproc: int = Field(1, ge=1, description="Training processes on this machine (torchrun when > 1).")
+    config: str | None = Field(None, description="Train config YAML.")
+    extra_args: list[str] = Field(default_factory=list, description="More trainer flags, e.g. ['--lr', '3e-4'].")
+
+    def args(self) -> list[str]:
+        """The trainer flags these settings stand for (without --data/--out)."""
+        flags = ["--model", self.model]
+        if self.steps:
+            flags += ["--steps", str(self.steps)]
+        if self.config:
+            flags += ["--config", self.config]
+        return flags + list(self.extra_args)
+
+
+@task(name="curate-stage")
+def _curate_stage(name: str, step: Any) -> str:
+    step()
+    return name
+
+
+@flow(name="curate")
+def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: TokenizeOptions | None = None) -> dict:
+    """Curate raw crawl with the FineWeb recipe (one task per stage), publish the funnel, then tokenize.
+
+    Args:
+        params: inputs, output folder and curate settings.
+        then_tokenize: run the `tokenize` flow on the result (which announces the shards).
+        tokenize_options: shard settings for that tokenize run.
+
+    Returns:
+        curate's summary.json contents.
+    """
+    from pipelines.config import load_config
+    from pipelines.curate import CurateJob
+
+    logger = get_run_logger()
+    out = params.output_dir()
+    cfg = load_config(Path(params.config) if params.config else None)
+    job = CurateJob(cfg, params.inputs, out, workers=params.workers, executor=params.executor, limit=params.limit)
+    summary = orch.finished_curate(out, job.run_id)
+    if summary is not None:
+        logger.info("curate already finished in %s (run %s): skipped", out, summary["run_id"])
+    else:
+        for name, step in job.stages():
+            _curate_stage.with_options(name=f"curate-{name}")(name, step)
+        summary = job.finish()
+    _publish_curate(params.dataset, out, summary)
+    if then_tokenize:
+        tokenize(
+            TokenizeParams(
+                dataset=params.dataset, inputs=[str(out)], **(tokenize_options or TokenizeOptions()).model_dump()
+            )
+        )
+    return summary
+
+
+def _publish_curate(dataset: str, out: Path, summary: dict) -> None:
+    create_table_artifact(
+        art.funnel_rows(summary),
+        key=art.artifact_key("curate-funnel", dataset),
+        description=f"Documents per stage, {summary['docs_in']} in, {summary['docs_out']} kept",
+    )
+    create_table_artifact(
+        art.drop_rows(summary),
+        key=art.artifact_key("curate-drops", dataset),
+        description="Dropped documents by stage and reason",
+    )
+    html = _build_report(out)
+    if html is not None:
+        create_link_artifact(
+            html.as_uri(),
+            link_text=str(html),
+            key=art.artifact_key("curate-report", dataset),
+            description="The HTML data-quality report of this curate run",
+        )
+
+
+def _build_report(run_dir: Path) -> Path | None:
+    from pipelines.report import build_report
+
+    try:
+        return build_report(run_dir)
+    except Exception as exc:  # a report failure must not fail the data it reports on
+        get_run_logger().warning("report for %s failed: %s", run_dir, exc)
+        return None
+
+
+@flow(name="tokenize", log_prints=True)
+def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
+    """Tokenize curated text into llm.c shards, publish the shard table, then emit `fineforge.shards.ready`.
+
+    Args:
+        params: inputs, shard folder and shard settings.
+        announce: emit the shards event (which starts `train-on-shards`).
+
+    Returns:
+        The manifest.
+    """
+    from pipelines.tokenize import run_tokenize
+
+    logger = get_run_logger()
+    out = params.output_dir()
+    manifest = orch.finished_tokenize(out, params.inputs)
+    if manifest is not None:
+        logger.info("shards in %s are up to date: skipped", out)
+    else:
+        manifest = run_tokenize(
+            params.inputs,
+            out,
+            shard_tokens=params.shard_tokens,
+            val_tokens=params.val_tokens,
+            seed=params.seed,
+            workers=params.workers,
+        )
+    create_table_artifact(
+        art.shard_rows(manifest),
+        key=art.artifact_key("tokenize-shards", params.dataset),
+        description=f"Shards: {manifest['total_tokens']['train']} train and "
+        f"{manifest['total_tokens']['val']} val tokens",
+    )
+    if announce:
+        emit_event(
+            event=SHARDS_READY,
+            resource={
+                "prefect.resource.id": f"fineforge.shards.{params.dataset}",
+                "prefect.resource.name": params.dataset,
+            },
+            payload={"manifest": str(out / "manifest.json"), "train_tokens": manifest["total_tokens"]["train"]},
+        )
+        logger.info("emitted %s for %s", SHARDS_READY, out / "manifest.json")
+    return manifest
+
+
+def _stop_trainer_hook(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_cancellation: stop a trainer group the flow process left behind (runs in the runner process)."""
+    params = flow_run.parameters or {}
+    run_dir = orch.train_run_dir(params.get("manifest", ""), params.get("run_dir"))
+    orch.stop_recorded_trainer(run_dir)
+
+
+@flow(name="train", on_cancellation=[_stop_trainer_hook], on_crashed=[_stop_trainer_hook])
+def train(manifest: str, run_dir: str | None = None, settings: TrainSettings | None = None) -> dict:
+    """Train GPT-2 on a shard set in a trainer subprocess, streaming its log and publishing progress.
+
+    Cancelling the run sends SIGTERM to the trainer's process group: the trainer checkpoints and exits, and
+    the next run into the same run directory resumes from that checkpoint.
+
+    Args:
+        manifest: manifest.json of the shards (or its folder).
+        run_dir: run directory (default FINEFORGE_HOME/runs/<dataset>, the dataset being the shard folder's parent).
+        settings: model and training settings.
+
+    Returns:
+        The final run.json contents.
+    """
+    logger = get_run_logger()
+    settings = settings or TrainSettings()
+    rd = orch.train_run_dir(manifest, run_dir)
+    name = rd.name
+    finished = orch.finished_train(rd)
+    if finished is not None:
+        logger.info("run %s already completed: skipped", rd)
+        _publish_train(name, rd)
+        return finished
+    total = orch.planned_steps(settings.model, settings.steps, settings.config)
+    progress_id = create_progress_artifact(0.0, key=art.artifact_key("train-progress", name), description="starting")
+    proc = orch.TrainerProcess(orch.trainer_command(manifest, rd, settings.args(), settings.nproc), rd)
+    last_pct = -1.0
+    try:
+        for line in proc.lines():
+            if line is not None:
+                logger.info(line)
+            pct, text = art.training_progress(art.read_metrics(rd / "metrics.jsonl"), total)
+            if pct != last_pct:
+                update_progress_artifact(progress_id, pct, description=text)
+                last_pct = pct
+    except BaseException:  # cancellation arrives here as Prefect's TerminationSignal
+        logger.warning("stopping the trainer (SIGTERM to its process group; it checkpoints first)")
+        proc.stop()
+        raise
+    finally:
+        if proc.proc.poll() is not None:
+            proc.finish()
+    if proc.proc.returncode != 0:
+        raise RuntimeError(f"trainer exited with code {proc.proc.returncode}; see the log above and {rd}")
+    update_progress_artifact(progress_id, 100.0, description="done")
+    _publish_train(name, rd)
+    return json.loads((rd / "run.json").read_text())
+
+
+def _publish_train(name: str, rd: Path) -> None:
+    records = art.read_metrics(rd / "metrics.jsonl")
+    run = json.loads((rd / "run.json").read_text()) if (rd / "run.json").exists() else None
+    create_table_artifact(
+        art.final_metrics_rows(records, run),
+        key=art.artifact_key("train-metrics", name),
+        description=f"Final metrics of {rd}",
+    )
+    create_markdown_artifact(
+        art.loss_curve_markdown(records), key=art.artifact_key("train-loss", name), description=f"Loss curve of {rd}"
+    )
+
+
+@flow(name="report")
+def report(run_dir: str, html: str | None = None, compare: str | None = None) -> str:
+    """Build the HTML report of a curate (or training) folder and publish its key tables as artifacts.
+
+    Args:
+        run_dir: the folder to report on.
+        html: where to write the HTML (default: inside run_dir).
+        compare: a second folder to compare with.
+
+    Returns:
+        The HTML path.
+    """
+    from pipelines.report import build_report, report_tables
+
+    path = build_report(Path(run_dir), Path(html) if html else None, Path(compare) if compare else None)
+    name = Path(run_dir).resolve().name
+    for key, rows in report_tables(Path(run_dir)).items():
+        create_table_artifact(rows, key=art.artifact_key(f"report-{key}", name))
+    create_link_artifact(path.as_uri(), link_text=str(path), key=art.artifact_key("report", name))
+    return str(path)
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(
+    curate_params: CurateParams,
+    tokenize_options: TokenizeOptions | None = None,
+    train_settings: TrainSettings | None = None,
+    run_dir: str | None = None,
+) -> dict:
+    """End to end: curate, tokenize, train, report; a rerun with the same parameters skips finished stages.
+
+    Args:
+        curate_params: inputs and curate settings (the dataset name picks the default folders).
+        tokenize_options: shard settings.
+        train_settings: model and training settings.
+        run_dir: run directory (default FINEFORGE_HOME/runs/<dataset>).
+
+    Returns:
+        Paths of the stage outputs.
+    """
+    curate(curate_params, then_tokenize=False)
+    options = (tokenize_options or TokenizeOptions()).model_dump()
+    shards = TokenizeParams(dataset=curate_params.dataset, inputs=[str(curate_params.output_dir())], **options)
+    tokenize(shards, announce=False)
+    manifest = str(shards.output_dir() / "manifest.json")
+    train(manifest, run_dir, train_settings)
+    return {
+        "curated": str(curate_params.output_dir()),
+        "manifest": manifest,
+        "run_dir": str(orch.train_run_dir(manifest, run_dir)),
+        "report": report(str(curate_params.output_dir())),
+    }
+
+
+def deployments(train_settings: TrainSettings | None = None) -> list[Any]:
+    """Every FineForge deployment, ready for `prefect.serve`.
+
+    Args:
+        train_settings: default training settings of `train` and `train-on-shards` (what the event run uses).
+
+    Returns:
+        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline.
+    """
+    settings = (train_settings or TrainSettings()).model_dump()
+    trigger = DeploymentEventTrigger(
+        name="train when shards are ready",
+        expect={SHARDS_READY},
+        match={"prefect.resource.id": "fineforge.shards.*"},
+        parameters={"manifest": "{{ event.payload.manifest }}"},
+    )
+    return [
+        curate.to_deployment(name="curate", description="Curate raw crawl, then tokenize it (announces the shards)."),
+        tokenize.to_deployment(name="tokenize", description="Tokenize a curated folder into llm.c shards."),
+        train.to_deployment(name="train", parameters={"settings": settings}, description="Train GPT-2 on shards."),
+        train.to_deployment(
+            name="train-on-shards",
+            parameters={"settings": settings},
+            triggers=[trigger],
+            description=f"Started by {SHARDS_READY}: trains on the announced manifest.",
+        ),
+        report.to_deployment(name="report", description="HTML report and artifact tables of a curate folder."),
+        pipeline.to_deployment(name="pipeline", description="Curate, tokenize, train and report in one run."),
+    ]
+
+
+def serve_all(train_settings: TrainSettings | None = None, limit: int | None = None) -> None:
+    """Serve every deployment until interrupted (Ctrl-C or SIGTERM); flow runs start as subprocesses.
+
+    Args:
+        train_settings: default settings of `train` and `train-on-shards`.
+        limit: most flow runs at once (None: no limit).
+    """
+    from prefect import serve
+
+    serve(*deployments(train_settings), pause_on_shutdown=False, limit=limit)

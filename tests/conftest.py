@@ -22,3 +22,84 @@ def corpora() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared corpora not found at {path} (set FINEFORGE_CORPORA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def trainer_shards(corpora, tmp_path_factory) -> Path:
+    """manifest.json of token shards from the shared web text, for the trainer tests (read-only)."""
+    from tests.trainer_helpers import write_test_shards
+
+    return write_test_shards(corpora, tmp_path_factory.mktemp("trainer_shards"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for the module: on this shared 2-core machine, 2 OpenMP threads made small
+    elementwise ops 25-80x slower (torch.log on 150k floats: 7.6 ms vs 0.3 ms), dominating token-by-token
+    generation."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server on a free loopback port with its own home in a tmp dir; yields (api_url, home)."""
+    from pipelines import orchestration as orch
+
+    home = tmp_path_factory.mktemp("ffhome")
+    port = orch.free_port()
+    proc = orch.start_server(port, home, log_path=home / "server.log")
+    url = orch.default_api_url(port)
+    try:
+        orch.wait_healthy(url, timeout=90, proc=proc)
+        yield url, home
+    finally:
+        orch.stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def served(prefect_server):
+    """`fineforge serve` in a subprocess against the session server; yields (api_url, home, env)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from pipelines import orchestration as orch
+
+    def deployments_served() -> bool:
+        with SyncPrefectClient(url) as client:
+            return len(client.read_deployments()) >= 6
+
+    url, home = prefect_server
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": url,
+        "PREFECT_HOME": str(home / "client"),
+        "FINEFORGE_HOME": str(home),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    log = open(home / "serve.log", "wb")  # noqa: SIM115
+    cmd = [sys.executable, "-m", "cli", "serve", "--train-steps", "8"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    try:
+        deadline = time.monotonic() + 90
+        while not deployments_served():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"fineforge serve did not register its deployments; see {home / 'serve.log'}")
+            time.sleep(1)
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url, home, env
+    finally:
+        orch.stop_process(proc, sig=signal.SIGINT)
+        log.close()

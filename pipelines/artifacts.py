@@ -1,0 +1,198 @@
+"""Plain data for Prefect artifacts, built from the stages' contract files (no Prefect import here).
+
+Each function turns one contract (curate's summary.json, tokenize's manifest.json, the trainer's
+metrics.jsonl and run.json) into the rows or markdown that flows.py publishes, so the numbers shown in the
+UI are exactly the numbers on disk and can be checked without a server. Artifact keys follow Prefect's rule
+(lowercase letters, digits, dashes): `artifact_key` makes one from a stage and a dataset name.
+
+The loss curve is a PNG (matplotlib, Agg backend) inlined as `data:image/png;base64` in markdown, which the
+Prefect UI renders; at 6x3 in and 100 dpi it weighs about 30 KB, well under the API's request limits.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+
+def artifact_key(kind: str, dataset: str) -> str:
+    """Return a valid artifact key such as `curate-funnel-demo`.
+
+    Args:
+        kind: what the artifact shows (`curate-funnel`, `train-metrics`, ...).
+        dataset: the dataset or run name; anything outside [a-z0-9-] becomes a dash.
+
+    Returns:
+        The key.
+    """
+    slug = re.sub(r"[^a-z0-9-]+", "-", f"{kind}-{dataset}".lower()).strip("-")
+    return re.sub(r"-{2,}", "-", slug)
+
+
+def funnel_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per curate stage: documents in, out, dropped and the share kept.
+
+    Args:
+        summary: curate's summary.json.
+
+    Returns:
+        Rows in stage order.
+    """
+    rows = []
+    for stage in summary["stages"]:
+        dropped = sum(stage["dropped"].values())
+        kept = 100.0 * stage["docs_out"] / stage["docs_in"] if stage["docs_in"] else 100.0
+        rows.append(
+            {
+                "stage": stage["name"],
+                "docs_in": stage["docs_in"],
+                "docs_out": stage["docs_out"],
+                "dropped": dropped,
+                "kept_pct": round(kept, 2),
+            }
+        )
+    return rows
+
+
+def drop_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (stage, reason) with its count, largest first, plus quarantined records.
+
+    Args:
+        summary: curate's summary.json.
+
+    Returns:
+        Rows sorted by count, descending.
+    """
+    rows = [
+        {"stage": stage["name"], "reason": reason, "documents": count}
+        for stage in summary["stages"]
+        for reason, count in stage["dropped"].items()
+        if count
+    ]
+    if summary.get("quarantined"):
+        rows.append({"stage": "read", "reason": "quarantined", "documents": summary["quarantined"]})
+    return sorted(rows, key=lambda row: (-row["documents"], row["stage"], row["reason"]))
+
+
+def shard_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per shard of a tokenize manifest.
+
+    Args:
+        manifest: tokenize's manifest.json.
+
+    Returns:
+        Rows with path, split, tokens, documents and a short checksum.
+    """
+    return [
+        {
+            "path": shard["path"],
+            "split": shard["split"],
+            "tokens": shard["tokens"],
+            "documents": shard["documents"],
+            "sha256": shard["sha256"][:12],
+        }
+        for shard in manifest["shards"]
+    ]
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Read a trainer's metrics.jsonl, skipping a last line that is still being written.
+
+    Args:
+        path: RUN_DIR/metrics.jsonl (missing means no metrics yet).
+
+    Returns:
+        The records in file order.
+    """
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a partial line during training; the next read sees it whole
+    return records
+
+
+def training_progress(records: list[dict[str, Any]], total_steps: int) -> tuple[float, str]:
+    """Percent done and a one-line description from metrics records.
+
+    Args:
+        records: metrics.jsonl records.
+        total_steps: the run's step budget.
+
+    Returns:
+        (percent in [0, 100], description such as "step 40/300, loss 6.12").
+    """
+    steps = [r for r in records if r.get("type") == "step"]
+    if not steps:
+        return 0.0, "waiting for the first step"
+    last = steps[-1]
+    pct = min(100.0, 100.0 * last["step"] / max(total_steps, 1))
+    return pct, f"step {last['step']}/{total_steps}, loss {last['loss']:.4f}"
+
+
+def final_metrics_rows(records: list[dict[str, Any]], run: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A two-column table (metric, value) summarising a finished run.
+
+    Args:
+        records: metrics.jsonl records.
+        run: run.json, when present (its status and final metrics are included).
+
+    Returns:
+        Rows.
+    """
+    steps = [r for r in records if r.get("type") == "step"]
+    evals = [r for r in records if r.get("type") == "eval"]
+    rows: list[dict[str, Any]] = []
+    if run:
+        rows.append({"metric": "status", "value": run.get("status")})
+    if steps:
+        last = steps[-1]
+        rows += [
+            {"metric": "steps", "value": last["step"]},
+            {"metric": "train_loss", "value": round(last["loss"], 4)},
+            {"metric": "tok_per_s", "value": round(last.get("tok_per_s", 0.0), 1)},
+        ]
+    if evals:
+        rows.append({"metric": "val_loss", "value": round(evals[-1]["val_loss"], 4)})
+    return rows
+
+
+def loss_curve_markdown(records: list[dict[str, Any]], title: str = "Training loss") -> str:
+    """Markdown with the loss curve as an inline PNG (train loss per step, validation loss per eval).
+
+    Args:
+        records: metrics.jsonl records.
+        title: the heading.
+
+    Returns:
+        Markdown text (a note instead of an image when there are no steps).
+    """
+    steps = [r for r in records if r.get("type") == "step"]
+    if not steps:
+        return f"## {title}\n\nNo training steps recorded.\n"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], label="train", linewidth=1)
+    evals = [r for r in records if r.get("type") == "eval"]
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="val", markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"## {title}\n\n![loss curve](data:image/png;base64,{data})\n"
