@@ -186,11 +186,12 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
     Returns:
         The manifest.
     """
-    from pipelines.tokenize import run_tokenize
+    from pipelines.tokenize import TokenizeSettings, run_tokenize
 
     logger = get_run_logger()
     out = params.output_dir()
-    manifest = orch.finished_tokenize(out, params.inputs)
+    wanted = TokenizeSettings(shard_tokens=params.shard_tokens, val_tokens=params.val_tokens, seed=params.seed)
+    manifest = orch.finished_tokenize(out, params.inputs, wanted.config_hash())
     if manifest is not None:
         logger.info("shards in %s are up to date: skipped", out)
     else:
@@ -201,6 +202,7 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
             val_tokens=params.val_tokens,
             seed=params.seed,
             workers=params.workers,
+            overwrite=True,  # these inputs changed since the shards in `out` were cut (checked just above)
         )
     create_table_artifact(
         art.shard_rows(manifest),
@@ -247,7 +249,7 @@ def train(manifest: str, run_dir: str | None = None, settings: TrainSettings | N
     settings = settings or TrainSettings()
     rd = orch.train_run_dir(manifest, run_dir)
     name = rd.name
-    finished = orch.finished_train(rd)
+    finished = orch.finished_train(rd, manifest)
     if finished is not None:
         logger.info("run %s already completed: skipped", rd)
         _publish_train(name, rd)
@@ -303,11 +305,11 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     Returns:
         The HTML path.
     """
-    from pipelines.report import build_report, report_tables
+    from pipelines.report import tables_of, write_report
 
-    path = build_report(Path(run_dir), Path(html) if html else None, Path(compare) if compare else None)
+    path, data = write_report(Path(run_dir), Path(html) if html else None, Path(compare) if compare else None)
     name = Path(run_dir).resolve().name
-    for key, rows in report_tables(Path(run_dir)).items():
+    for key, rows in tables_of(data).items():
         create_table_artifact(rows, key=art.artifact_key(f"report-{key}", name))
     create_link_artifact(path.as_uri(), link_text=str(path), key=art.artifact_key("report", name))
     return str(path)

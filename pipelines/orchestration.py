@@ -33,6 +33,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipelines.shards import file_sha256
+
 DEFAULT_PORT = 4200
 PGID_FILE = "trainer.pgid"
 # The trainer saves a checkpoint on SIGTERM; Prefect's runner SIGKILLs a cancelled flow process after 30 s,
@@ -362,8 +364,8 @@ def finished_curate(output_dir: Path, run_id: str) -> dict | None:
     return summary if summary is not None and summary.get("run_id") == run_id else None
 
 
-def finished_tokenize(output_dir: Path, inputs: list[str]) -> dict | None:
-    """Return the manifest of shards in `output_dir` made from these inputs, else None.
+def finished_tokenize(output_dir: Path, inputs: list[str], config_hash: str) -> dict | None:
+    """Return the manifest of shards in `output_dir` made from these inputs with these settings, else None.
 
     A curated-folder input must match the manifest's source run id (a recurated folder gets a new one);
     other inputs must match the manifest's source path.
@@ -371,25 +373,35 @@ def finished_tokenize(output_dir: Path, inputs: list[str]) -> dict | None:
     Args:
         output_dir: the shard folder.
         inputs: the tokenize inputs.
+        config_hash: `TokenizeSettings.config_hash()` of the settings wanted now.
 
     Returns:
         manifest.json contents, or None.
     """
     manifest = _read_json(output_dir / "manifest.json")
-    if manifest is None:
+    if manifest is None or manifest.get("config_hash") != config_hash:
         return None
     source = manifest.get("source") or {}
     if len(inputs) == 1:
         summary = _read_json(Path(inputs[0]) / "summary.json")
         if summary is not None:
             return manifest if source.get("run_id") == summary.get("run_id") else None
-    return manifest if source.get("path") in (inputs, ",".join(inputs), inputs[0]) else None
+    resolved = [spec if "://" in spec else str(Path(spec).resolve()) for spec in inputs]
+    return manifest if source.get("path") == (resolved[0] if len(resolved) == 1 else resolved) else None
 
 
-def finished_train(run_dir: Path) -> dict | None:
-    """Return run.json when the run in `run_dir` completed, else None."""
+def finished_train(run_dir: Path, manifest: str) -> dict | None:
+    """Return run.json when the run in `run_dir` completed on these shards (same manifest bytes), else None."""
     run = _read_json(run_dir / "run.json")
-    return run if run is not None and run.get("status") == "completed" else None
+    if run is None or run.get("status") != "completed":
+        return None
+    path = Path(manifest)
+    path = path / "manifest.json" if path.is_dir() else path
+    try:
+        digest = file_sha256(path)
+    except OSError:
+        return None
+    return run if (run.get("manifest") or {}).get("sha256") == digest else None
 
 
 def planned_steps(model: str, steps: int | None, config: str | None = None) -> int:

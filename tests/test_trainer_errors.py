@@ -91,3 +91,17 @@ def test_indivisible_batch_for_the_world_size(clean_shards, tmp_path):
 def test_seq_len_beyond_context(clean_shards, tmp_path):
     out = train(clean_shards, tmp_path / "run", "--seq-len", "512", "--batch-tokens", "1024")
     assert "seq_len 512 exceeds the context length 256 of 'tiny'" in out
+
+
+def test_resume_on_other_shards_refused(shards, clean_shards, tmp_path):
+    """A run directory trained on one shard set does not silently continue on another."""
+    run = tmp_path / "run"
+    first = CliRunner().invoke(app, ["train", "--data", str(clean_shards), "--out", str(run), *TINY_FLAGS,
+                                     "--steps", "2", "--eval-every", "0", "--sample-every", "0"])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    path = shards / "manifest.json"
+    path.write_text(path.read_text().replace("2026-01-01", "2026-01-02"))  # same shards, another manifest
+    second = CliRunner().invoke(app, ["train", "--data", str(shards), "--out", str(run), *TINY_FLAGS, "--steps", "4"])
+    assert second.exit_code == 2, second.output
+    assert f"{run}: its checkpoints were trained on" in second.output
+    assert "train into a new --out" in second.output

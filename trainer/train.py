@@ -189,6 +189,20 @@ def _restore(path: Path, model: GPT, optimizer, loader: TrainLoader, device: tor
     return state["step"], state.get("loss")
 
 
+def _check_same_data(run_dir: Path, shards: ShardSet) -> None:
+    """Refuse to resume a run directory whose checkpoints were trained on another shard set."""
+    try:
+        recorded = json.loads((run_dir / "run.json").read_text())["manifest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no lineage recorded (a checkpoint copied in by hand): nothing to compare against
+    if recorded.get("sha256") != shards.manifest_sha256:
+        raise TrainError(
+            f"{run_dir}: its checkpoints were trained on {recorded.get('path')} (manifest sha256 "
+            f"{recorded.get('sha256')}), not on {shards.manifest_path} (sha256 {shards.manifest_sha256}); "
+            "train into a new --out to start a run on these shards"
+        )
+
+
 def _model_config(cfg: TrainConfig) -> GPTConfig:
     model_cfg = config_from_preset(cfg.model)
     if cfg.seq_len > model_cfg.block_size:
@@ -237,6 +251,8 @@ def _train(cfg: TrainConfig, info: dist.DistInfo) -> dict[str, Any]:
     optimizer = make_optimizer(raw, cfg, device)
     loader = TrainLoader(shards.train, cfg.seq_len, cfg.micro_batch, info.rank, info.world_size, cfg.seed)
     latest = ckpt.latest_checkpoint(run_dir)
+    if latest:
+        _check_same_data(run_dir, shards)
     start_step, loss_value = _restore(latest, raw, optimizer, loader, device) if latest else (0, None)
 
     model: nn.Module = raw

@@ -26,18 +26,8 @@ from typing import Any
 
 import polars as pl
 
-STAGES = (
-    "read",
-    "extract",
-    "url_filter",
-    "language_filter",
-    "gopher_repetition",
-    "gopher_quality",
-    "c4_quality",
-    "fineweb_quality",
-    "exact_dedup",
-    "minhash_dedup",
-)
+from pipelines.config import STAGES
+
 RAW_STAGES = frozenset({"read", "extract"})
 SUMMARY_FIELDS = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "stages")
 FEATURES = ("chars", "words", "mean_word_len", "language_score", "dup_line_frac")
