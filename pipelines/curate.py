@@ -16,7 +16,8 @@ Run identity and resume: `run_id` hashes the config (config_hash), the input fil
 count and `--limit`. All state lives in `DIR/.work/<run_id>/`, so a changed config or input set starts a new
 run instead of mixing outputs, and rerunning the same command after a crash (even `kill -9`) redoes only
 tasks without a completion marker. Every writer opens its files afresh per task and the documents of a task
-arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterrupted run's.
+arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterrupted run's. Once a run is
+published, the work folders of superseded runs are deleted.
 
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
 is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it.
@@ -399,7 +400,14 @@ class CurateJob:
         check_invariants(summary, parquet_rows(self._out / "data"))
         self._publish()
         _write_json_atomic(self.output_dir / "summary.json", summary)
+        self._remove_superseded_runs()
         return summary
+
+    def _remove_superseded_runs(self) -> None:
+        """Delete the work state of earlier runs (other configs or inputs) now that this run is published."""
+        for other in (self.output_dir / ".work").iterdir():
+            if other.name != self.run_id:
+                shutil.rmtree(other, ignore_errors=True)
 
     @staticmethod
     def _complete(by_name: dict[str, StageStats], names: tuple[str, ...], docs_in: int) -> list[StageStats]:

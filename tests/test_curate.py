@@ -90,11 +90,16 @@ def test_drop_guard_names_the_stage_and_new_run_ids(corpora: Path, tmp_path: Pat
     assert summary["docs_out"] == 0 and assert_accounting(out)["stages"][1]["docs_in"] == 580
     first_run = summary["run_id"]
 
-    # A changed config gets a new run id and its own work folder; outputs are replaced, never mixed.
+    # A changed config gets a new run id and its own work folder; outputs are replaced, never mixed, and the
+    # superseded run's work state goes once the new run is published.
     fine = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "rejects": {"sample_per_reason": 2}})
-    summary = run_curate(fine, inputs, out)
-    assert summary["run_id"] != first_run
-    assert sorted(p.name for p in (out / ".work").iterdir()) == sorted([first_run, summary["run_id"]])
+    job = CurateJob(fine, inputs, out)
+    assert job.run_id != first_run
+    job.run_filter()
+    assert sorted(p.name for p in (out / ".work").iterdir()) == sorted([first_run, job.run_id])
+    job.run_dedup()
+    summary = job.finish()
+    assert [p.name for p in (out / ".work").iterdir()] == [summary["run_id"]]
     assert summary["docs_out"] > 300 and assert_accounting(out)["run_id"] == summary["run_id"]
     stages = {s["name"]: s for s in summary["stages"]}
     assert stages["url_filter"]["dropped"] == {} and stages["exact_dedup"]["dropped"]["exact_duplicate"] > 0
