@@ -295,10 +295,13 @@ def _publish_train(name: str, rd: Path) -> None:
 
 @flow(name="report")
 def report(run_dir: str, html: str | None = None, compare: str | None = None) -> str:
-    """Build the HTML report of a curate (or training) folder and publish its key tables as artifacts.
+    """Build the HTML report of a curate folder and publish its key tables as artifacts.
+
+    The tables go under `report-<table>-<dataset>` (the dataset: the parent's name of a `curated` folder),
+    the HTML link under `report-<dataset>`; shards and training runs found next to the folder are included.
 
     Args:
-        run_dir: the folder to report on.
+        run_dir: the curate folder to report on.
         html: where to write the HTML (default: inside run_dir).
         compare: a second folder to compare with.
 
@@ -308,7 +311,7 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     from pipelines.report import tables_of, write_report
 
     path, data = write_report(Path(run_dir), Path(html) if html else None, Path(compare) if compare else None)
-    name = Path(run_dir).resolve().name
+    name = orch.dataset_name(Path(run_dir).resolve(), "curated")
     for key, rows in tables_of(data).items():
         create_table_artifact(rows, key=art.artifact_key(f"report-{key}", name))
     create_link_artifact(path.as_uri(), link_text=str(path), key=art.artifact_key("report", name))

@@ -323,6 +323,12 @@ def dataset_dir(dataset: str) -> Path:
     return fineforge_home() / "datasets" / dataset
 
 
+def dataset_name(folder: Path, layout_name: str) -> str:
+    """The dataset a stage folder belongs to: its parent's name in the default layout
+    `datasets/<dataset>/<layout_name>`, else the folder's own name."""
+    return folder.parent.name if folder.name == layout_name else folder.name
+
+
 def train_run_dir(manifest: str, run_dir: str | None = None) -> Path:
     """Return the run directory of a training run: `run_dir`, else `FINEFORGE_HOME/runs/<dataset>`.
 
@@ -339,7 +345,7 @@ def train_run_dir(manifest: str, run_dir: str | None = None) -> Path:
     shards = Path(manifest).expanduser().resolve()
     if shards.suffix == ".json":
         shards = shards.parent
-    name = shards.parent.name if shards.name == "shards" else shards.name
+    name = dataset_name(shards, "shards")
     return fineforge_home() / "runs" / (name or "default")
 
 

@@ -144,6 +144,36 @@ def test_cancel_stops_trainer_and_resumes(served, tmp_path):
     assert len(steps) == len(set(steps)), "resume repeated steps instead of continuing from the checkpoint"
 
 
+def test_pipeline_rerun_skips_finished_stages(served, tmp_path):
+    """`pipeline` runs every stage once; the same parameters again redo nothing and report the same numbers."""
+    from prefect.deployments import run_deployment
+
+    from pipelines.demo_data import write_demo_crawl
+
+    url, home, _ = served
+    crawl = tmp_path / "crawl"
+    write_demo_crawl(crawl)
+    params = {"curate_params": {"dataset": "pipe", "inputs": [str(crawl)]},
+              "tokenize_options": {"shard_tokens": 20_000, "val_tokens": 4096},
+              "train_settings": {"model": "tiny", "steps": 6}}  # fmt: skip
+    outputs = [home / "datasets/pipe/curated/summary.json", home / "datasets/pipe/shards/manifest.json",
+               home / "runs/pipe/run.json"]  # fmt: skip
+
+    first = run_deployment("pipeline/pipeline", parameters=params, timeout=300, poll_interval=2)
+    assert first.state.is_completed(), first.state
+    written = {path: path.stat().st_mtime_ns for path in outputs}
+    assert json.loads(outputs[2].read_text())["status"] == "completed"
+
+    again = run_deployment("pipeline/pipeline", parameters=params, timeout=300, poll_interval=2)
+    assert again.state.is_completed(), again.state
+    assert {path: path.stat().st_mtime_ns for path in outputs} == written, "a finished stage ran again"
+
+    summary = json.loads(outputs[0].read_text())
+    funnel = _artifact(url, "report-funnel-pipe")
+    assert [r["docs_out"] for r in funnel] == [s["docs_out"] for s in summary["stages"]]
+    assert str(home / "datasets/pipe/curated/report.html") in _artifact(url, "report-pipe")
+
+
 def test_up_starts_and_stops_cleanly(tmp_path):
     """`fineforge up` serves the deployments on its own server; SIGINT (Ctrl-C) stops both."""
     port = orch.free_port()
