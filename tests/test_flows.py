@@ -107,6 +107,7 @@ def test_curate_tokenize_event_trains(served, tmp_path):
     metrics = {r["metric"]: r["value"] for r in _artifact(url, "train-metrics-e2e")}
     assert metrics["steps"] == TRAIN_STEPS == run_json["step"]
     assert "data:image/png;base64," in _artifact(url, "train-loss-e2e")
+    assert _artifact(url, "train-progress-e2e") == 100.0
 
 
 def test_cancel_stops_trainer_and_resumes(served, tmp_path):
