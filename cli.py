@@ -5,11 +5,12 @@ from pathlib import Path
 
 import typer
 
-from trainer.launch import train_command
+from trainer.launch import make_train_command
+from trainer.stage import run_train_command
 
 app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True)
 
-app.command("train")(train_command)  # the same flags as `python -m trainer`
+app.command("train")(make_train_command(run_train_command))  # the same flags as `python -m trainer`
 eval_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -46,10 +47,11 @@ def sample(
     device: str = typer.Option("cpu", help="torch device, e.g. cuda"),
 ) -> None:
     """Sample text from a trained or published GPT-2 (same seed, same text)."""
-    from model.sampling import load_for_sampling, sample_text
+    from model.sampling import sample_text
+    from trainer.checkpoint import load_model
 
     try:
-        model = load_for_sampling(checkpoint, device)
+        model = load_model(checkpoint, device)
         texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
@@ -59,7 +61,7 @@ def sample(
 
 
 def _home(home: Path | None) -> Path:
-    from pipelines.orchestration import fineforge_home
+    from pipelines.common.home import fineforge_home
 
     return home.resolve() if home else fineforge_home()
 
@@ -70,17 +72,18 @@ def server_command(
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
 ) -> None:
     """Run a local Prefect server (API and UI) with its database under the FineForge home; Ctrl-C stops it."""
-    from pipelines import orchestration as orch
+    from orchestration.server import default_api_url, start_server, wait_healthy
+    from pipelines.common.processes import stop_process
 
-    proc = orch.start_server(port, _home(home))
+    proc = start_server(port, _home(home))
     try:
-        orch.wait_healthy(orch.default_api_url(port), proc=proc)
-        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (API {orch.default_api_url(port)})")
+        wait_healthy(default_api_url(port), proc=proc)
+        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (API {default_api_url(port)})")
         proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        orch.stop_process(proc)
+        stop_process(proc)
 
 
 @app.command("serve")
@@ -92,13 +95,17 @@ def serve_command(
     limit: int | None = typer.Option(None, help="most flow runs at once"),
 ) -> None:
     """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline)."""
-    from pipelines.orchestration import use_api
+    from orchestration.server import default_api_url
 
-    typer.echo(f"serving FineForge deployments against {use_api(port)}")
+    _serve(os.environ.get("PREFECT_API_URL") or default_api_url(port), train_model, train_steps, train_config, limit)
+
+
+def _serve(api_url: str, model: str, steps: int | None, config: Path | None, limit: int | None) -> None:
+    typer.echo(f"serving FineForge deployments against {api_url}")
     from flows import TrainSettings, serve_all
 
-    config = str(train_config.resolve()) if train_config else None
-    serve_all(TrainSettings(model=train_model, steps=train_steps, config=config), limit=limit)
+    settings = TrainSettings(model=model, steps=steps, config=str(config.resolve()) if config else None)
+    serve_all(api_url, settings, limit=limit)
 
 
 @app.command("up")
@@ -109,22 +116,22 @@ def up_command(
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
 ) -> None:
     """Start the server and serve every deployment, in one command; Ctrl-C stops both."""
-    from pipelines import orchestration as orch
+    from orchestration.server import default_api_url, start_server, wait_healthy
+    from pipelines.common.processes import stop_process
 
     root = _home(home)
     log = root / "prefect" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = orch.start_server(port, root, log_path=log)
+    proc = start_server(port, root, log_path=log)
     try:
-        orch.wait_healthy(orch.default_api_url(port), proc=proc)
+        wait_healthy(default_api_url(port), proc=proc)
         typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (server log: {log})")
-        os.environ["PREFECT_API_URL"] = orch.default_api_url(port)
-        serve_command(port=port, train_model=train_model, train_steps=train_steps, train_config=None, limit=None)
+        _serve(default_api_url(port), train_model, train_steps, None, None)
     except KeyboardInterrupt:
         pass
     finally:
         typer.echo("stopping the server")
-        orch.stop_process(proc)
+        stop_process(proc)
 
 
 @app.command("report")
@@ -222,8 +229,7 @@ def curate_command(
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     import json
 
-    from pipelines.config import load_config
-    from pipelines.curate import DropGuardError, run_curate
+    from pipelines.curate import DropGuardError, load_config, run_curate
 
     if executor not in ("local", "ray", "slurm"):
         typer.echo(f"error: --executor must be local, ray or slurm, not {executor!r}", err=True)
@@ -246,7 +252,7 @@ def config_show(
     config: Path | None = typer.Option(None, "--config", "-c", help="curate config YAML (default: FineWeb recipe)"),
 ) -> None:
     """Print the effective curate config (defaults merged with FILE) as YAML, with its hash."""
-    from pipelines.config import config_hash, config_yaml, load_config
+    from pipelines.curate import config_hash, config_yaml, load_config
 
     try:
         cfg = load_config(config)
@@ -262,7 +268,7 @@ def demo_data_command(
     directory: Path = typer.Argument(..., help="folder to write crawl.warc.gz, docs.jsonl and ground_truth.json"),
 ) -> None:
     """Write the built-in demo crawl (planted boilerplate, spam, lorem ipsum, non-English, duplicates) offline."""
-    from pipelines.demo_data import write_demo_crawl
+    from orchestration.demo_data import write_demo_crawl
 
     truth = write_demo_crawl(directory)
     counts = ", ".join(f"{kind} {n}" for kind, n in truth["counts"].items())
@@ -278,7 +284,7 @@ def demo_command(
 
     Writes DIR/crawl, DIR/curated, DIR/shards, DIR/run and DIR/report.html and prints a summary of each stage.
     """
-    from pipelines.demo import run_demo
+    from orchestration.demo import run_demo
 
     try:
         run_demo(directory, steps)

@@ -1,8 +1,9 @@
 """Prefect flows and deployments for FineForge: curate -> tokenize -> (event) -> train -> report.
 
-Thin wrappers: each flow calls the library function of its stage and publishes artifacts built by
-`pipelines.artifacts`; process and folder plumbing lives in `pipelines.orchestration`. Parameters are pydantic
-models with field descriptions, so the UI renders them as forms (and the server validates them).
+Thin wrappers: each flow runs its stage through `pipelines.common.stage.run_stage` (the same plan, is-complete,
+claim, steps, finish as the CLI and the demo; each step becomes a Prefect task) and publishes artifacts built by
+`orchestration.artifacts`; default folders come from `orchestration.layout`. Parameters are pydantic models with
+field descriptions, so the UI renders them as forms (and the server validates them).
 
 Chaining: `curate` runs `tokenize` as a subflow when it finishes (`then_tokenize`), and `tokenize` emits
 `fineforge.shards.ready` (resource `fineforge.shards.<dataset>`, payload `{"manifest", "train_tokens"}`). The
@@ -10,9 +11,9 @@ deployment `train-on-shards` carries a trigger on that event and takes `manifest
 training starts by itself. `pipeline` runs all four stages in one flow run and does not announce its shards,
 so it never starts a second, event-triggered training.
 
-Reruns skip finished stages through the stages' own contract files (summary.json, manifest.json, run.json
-status), which record what they were made from; a changed input or setting therefore reruns the stage, and a
-half-written stage resumes through the library's own completion markers.
+Reruns skip finished stages through the stages' own `is_complete` (summary.json, manifest.json, run.json, which
+record what they were made from); a changed input or setting therefore reruns the stage, and a half-written
+stage resumes through the library's own completion markers.
 
 Library modules are imported inside the flows: `fineforge serve` then starts in about 2 s instead of paying
 for datatrove and torch imports in the runner process, which never runs a stage itself.
@@ -36,8 +37,10 @@ from prefect.events import emit_event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from pydantic import BaseModel, Field
 
-from pipelines import artifacts as art
-from pipelines import orchestration as orch
+from orchestration import artifacts as art
+from orchestration import layout
+from pipelines.common.metrics import read_metrics
+from pipelines.common.stage import StepRunner, run_stage
 
 SHARDS_READY = "fineforge.shards.ready"
 
@@ -45,12 +48,12 @@ SHARDS_READY = "fineforge.shards.ready"
 class CurateParams(BaseModel):
     """What to curate and where to put it."""
 
-    dataset: str = Field("demo", description="Dataset name; default folders are FINEFORGE_HOME/datasets/<name>/.")
+    dataset: str = Field("demo", description="Dataset name; default folders are FINEFORGE_HOME/datasets/{dataset}/.")
     inputs: list[str] = Field(
         description="Raw inputs: WARC/WET/JSONL/Parquet files, folders of them, or fsspec URLs (hf://, s3://)."
     )
     output: str | None = Field(
-        None, description="Curated output folder (default FINEFORGE_HOME/datasets/<name>/curated)."
+        None, description="Curated output folder (default FINEFORGE_HOME/datasets/{dataset}/curated)."
     )
     config: str | None = Field(None, description="Curate config YAML (FineWeb defaults when empty).")
     workers: int = Field(1, ge=1, description="Parallel tasks per stage.")
@@ -59,7 +62,7 @@ class CurateParams(BaseModel):
 
     def output_dir(self) -> Path:
         """The curated output folder, absolute."""
-        return Path(self.output).resolve() if self.output else orch.dataset_dir(self.dataset) / "curated"
+        return Path(self.output).resolve() if self.output else layout.dataset_dir(self.dataset) / "curated"
 
 
 class TokenizeOptions(BaseModel):
@@ -74,13 +77,13 @@ class TokenizeOptions(BaseModel):
 class TokenizeParams(TokenizeOptions):
     """What to tokenize and where to put the shards."""
 
-    dataset: str = Field("demo", description="Dataset name; names the shards event `fineforge.shards.<name>`.")
+    dataset: str = Field("demo", description="Dataset name; names the shards event `fineforge.shards.{dataset}`.")
     inputs: list[str] = Field(description="A curated folder (with data/ and summary.json) or Parquet/JSONL files.")
-    output: str | None = Field(None, description="Shard folder (default FINEFORGE_HOME/datasets/<name>/shards).")
+    output: str | None = Field(None, description="Shard folder (default FINEFORGE_HOME/datasets/{dataset}/shards).")
 
     def output_dir(self) -> Path:
         """The shard folder, absolute."""
-        return Path(self.output).resolve() if self.output else orch.dataset_dir(self.dataset) / "shards"
+        return Path(self.output).resolve() if self.output else layout.dataset_dir(self.dataset) / "shards"
 
 
 class TrainSettings(BaseModel):
@@ -99,13 +102,24 @@ class TrainSettings(BaseModel):
             flags += ["--steps", str(self.steps)]
         if self.config:
             flags += ["--config", self.config]
+        if self.nproc > 1:
+            flags += ["--nproc", str(self.nproc)]
         return flags + list(self.extra_args)
 
 
-@task(name="curate-stage")
-def _curate_stage(name: str, step: Any) -> str:
+@task(name="stage-step")
+def _stage_step(name: str, step: Any) -> str:
     step()
     return name
+
+
+def _steps_as_tasks(stage: str) -> StepRunner:
+    """Run each step of a stage as its own Prefect task, named `<stage>-<step>`."""
+
+    def run_step(name: str, step: Any) -> None:
+        _stage_step.with_options(name=f"{stage}-{name}")(name, step)
+
+    return run_step
 
 
 @flow(name="curate")
@@ -120,20 +134,16 @@ def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: T
     Returns:
         curate's summary.json contents.
     """
-    from pipelines.config import load_config
-    from pipelines.curate import CurateJob
+    from pipelines.curate import CurateStage, load_config
 
     logger = get_run_logger()
     out = params.output_dir()
     cfg = load_config(Path(params.config) if params.config else None)
-    job = CurateJob(cfg, params.inputs, out, workers=params.workers, executor=params.executor, limit=params.limit)
-    summary = orch.finished_curate(out, job.run_id)
-    if summary is not None:
+    stage = CurateStage(cfg, params.inputs, out, workers=params.workers, executor=params.executor, limit=params.limit)
+    outcome = run_stage(stage, _steps_as_tasks("curate"))
+    summary = outcome.result
+    if outcome.reused:
         logger.info("curate already finished in %s (run %s): skipped", out, summary["run_id"])
-    else:
-        for name, step in job.stages():
-            _curate_stage.with_options(name=f"curate-{name}")(name, step)
-        summary = job.finish()
     _publish_curate(params.dataset, out, summary)
     if then_tokenize:
         tokenize(
@@ -186,24 +196,17 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
     Returns:
         The manifest.
     """
-    from pipelines.tokenize import TokenizeSettings, run_tokenize
+    from pipelines.tokenize import TokenizeSettings, TokenizeStage
 
     logger = get_run_logger()
     out = params.output_dir()
-    wanted = TokenizeSettings(shard_tokens=params.shard_tokens, val_tokens=params.val_tokens, seed=params.seed)
-    manifest = orch.finished_tokenize(out, params.inputs, wanted.config_hash())
-    if manifest is not None:
+    settings = TokenizeSettings(shard_tokens=params.shard_tokens, val_tokens=params.val_tokens, seed=params.seed)
+    # overwrite: a flow run into a dataset's shard folder replaces the shards of its earlier inputs
+    stage = TokenizeStage(params.inputs, out, settings, workers=params.workers, overwrite=True)
+    outcome = run_stage(stage, _steps_as_tasks("tokenize"))
+    manifest = outcome.result
+    if outcome.reused:
         logger.info("shards in %s are up to date: skipped", out)
-    else:
-        manifest = run_tokenize(
-            params.inputs,
-            out,
-            shard_tokens=params.shard_tokens,
-            val_tokens=params.val_tokens,
-            seed=params.seed,
-            workers=params.workers,
-            overwrite=True,  # these inputs changed since the shards in `out` were cut (checked just above)
-        )
     create_table_artifact(
         art.shard_rows(manifest),
         key=art.artifact_key("tokenize-shards", params.dataset),
@@ -225,9 +228,38 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
 
 def _stop_trainer_hook(flow: Any, flow_run: Any, state: Any) -> None:
     """on_cancellation: stop a trainer group the flow process left behind (runs in the runner process)."""
+    from trainer.process import stop_recorded_trainer
+
     params = flow_run.parameters or {}
-    run_dir = orch.train_run_dir(params.get("manifest", ""), params.get("run_dir"))
-    orch.stop_recorded_trainer(run_dir)
+    stop_recorded_trainer(layout.train_run_dir(params.get("manifest", ""), params.get("run_dir")))
+
+
+class _TrainProgress:
+    """Streams trainer lines to the flow log and keeps a progress artifact in step with metrics.jsonl."""
+
+    def __init__(self, stage: Any, key: str):
+        self.stage, self.key = stage, key
+        self.logger = get_run_logger()
+        self.artifact_id = None
+        self.last_pct = -1.0
+
+    def __call__(self, line: str | None) -> None:
+        """Log a trainer line (None: a second of silence) and refresh the progress artifact."""
+        if line is not None:
+            self.logger.info(line)
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(0.0, key=self.key, description="starting")
+        records = read_metrics(self.stage.run_dir / "metrics.jsonl")
+        pct, text = art.training_progress(records, self.stage.config.steps)
+        if pct != self.last_pct:
+            update_progress_artifact(self.artifact_id, pct, description=text)
+            self.last_pct = pct
+
+    def done(self) -> None:
+        """Mark the run 100% done."""
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(100.0, key=self.key, description="done")
+        update_progress_artifact(self.artifact_id, 100.0, description="done")
 
 
 @flow(name="train", on_cancellation=[_stop_trainer_hook], on_crashed=[_stop_trainer_hook])
@@ -239,49 +271,30 @@ def train(manifest: str, run_dir: str | None = None, settings: TrainSettings | N
 
     Args:
         manifest: manifest.json of the shards (or its folder).
-        run_dir: run directory (default FINEFORGE_HOME/runs/<dataset>, the dataset being the shard folder's parent).
+        run_dir: run directory (default FINEFORGE_HOME/runs/{dataset}, the dataset being the shard folder's parent).
         settings: model and training settings.
 
     Returns:
         The final run.json contents.
     """
-    logger = get_run_logger()
+    from trainer.stage import TrainStage
+
     settings = settings or TrainSettings()
-    rd = orch.train_run_dir(manifest, run_dir)
-    name = rd.name
-    finished = orch.finished_train(rd, manifest)
-    if finished is not None:
-        logger.info("run %s already completed: skipped", rd)
-        _publish_train(name, rd)
-        return finished
-    total = orch.planned_steps(settings.model, settings.steps, settings.config)
-    progress_id = create_progress_artifact(0.0, key=art.artifact_key("train-progress", name), description="starting")
-    proc = orch.TrainerProcess(orch.trainer_command(manifest, rd, settings.args(), settings.nproc), rd)
-    last_pct = -1.0
-    try:
-        for line in proc.lines():
-            if line is not None:
-                logger.info(line)
-            pct, text = art.training_progress(art.read_metrics(rd / "metrics.jsonl"), total)
-            if pct != last_pct:
-                update_progress_artifact(progress_id, pct, description=text)
-                last_pct = pct
-    except BaseException:  # cancellation arrives here as Prefect's TerminationSignal
-        logger.warning("stopping the trainer (SIGTERM to its process group; it checkpoints first)")
-        proc.stop()
-        raise
-    finally:
-        if proc.proc.poll() is not None:
-            proc.finish()
-    if proc.proc.returncode != 0:
-        raise RuntimeError(f"trainer exited with code {proc.proc.returncode}; see the log above and {rd}")
-    update_progress_artifact(progress_id, 100.0, description="done")
-    _publish_train(name, rd)
-    return json.loads((rd / "run.json").read_text())
+    rd = layout.train_run_dir(manifest, run_dir)
+    stage = TrainStage(["--data", manifest, "--out", str(rd), *settings.args()])
+    progress = _TrainProgress(stage, art.artifact_key("train-progress", rd.name))
+    stage.on_output = progress
+    outcome = run_stage(stage, _steps_as_tasks("train"))
+    if outcome.reused:
+        get_run_logger().info("run %s already completed: skipped", rd)
+    else:
+        progress.done()
+    _publish_train(rd.name, rd)
+    return outcome.result
 
 
 def _publish_train(name: str, rd: Path) -> None:
-    records = art.read_metrics(rd / "metrics.jsonl")
+    records = read_metrics(rd / "metrics.jsonl")
     run = json.loads((rd / "run.json").read_text()) if (rd / "run.json").exists() else None
     create_table_artifact(
         art.final_metrics_rows(records, run),
@@ -311,7 +324,7 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     from pipelines.report import tables_of, write_report
 
     path, data = write_report(Path(run_dir), Path(html) if html else None, Path(compare) if compare else None)
-    name = orch.dataset_name(Path(run_dir).resolve(), "curated")
+    name = layout.dataset_name(Path(run_dir).resolve(), "curated")
     for key, rows in tables_of(data).items():
         create_table_artifact(rows, key=art.artifact_key(f"report-{key}", name))
     create_link_artifact(path.as_uri(), link_text=str(path), key=art.artifact_key("report", name))
@@ -331,7 +344,7 @@ def pipeline(
         curate_params: inputs and curate settings (the dataset name picks the default folders).
         tokenize_options: shard settings.
         train_settings: model and training settings.
-        run_dir: run directory (default FINEFORGE_HOME/runs/<dataset>).
+        run_dir: run directory (default FINEFORGE_HOME/runs/{dataset}).
 
     Returns:
         Paths of the stage outputs.
@@ -345,7 +358,7 @@ def pipeline(
     return {
         "curated": str(curate_params.output_dir()),
         "manifest": manifest,
-        "run_dir": str(orch.train_run_dir(manifest, run_dir)),
+        "run_dir": str(layout.train_run_dir(manifest, run_dir)),
         "report": report(str(curate_params.output_dir())),
     }
 
@@ -381,13 +394,18 @@ def deployments(train_settings: TrainSettings | None = None) -> list[Any]:
     ]
 
 
-def serve_all(train_settings: TrainSettings | None = None, limit: int | None = None) -> None:
-    """Serve every deployment until interrupted (Ctrl-C or SIGTERM); flow runs start as subprocesses.
+def serve_all(api_url: str, train_settings: TrainSettings | None = None, limit: int | None = None) -> None:
+    """Serve every deployment against the server at `api_url` until interrupted (Ctrl-C or SIGTERM).
+
+    Flow runs start as subprocesses, which inherit the API address with the rest of the current settings.
 
     Args:
+        api_url: the Prefect API address, e.g. `http://127.0.0.1:4200/api`.
         train_settings: default settings of `train` and `train-on-shards`.
         limit: most flow runs at once (None: no limit).
     """
     from prefect import serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    serve(*deployments(train_settings), pause_on_shutdown=False, limit=limit)
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        serve(*deployments(train_settings), pause_on_shutdown=False, limit=limit)

@@ -9,46 +9,41 @@ Per stage, in one process, on the shared corpora (web-text.jsonl.gz; trafilatura
   C4 -> FineWeb, through `step.run`, stats included): FineForge's filters with the fast spaCy-compatible
   tokenizer against datatrove's stock classes with `spacy.blank("en")`, and the ratio. "cold" is a first pass
   with an empty chunk memo (what a 580-document corpus sees), "warm" a second pass (a long run's steady state);
-- MinHash signatures (5-grams, 14 x 8): `pipelines.dedup` against datatrove's MinhashDedupSignature on spaCy.
+- MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy.
 
 Rates are documents per CPU-second of this single process (`time.process_time`), i.e. per core: load from other
 processes on this shared machine slows the wall clock of both sides but barely moves CPU time. `--e2e N ...`
 adds end-to-end curate runs (one worker) on N documents replicated from the corpora with edits, written to a
 temporary folder, with the wall time and the peak resident memory of the run's process tree.
-Run: `.venv/bin/python benchmarks/curate.py [--docs 580] [--pages 120] [--e2e 10000 100000]`.
+Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--e2e 10000 100000]`.
 """
 
 from __future__ import annotations
 
+import argparse
+import gzip
+import json
+import os
+import random
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-# Run as a script, this file's folder would head sys.path, and benchmarks/tokenize.py would then shadow the
-# standard library's `tokenize`; the repository root goes there instead.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterable  # noqa: E402
-
-from datatrove.data import Document  # noqa: E402
-from datatrove.pipeline.filters import (  # noqa: E402
+from datatrove.data import Document
+from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
     GopherQualityFilter,
     GopherRepetitionFilter,
 )
-from datatrove.utils.word_tokenizers import SpaCyTokenizer  # noqa: E402
+from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-from pipelines.filters import FilterConfig, build_filter_steps  # noqa: E402
-from pipelines.words import SpacyCompatTokenizer  # noqa: E402
-from tests.conftest import corpora_path  # noqa: E402
+from pipelines.curate.filters import FilterConfig, build_filter_steps
+from pipelines.curate.words import SpacyCompatTokenizer
+from tests.conftest import corpora_path
 
 HEURISTICS = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
 
@@ -157,11 +152,11 @@ def bench_stages(records: list[dict], pages: int) -> None:
 
 
 def bench_minhash(texts: list[str]) -> None:
-    """MinHash signatures per core: pipelines.dedup against datatrove's step on spaCy (skipped if absent)."""
+    """MinHash signatures per core: pipelines.curate.dedup against datatrove's step on spaCy (skipped if absent)."""
     try:
         from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 
-        from pipelines.dedup import minhash_signature_rate
+        from pipelines.curate.dedup import minhash_signature_rate
     except ImportError as err:
         print(f"minhash signatures: skipped ({err})")
         return
@@ -209,7 +204,7 @@ def bench_e2e(sizes: list[int]) -> None:
 
     root = Path(__file__).resolve().parents[1]
     script = (
-        "import sys, json; from pathlib import Path; from pipelines.config import CurateConfig; "
+        "import sys, json; from pathlib import Path; from pipelines.curate.config import CurateConfig; "
         "from pipelines.curate import run_curate; "
         "s = run_curate(CurateConfig(), [sys.argv[1]], Path(sys.argv[2]), workers=1); "
         "print(json.dumps({k: s[k] for k in ('docs_in', 'docs_out', 'duration_s', 'docs_per_s')}))"

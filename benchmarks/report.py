@@ -7,29 +7,23 @@ at a stage with a reason, language drops for the non-English texts) so summary.j
 invariants. Side by side, the same run measures a bare `polars.read_parquet` of the same files, the floor any
 report must pay, and prints the ratio.
 
-    .venv/bin/python benchmarks/report.py [--docs 100000] [--dir /tmp/ff-report-bench]
+    .venv/bin/python -m benchmarks.report [--docs 100000] [--dir /tmp/ff-report-bench]
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import gzip
+import json
+import time
+from pathlib import Path
 
-# Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/tokenize.py would shadow the
-# standard library's `tokenize` (imported by numpy via inspect): put the repository root there instead.
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import numpy as np
+import polars as pl
 
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-
-from pipelines.report import build_report  # noqa: E402
-from pipelines.report.data import load_curate  # noqa: E402
+from pipelines.common.files import write_json_atomic
+from pipelines.report import build_report
+from pipelines.report.data import load_curate
 
 # (stage, probability of a drop among documents reaching it, reasons)
 FATES = [
@@ -156,9 +150,7 @@ def synthesize_run(out_dir: Path, n_docs: int, corpora: Path, seed: int = 0) -> 
         "duration_s": 0.0,
         "docs_per_s": 0.0,
     }
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "summary.json")
+    write_json_atomic(out_dir / "summary.json", summary)
     return summary
 
 

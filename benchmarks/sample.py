@@ -2,8 +2,7 @@
 
 Without a cache each new token re-runs the whole sequence; with it, one position. Both sides sample the
 same seeded tokens (checked), so the ratio is the cache's speed-up alone. Random weights suffice for
-timing. Run (as a module: a script run puts benchmarks/ first on sys.path, where tokenize.py shadows the
-stdlib): `.venv/bin/python -m benchmarks.sample --preset gpt2 --prompt-lengths 16,128,256 --threads 1`.
+timing. Run: `.venv/bin/python -m benchmarks.sample --preset gpt2 --prompt-lengths 16,128,256 --threads 1`.
 """
 
 from __future__ import annotations

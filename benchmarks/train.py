@@ -9,8 +9,8 @@ end, outside the timed steps). Both record per-step tokens/s after `--warmup-ste
 each (other load only ever slows a step down, so the best step is the steadiest estimate on a shared
 machine) and the ratios trainer / bare of both.
 
-CPU (default): `python benchmarks/train.py` (tiny model, seq 128). Target ratio >= 0.95.
-GPU: `python benchmarks/train.py --device cuda --repeat 1` (GPT-2 124M, bf16 autocast, torch.compile,
+CPU (default): `python -m benchmarks.train` (tiny model, seq 128). Target ratio >= 0.95.
+GPU: `python -m benchmarks.train --device cuda --repeat 1` (GPT-2 124M, bf16 autocast, torch.compile,
 seq 1024, micro batch 32, 2 micro steps, 30 steps; each loop compiles once); prints tokens/s and MFU (llm.c's
 FLOP count over the GPU's dense bf16 peak, `model.gpt2.peak_flops`). Needs only this
 repository and torch; the tokens are synthetic.
@@ -18,28 +18,22 @@ repository and torch; the tokens are synthetic.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import contextlib
+import json
+import statistics
+import tempfile
+import time
 from pathlib import Path
 
-# Python puts this script's folder first on sys.path, where benchmarks/tokenize.py would shadow the standard
-# library's `tokenize` (imported by numpy through inspect); the repository root goes there instead.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from model.gpt2 import GPT, config_from_preset, flops_per_token, peak_flops  # noqa: E402
-from model.tokenizer import EOT_TOKEN, VOCAB_SIZE  # noqa: E402
-from pipelines.shards import shard_name, write_manifest, write_shard  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.train import make_optimizer, train  # noqa: E402
+from model.gpt2 import GPT, config_from_preset, flops_per_token, peak_flops
+from model.tokenizer import EOT_TOKEN, VOCAB_SIZE
+from pipelines.shards import shard_name, write_manifest, write_shard
+from trainer.config import TrainConfig
+from trainer.train import make_optimizer, train
 
 SETTINGS = {
     "cpu": dict(model="tiny", seq_len=128, micro_batch=4, accum=2, steps=12),

@@ -19,15 +19,15 @@ Every failure raises `ShardError` with the offending file in the message.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
+
+from pipelines.common.files import atomic_write, write_json_atomic
+from pipelines.common.hashing import file_sha256
 
 MAGIC = 20240520
 VERSION = 1
@@ -45,21 +45,6 @@ class ShardError(ValueError):
 def shard_name(split: str, index: int) -> str:
     """Return the file name of shard `index` of `split`, e.g. ``train_000003.bin``."""
     return f"{split}_{index:06d}.bin"
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of `path` for writing; once the block succeeds, sync it and rename it to `path`.
-
-    Readers see the old file or the complete new one, never a partial one, even after `kill -9` or power loss.
-    """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, mode) as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_shard(path: str | Path, tokens: np.ndarray) -> str:
@@ -125,28 +110,6 @@ def read_shard(path: str | Path) -> np.memmap:
     """
     n_tokens = read_header(path)
     return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(n_tokens,))
-
-
-def file_sha256(path: str | Path) -> str:
-    """Return the sha256 hex digest of a file, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write `obj` as indented JSON to `path` through a synced temporary file and a rename.
-
-    Readers therefore see either the old file or the complete new one, even after a crash.
-
-    Returns:
-        The path written.
-    """
-    with atomic_write(path, "w") as f:
-        f.write(json.dumps(obj, indent=2) + "\n")
-    return Path(path)
 
 
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:

@@ -48,17 +48,18 @@ def one_thread():
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A real Prefect server on a free loopback port with its own home in a tmp dir; yields (api_url, home)."""
-    from pipelines import orchestration as orch
+    from orchestration.server import default_api_url, free_port, start_server, wait_healthy
+    from pipelines.common.processes import stop_process
 
     home = tmp_path_factory.mktemp("ffhome")
-    port = orch.free_port()
-    proc = orch.start_server(port, home, log_path=home / "server.log")
-    url = orch.default_api_url(port)
+    port = free_port()
+    proc = start_server(port, home, log_path=home / "server.log")
+    url = default_api_url(port)
     try:
-        orch.wait_healthy(url, timeout=90, proc=proc)
+        wait_healthy(url, timeout=90, proc=proc)
         yield url, home
     finally:
-        orch.stop_process(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +72,7 @@ def served(prefect_server):
 
     from prefect.client.orchestration import SyncPrefectClient
 
-    from pipelines import orchestration as orch
+    from pipelines.common.processes import stop_process
 
     def deployments_served() -> bool:
         with SyncPrefectClient(url) as client:
@@ -101,5 +102,5 @@ def served(prefect_server):
         with temporary_settings({PREFECT_API_URL: url}):
             yield url, home, env
     finally:
-        orch.stop_process(proc, sig=signal.SIGINT)
+        stop_process(proc, sig=signal.SIGINT)
         log.close()

@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.config import STAGES, CurateConfig, config_hash, load_config
-from pipelines.curate import CurateJob, DropGuardError, check_invariants, run_curate
+from pipelines.curate import STAGES, CurateConfig, CurateStage, DropGuardError, config_hash, load_config, run_curate
+from pipelines.curate.job import check_invariants
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,8 +93,10 @@ def test_drop_guard_names_the_stage_and_new_run_ids(corpora: Path, tmp_path: Pat
     # A changed config gets a new run id and its own work folder; outputs are replaced, never mixed, and the
     # superseded run's work state goes once the new run is published.
     fine = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "rejects": {"sample_per_reason": 2}})
-    job = CurateJob(fine, inputs, out)
-    assert job.run_id != first_run
+    job = CurateStage(fine, inputs, out)
+    job.plan()
+    assert job.run_id != first_run and not job.is_complete()
+    job.claim()
     job.run_filter()
     assert sorted(p.name for p in (out / ".work").iterdir()) == sorted([first_run, job.run_id])
     job.run_dedup()
@@ -110,20 +112,27 @@ def test_drop_guard_names_the_stage_and_new_run_ids(corpora: Path, tmp_path: Pat
     assert rejects.height == sum(len(s["dropped"]) for s in summary["stages"] if s["name"] != "read")
 
 
+def _run_id(config: CurateConfig, inputs: list[str], out: Path, limit: int | None = None) -> str:
+    stage = CurateStage(config, inputs, out, limit=limit)
+    stage.plan()
+    return stage.run_id
+
+
 def test_run_id_depends_on_config_inputs_and_limit(corpora: Path, tmp_path: Path) -> None:
     web, c4 = str(corpora / "web-text.jsonl.gz"), str(corpora / "c4-samples")
-    base = CurateJob(CurateConfig(), [web], tmp_path)
-    assert CurateJob(CurateConfig(), [web], tmp_path).run_id == base.run_id
+    base = _run_id(CurateConfig(), [web], tmp_path)
+    assert _run_id(CurateConfig(), [web], tmp_path) == base
     changed = CurateConfig.model_validate({"filters": {"gopher_quality": {"min_doc_words": 40}}})
     ids = {
-        base.run_id,
-        CurateJob(changed, [web], tmp_path).run_id,
-        CurateJob(CurateConfig(), [web, c4], tmp_path).run_id,
-        CurateJob(CurateConfig(), [web], tmp_path, limit=10).run_id,
+        base,
+        _run_id(changed, [web], tmp_path),
+        _run_id(CurateConfig(), [web, c4], tmp_path),
+        _run_id(CurateConfig(), [web], tmp_path, limit=10),
     }
     assert len(ids) == 4
     ray_cfg = CurateConfig.model_validate({"run": {"ray": {"cpus_per_task": 2}}})  # where it runs, not what
-    assert CurateJob(ray_cfg, [web], tmp_path).run_id == base.run_id
+    assert _run_id(ray_cfg, [web], tmp_path) == base
+    assert not list(tmp_path.iterdir()), "planning wrote into the output folder"
 
 
 def test_limit_reads_at_most_n_documents(corpora: Path, tmp_path: Path) -> None:
@@ -156,7 +165,7 @@ def test_extraction_that_drops_everything_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_extraction_dependency_is_checked_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.extract import HtmlExtractor
+    from pipelines.curate.extract import HtmlExtractor
 
     monkeypatch.setitem(sys.modules, "lxml_html_clean", None)  # what `import` sees when the package is absent
     with pytest.raises(RuntimeError, match="lxml_html_clean"):

@@ -25,7 +25,7 @@ from datatrove.pipeline.extractors import Trafilatura
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.text import DEF_TEXT_NORM_CONFIG, simplify_text
 
-from pipelines.dedup import (
+from pipelines.curate.dedup import (
     EXACT_REASON,
     MINHASH_REASON,
     DedupConfig,
@@ -33,7 +33,7 @@ from pipelines.dedup import (
     normalize_for_shingles,
     run_dedup,
 )
-from pipelines.words import get_word_tokenizer
+from pipelines.curate.words import get_word_tokenizer
 
 TASKS = 2
 EXTRA_PAGES = 100  # trafilatura-eval pages beyond the same-URL pairs (extraction ~20 ms each)

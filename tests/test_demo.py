@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipelines.demo import run_demo
+from orchestration.demo import run_demo
 from pipelines.shards import verify
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.config import CurateConfig
+from orchestration.demo_data import write_demo_crawl
 from pipelines.curate import run_curate
-from pipelines.demo_data import write_demo_crawl
+from pipelines.curate.config import CurateConfig
 
 # Stages whose verdict on a planted case is a design choice of the demo (the rest may shift with thresholds).
 EXACT_STAGE_KINDS = {"exact_duplicate", "near_duplicate", "non_english", "blocked_url", "lorem_ipsum", "image"}

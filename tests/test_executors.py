@@ -11,10 +11,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.config import CurateConfig
+from orchestration.demo_data import write_demo_crawl
 from pipelines.curate import run_curate
-from pipelines.demo_data import write_demo_crawl
-from pipelines.executors import SlurmSettings, WaitingSlurmExecutor, make_executor
+from pipelines.curate.config import CurateConfig
+from pipelines.curate.executors import SlurmSettings, WaitingSlurmExecutor, make_executor
 
 
 @pytest.mark.slow

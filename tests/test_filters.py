@@ -11,7 +11,8 @@ import pytest
 from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter
 
-from pipelines.filters import STAGES, FilterConfig, build_filter_steps
+from pipelines.curate.filters import FilterConfig, build_filter_steps
+from pipelines.curate.stages import FILTER_STAGES as STAGES
 
 PARAGRAPH = (
     "The committee met on Tuesday to review the budget for the coming year. Members agreed that the library "

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import artifacts as art
-from pipelines import orchestration as orch
+from orchestration import server
+from pipelines.common.metrics import read_metrics
+from pipelines.common.processes import group_alive, stop_process
 from tests.conftest import REPO_ROOT as REPO
+from trainer.process import PGID_FILE
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 TRAIN_STEPS = 8  # must equal --train-steps of the `served` fixture in conftest.py
@@ -70,7 +72,7 @@ def test_curate_tokenize_event_trains(served, tmp_path):
     """Acceptance 1 and 2: curate via the API, tokenize follows, the event starts train-on-shards."""
     from prefect.deployments import run_deployment
 
-    from pipelines.demo_data import write_demo_crawl
+    from orchestration.demo_data import write_demo_crawl
 
     url, home, _ = served
     crawl = tmp_path / "crawl"
@@ -122,13 +124,13 @@ def test_cancel_stops_trainer_and_resumes(served, tmp_path):
     run_dir = tmp_path / "run"
     params = {"manifest": str(manifest), "run_dir": str(run_dir), "settings": {"model": "tiny", "steps": 60}}
     run = run_deployment("train/train", parameters=params, timeout=0)
-    _wait(lambda: len([r for r in art.read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]) >= 3, 120,
+    _wait(lambda: len([r for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]) >= 3, 120,
           "training steps", home / "serve.log")  # fmt: skip
-    pgid = int((run_dir / orch.PGID_FILE).read_text())
+    pgid = int((run_dir / PGID_FILE).read_text())
     t0 = time.monotonic()
     with _client(url) as client:
         client.set_flow_run_state(run.id, Cancelling(), force=True)
-    _wait(lambda: not orch.group_alive(pgid), 30, "the trainer to stop")
+    _wait(lambda: not group_alive(pgid), 30, "the trainer to stop")
     stopped_s = time.monotonic() - t0
     print(f"trainer stopped {stopped_s:.1f} s after cancel")
     with _client(url) as client:
@@ -140,7 +142,7 @@ def test_cancel_stops_trainer_and_resumes(served, tmp_path):
 
     again = run_deployment("train/train", parameters=params, timeout=240, poll_interval=2)
     assert again.state.is_completed(), again.state
-    steps = [r["step"] for r in art.read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]
+    steps = [r["step"] for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]
     assert steps[-1] == 60 and stopped_at in steps
     assert len(steps) == len(set(steps)), "resume repeated steps instead of continuing from the checkpoint"
 
@@ -149,7 +151,7 @@ def test_pipeline_rerun_skips_finished_stages(served, tmp_path):
     """`pipeline` runs every stage once; the same parameters again redo nothing and report the same numbers."""
     from prefect.deployments import run_deployment
 
-    from pipelines.demo_data import write_demo_crawl
+    from orchestration.demo_data import write_demo_crawl
 
     url, home, _ = served
     crawl = tmp_path / "crawl"
@@ -177,21 +179,21 @@ def test_pipeline_rerun_skips_finished_stages(served, tmp_path):
 
 def test_up_starts_and_stops_cleanly(tmp_path):
     """`fineforge up` serves the deployments on its own server; SIGINT (Ctrl-C) stops both."""
-    port = orch.free_port()
+    port = server.free_port()
     env = {**os.environ, "FINEFORGE_HOME": str(tmp_path)}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "cli", "up", "--port", str(port)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    url = orch.default_api_url(port)
+    url = server.default_api_url(port)
     try:
-        orch.wait_healthy(url, timeout=90, proc=proc)
+        server.wait_healthy(url, timeout=90, proc=proc)
         _wait(lambda: len(_deployments(url)) >= 6, 90, "deployments of fineforge up")
         assert (tmp_path / "prefect" / "prefect.db").exists()
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=40)
         assert b"http://127.0.0.1:" in out
-        assert not orch.group_alive(proc.pid)
+        assert not group_alive(proc.pid)
     finally:
-        orch.stop_process(proc)
+        stop_process(proc)
     with pytest.raises(RuntimeError):
-        orch.wait_healthy(url, timeout=2)
+        server.wait_healthy(url, timeout=2)

@@ -18,13 +18,12 @@ from model.gpt2 import (
     PRESETS,
     KVCache,
     config_from_preset,
-    export_hf,
     flops_per_token,
-    from_pretrained,
     gpu_peak_flops,
     peak_flops,
     sample_next_token,
 )
+from trainer.hf import export_hf, from_pretrained
 
 ATOL = 1e-4  # issue 4, acceptance 1 (fp32)
 

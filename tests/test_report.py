@@ -32,8 +32,8 @@ TRAIN_STEPS = 4
 
 
 def _curate(out: Path, corpora: Path, **overrides) -> dict:
-    from pipelines.config import CurateConfig
     from pipelines.curate import run_curate
+    from pipelines.curate.config import CurateConfig
 
     pages = sorted((corpora / "trafilatura-eval" / "html").glob("*.html.gz"))[:PAGES]
     config = CurateConfig.model_validate({"run": {"max_tasks": 2}, **overrides})

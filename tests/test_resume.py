@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.demo_data import write_demo_crawl
+from orchestration.demo_data import write_demo_crawl
 
 FINEFORGE = Path(sys.executable).with_name("fineforge")
 

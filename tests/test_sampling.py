@@ -12,8 +12,10 @@ import torch
 from typer.testing import CliRunner
 
 from cli import app
-from model.gpt2 import GPT, config_from_preset, export_hf
-from model.sampling import load_for_sampling, sample_text
+from model.gpt2 import GPT, config_from_preset
+from model.sampling import sample_text
+from trainer.checkpoint import load_model
+from trainer.hf import export_hf
 
 PROMPT = "The web is"
 
@@ -83,7 +85,7 @@ def test_sample_text_matches_generate(model: GPT) -> None:
 
 def test_run_folder_resolves_to_its_export(model: GPT, hf_dir: Path, tmp_path: Path) -> None:
     export_hf(model, tmp_path / "hf")
-    loaded = load_for_sampling(tmp_path)
+    loaded = load_model(tmp_path)
     assert torch.equal(loaded.transformer.h[0].attn.c_attn.weight, model.transformer.h[0].attn.c_attn.weight)
 
 
@@ -91,10 +93,12 @@ def test_bad_checkpoints_fail_clearly(model: GPT, tmp_path: Path) -> None:
     not_ckpt = tmp_path / "weights.pt"
     torch.save({"state": model.state_dict()}, not_ckpt)
     result = CliRunner().invoke(app, ["sample", "--checkpoint", str(not_ckpt)])
-    assert result.exit_code == 2 and f"{not_ckpt}: not a training checkpoint" in result.output
+    assert result.exit_code == 2 and f"{not_ckpt}: not a FineForge training checkpoint" in result.output
     unsafe = tmp_path / "unsafe.pt"  # weights_only=True refuses arbitrary pickled objects
     torch.save({"model": model.state_dict(), "model_config": model.config}, unsafe)
-    with pytest.raises(ValueError, match="unsafe.pt: cannot read it as a training checkpoint"):
-        load_for_sampling(unsafe)
+    with pytest.raises(
+        ValueError, match=r"unsafe.pt: refused: it holds pickled Python objects \(model.gpt2.GPTConfig\)"
+    ):
+        load_model(unsafe)
     with pytest.raises(FileNotFoundError, match="not a checkpoint file, a Hugging Face folder"):
-        load_for_sampling(tmp_path)
+        load_model(tmp_path)

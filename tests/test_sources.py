@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipelines.sources import SourceReader, discover_inputs, sniff_format
+from pipelines.common.inputs import InputError, discover_inputs, sniff_format
+from pipelines.curate.read import SourceReader
 
 
 def read_all(inputs: list[str], tmp_path: Path) -> tuple[list, list[dict], dict[str, int]]:
@@ -138,10 +139,15 @@ def test_discovery_and_format_detection(tmp_path: Path) -> None:
     ]
     assert sniff_format(b"PAR1....") == "parquet"
     assert sniff_format(b"<!DOCTYPE html><html>") == "html"
-    with pytest.raises(FileNotFoundError, match="input not found"):
+    with pytest.raises(InputError, match="missing: no such file or folder"):
         discover_inputs([str(tmp_path / "missing")])
-    with pytest.raises(ValueError, match="cannot tell the format"):
+    with pytest.raises(InputError, match="notes.txt: cannot tell the format"):
         discover_inputs([str(root / "notes.txt")])
+    (root / "_tmp").mkdir()
+    (root / "_tmp" / "e.jsonl").write_text('{"text": "a work folder of another tool"}\n')
+    assert len(discover_inputs([str(root)], exclude=[root / "out"])) == 2  # names starting with _ are skipped
+    with pytest.raises(InputError, match="no input files found"):
+        discover_inputs([str(root / "out")], formats=("parquet",))
 
 
 def test_fsspec_url_input(tmp_path: Path) -> None:

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 from cli import app
 from model.tokenizer import EOT_TOKEN, decode, encode
-from pipelines import tokenize
 from pipelines.shards import read_shard, verify
-from pipelines.text_inputs import InputError, resolve_inputs
-from pipelines.tokenize import (
+from pipelines.tokenize import job as tokenize
+from pipelines.tokenize.inputs import InputError, resolve_inputs
+from pipelines.tokenize.job import (
     TokenizeError,
     document_order,
     encode_batch,
@@ -193,7 +193,7 @@ def test_curate_output_folder(texts: list[str], tmp_path: Path) -> None:
 def test_real_curate_output(corpora: Path, tmp_path: Path) -> None:
     """Acceptance 1 on a curated shared corpus: curate web-text for real, tokenize, decode every document."""
     curate = pytest.importorskip("pipelines.curate", reason="pipelines/curate.py not written yet")
-    from pipelines.config import load_config
+    from pipelines.curate.config import load_config
 
     # 509 web-text records have no URL, which datatrove's URLFilter asserts on; give those a placeholder.
     crawl = tmp_path / "web-text.jsonl"
@@ -257,7 +257,7 @@ CUT_GZIP = gzip.compress("".join(json.dumps({"text": f"line {i}"}) + "\n" for i 
         ("bad.jsonl", '{"text": "ok"}\n{"text": \n', r"bad.jsonl: line 2: invalid JSON"),
         ("missing.jsonl", '{"text": "ok"}\n\n{"body": "x"}\n', r"missing.jsonl: line 3: no field 'text'"),
         ("number.jsonl", '{"text": 5}\n', r"number.jsonl: line 1: field 'text' is int, expected a string"),
-        ("notes.txt", "hello", r"notes.txt: not a Parquet or JSONL file"),
+        ("notes.txt", "hello", r"notes.txt: cannot tell the format"),
         ("no-column.parquet", pa.table({"body": ["x"]}), r"no-column.parquet: no column 'text' \(columns: body\)"),
         ("null.parquet", pa.table({"text": ["a", "b", None]}), r"null.parquet: row 2: 'text' is null"),
         ("ints.parquet", pa.table({"text": [1, 2]}), r"ints.parquet: column 'text' has type int64"),
@@ -280,13 +280,17 @@ def test_bad_input_names_file_and_record(tmp_path: Path, name: str, content, mes
 
 
 def test_folder_glob_and_several_inputs(tmp_path: Path) -> None:
-    """Folders give their Parquet/JSONL files sorted, skipping hidden and '_' names; several inputs keep order."""
+    """Folders give their Parquet/JSONL files sorted, skipping hidden and '_' names; several inputs keep order.
+
+    A `.json` file whose first line is a JSON object is JSON Lines (the rule curate uses too); `notes.txt` is not.
+    """
     for name in ("b/one.jsonl.gz", "a.jsonl", ".tokenize/c.jsonl", "_tmp/d.jsonl", "x.json", "notes.txt"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         with (gzip.open if name.endswith(".gz") else open)(tmp_path / name, "wt") as f:
             f.write(json.dumps({"text": name}) + "\n")
     source = resolve_inputs([str(tmp_path)])
-    assert [f.url for f in source.files] == [str(tmp_path / "a.jsonl"), str(tmp_path / "b" / "one.jsonl.gz")]
+    expected = [str(tmp_path / name) for name in ("a.jsonl", "b/one.jsonl.gz", "x.json")]
+    assert [f.url for f in source.files] == expected
     both = resolve_inputs([str(tmp_path / "b" / "*.jsonl.gz"), str(tmp_path / "a.jsonl")])
     assert [f.url for f in both.files] == [str(tmp_path / "b" / "one.jsonl.gz"), str(tmp_path / "a.jsonl")]
     assert both.manifest_entry() == {
@@ -296,20 +300,20 @@ def test_folder_glob_and_several_inputs(tmp_path: Path) -> None:
     }
     manifest = run_tokenize([str(tmp_path)], tmp_path / "out", val_tokens=0, seed=None)
     docs = split_documents(tmp_path / "out", manifest, "train")
-    assert [decode(d[1:].tolist()) for d in docs] == ["a.jsonl", "b/one.jsonl.gz"]
+    assert [decode(d[1:].tolist()) for d in docs] == ["a.jsonl", "b/one.jsonl.gz", "x.json"]
 
 
 def test_missing_or_empty_inputs(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file or folder"):
         run_tokenize([str(tmp_path / "absent")], tmp_path / "out")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no Parquet or JSONL files found"):
+    with pytest.raises(InputError, match="no input files found"):
         run_tokenize([str(tmp_path / "empty")], tmp_path / "out2")
 
 
 KILLABLE_RUN = """
 import sys
-import pipelines.tokenize as tokenize
+import pipelines.tokenize.job as tokenize
 tokenize.CHUNK_TOKENS = 50_000  # many small scratch chunks, so the kill lands between two of them
 tokenize.run_tokenize([sys.argv[1]], sys.argv[2], shard_tokens=20_000, val_tokens=100_000, seed=1)
 """

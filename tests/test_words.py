@@ -23,15 +23,16 @@ from datatrove.pipeline.filters import (
 from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
 from datatrove.utils.word_tokenizers import WordTokenizer
 
-from pipelines.filters import (
+from pipelines.curate.filters import (
     FastC4QualityFilter,
     FastFineWebQualityFilter,
     FastGopherQualityFilter,
     FastGopherRepetitionFilter,
+    HashPowers,
     NgramStrings,
     top_ngram_chars,
 )
-from pipelines.words import SpacyCompatTokenizer, get_word_tokenizer
+from pipelines.curate.words import SpacyCompatTokenizer, get_word_tokenizer
 
 spacy = pytest.importorskip("spacy", reason="spaCy is the reference tokenizer (dev extra)")
 
@@ -150,10 +151,11 @@ def test_sentences_match_spacy(web_texts):
 def test_ngram_statistics_equal_datatrove():
     """The fast n-gram statistics return datatrove's numbers exactly, including strings that join equally."""
     rng = random.Random(0)
+    powers = HashPowers()  # shared across documents, as in a filter
     vocab = ["a", "b", "ab", "ba", "the", "cat", "sat", "on", "mat", ".", ",", "abc", "c", "bc"]
     for trial in range(400):
         words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(1, 120))]
-        ngrams = NgramStrings(words)
+        ngrams = NgramStrings(words, powers)
         for n in range(2, 11):
             if len(words) >= n:
                 assert top_ngram_chars(words, n) == find_top_duplicate(get_n_grams(words, n)), (trial, n)

@@ -5,12 +5,12 @@ Example (2 processes on one node): `torchrun --standalone --nproc_per_node 2 -m 
 
 import typer
 
-from trainer.launch import train_command
+from trainer.launch import make_train_command, run_here
 
 
 def main() -> None:
-    """Run the train command with the process's arguments."""
-    typer.run(train_command)
+    """Train in this process with the process's arguments."""
+    typer.run(make_train_command(run_here))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic writes, the last K kept, automatic resume from a run directory.
+"""Training checkpoints: atomic writes, the last K kept, automatic resume, and loading a model to use.
 
 A checkpoint is one `torch.save` file, `RUN_DIR/checkpoints/step_{step:06d}.pt`, holding everything an exact
 resume needs: the model weights (unwrapped: no `module.` or `_orig_mod.` prefixes, so `model.sampling` and
@@ -7,14 +7,18 @@ loader's position, the RNG states (python, numpy, torch CPU and CUDA) and the tr
 containers, numbers, strings and tensors go in, so it loads with `torch.load(weights_only=True)`, which
 cannot run code from an untrusted file.
 
-Writes go to `*.pt.tmp`, are fsynced, then renamed: a run killed mid-write (SIGKILL, preemption) leaves the
-previous checkpoint intact and never a half file under the final name. A GPT-2 124M checkpoint with AdamW
-state is about 1.5 GB (3 x 124M float32), so keeping the last 3 costs about 4.5 GB.
+What a checkpoint holds is defined once, by `trainer.trainer.Trainer.state_dict`; this module only stores,
+finds and loads the files. Writes go to `*.pt.tmp`, are fsynced, then renamed: a run killed mid-write (SIGKILL,
+preemption) leaves the previous checkpoint intact and never a half file under the final name. A GPT-2 124M
+checkpoint with AdamW state is about 1.5 GB (3 x 124M float32), so keeping the last 3 costs about 4.5 GB.
+
+`load_model` is what `fineforge sample` and `fineforge eval` use: a checkpoint file, a Hugging Face folder
+(`trainer.hf`), or a run folder (its `hf/` export if present, else its newest checkpoint).
 """
 
 from __future__ import annotations
 
-import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -24,8 +28,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from model.gpt2 import GPT, GPTConfig, build_from_state_dict
+from pipelines.common.files import atomic_write
+
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{6,})\.pt$")
+
+
+_WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DistributedDataParallel
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -109,15 +119,37 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], keep: int) -> Pa
     """
     path = checkpoint_path(run_dir, state["step"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     for _, old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def load_weights_only(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """`torch.load` that never runs code from the file: tensors, numbers, strings and plain containers only.
+
+    Raises:
+        ValueError: the file holds other pickled objects (refused: unpickling them could run code, whatever the
+            file claims to be), or it is truncated or not a torch file; the message names the file.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = (
+            str(e).split("Unsupported global: ", 1)[-1].split(" was not", 1)[0]
+            if "Unsupported global" in str(e)
+            else ""
+        )
+        what = f" ({found.removeprefix('GLOBAL ')})" if found else ""
+        raise ValueError(
+            f"{path}: refused: it holds pickled Python objects{what} besides tensors and plain containers, and "
+            "loading those can run arbitrary code; FineForge loads weights only. Export the weights "
+            "(a state dict of tensors, or safetensors) from a trusted environment instead."
+        ) from None
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{path}: cannot read it as a torch file ({type(e).__name__}: {e})") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -127,11 +159,76 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ValueError: when the file is not a FineForge training checkpoint, naming it.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path}: cannot read the checkpoint ({e})") from e
+    state = load_weights_only(path, map_location)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a FineForge training checkpoint (a {type(state).__name__}, not a dict)")
     missing = [k for k in ("model", "model_config", "step") if k not in state]
     if missing:
         raise ValueError(f"{path}: not a FineForge training checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def unwrap_key(key: str) -> str:
+    """Remove wrapper prefixes (`_orig_mod.`, `module.`, in any order and number) from a state-dict key."""
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def model_from_checkpoint(path: str | Path) -> GPT:
+    """Build the model stored in a training checkpoint file (weights only; float32, CPU, eval mode).
+
+    Raises:
+        ValueError: the file is not a readable training checkpoint, or its weights do not fit its config.
+    """
+    state = load_checkpoint(path)
+    try:
+        config = GPTConfig(**state["model_config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: bad model_config {state['model_config']!r}: {err}") from err
+    weights = {unwrap_key(k): v.float() for k, v in state["model"].items()}
+    try:
+        return build_from_state_dict(config, weights)
+    except RuntimeError as err:  # missing/unexpected keys or shapes that do not fit the config
+        raise ValueError(f"{path}: weights do not fit its model_config: {err}") from err
+
+
+def resolve_model_path(path: Path) -> Path:
+    """Map a run folder to its HF export or newest checkpoint; return files and HF folders unchanged.
+
+    Raises:
+        FileNotFoundError: `path` is none of a checkpoint file, an HF folder or a run folder with either.
+    """
+    if path.is_file() or (path / "config.json").is_file():
+        return path
+    if (path / "hf" / "config.json").is_file():
+        return path / "hf"
+    if newest := latest_checkpoint(path):
+        return newest
+    raise FileNotFoundError(
+        f"{path}: not a checkpoint file, a Hugging Face folder (config.json) or a run folder (hf/, checkpoints/)"
+    )
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> GPT:
+    """Load a model to use (sample, evaluate): a checkpoint file, a Hugging Face folder or a run folder.
+
+    Args:
+        path: where the model is.
+        device: where to put it.
+
+    Returns:
+        The model in float32, eval mode, on `device`.
+
+    Raises:
+        FileNotFoundError: nothing loadable at `path`.
+        ValueError: a file that is not a FineForge checkpoint or GPT-2 folder (also an unsafe pickle).
+    """
+    from trainer.hf import from_pretrained
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint or folder")
+    path = resolve_model_path(path)
+    model = from_pretrained(path) if path.is_dir() else model_from_checkpoint(path)
+    return model.to(device).eval()

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from model.tokenizer import EOT_TOKEN
-from pipelines.shards import MANIFEST_NAME, ShardError, file_sha256, read_shard, verify
+from pipelines.common.hashing import file_sha256
+from pipelines.shards import MANIFEST_NAME, ShardError, read_shard, verify
 
 
 class DataError(ValueError):

@@ -14,7 +14,6 @@ prediction (`acc_norm`; the sum of losses gives `acc`). GPT-2 124M scores about 
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model import tokenizer
+from pipelines.common.files import atomic_write
+from pipelines.common.home import fineforge_home
 from trainer.dist import DistInfo, all_reduce_sum
 
 HELLASWAG_VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -66,18 +67,18 @@ def hellaswag_file(data: str | Path | None = None) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: HellaSwag data file not found")
         return path
-    cache = Path(os.environ.get("FINEFORGE_HOME", ".fineforge")) / "hellaswag" / "hellaswag_val.jsonl"
+    cache = fineforge_home() / "hellaswag" / "hellaswag_val.jsonl"
     if not cache.is_file():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp")
-        try:
+        try:  # the whole file first, so that a failed download leaves nothing behind
             with urllib.request.urlopen(HELLASWAG_VAL_URL, timeout=60) as response:
-                tmp.write_bytes(response.read())
+                body = response.read()
         except OSError as e:
             raise FileNotFoundError(
                 f"cannot download {HELLASWAG_VAL_URL} ({e}); pass --data with a local copy of hellaswag_val.jsonl"
             ) from e
-        os.replace(tmp, cache)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache) as f:
+            f.write(body)
     return cache
 
 
@@ -172,9 +173,9 @@ def run_hellaswag(checkpoint: str | Path, data: str | Path | None = None, limit:
     Returns:
         {"items", "acc", "acc_norm", "data", "checkpoint"}.
     """
-    from model.sampling import load_for_sampling
+    from trainer.checkpoint import load_model
 
     path = hellaswag_file(data)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_for_sampling(checkpoint, device)
+    model = load_model(checkpoint, device)
     return {**hellaswag(model, path, device, limit), "checkpoint": str(checkpoint)}

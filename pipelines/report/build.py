@@ -6,12 +6,12 @@ Prefect table artifacts); `build_report` adds samples and figures and writes the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipelines.common.files import atomic_write
 from pipelines.report import plots
 from pipelines.report.data import FEATURES, CurateData, compare_tables, load_curate, load_summary
 from pipelines.report.downstream import find_shards, find_training, load_tokens, load_training
@@ -194,7 +194,6 @@ def write_report(
         images["training"] = plots.training_png(training["steps"], training["evals"])
     html = render_html(tables, curate.samples, images)
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, html_path)
+    with atomic_write(html_path, "w") as f:
+        f.write(html)
     return html_path, tables

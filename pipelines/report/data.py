@@ -26,9 +26,9 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.config import STAGES
+from pipelines.curate.stages import READ_STAGES, STAGES
 
-RAW_STAGES = frozenset({"read", "extract"})
+RAW_STAGES = frozenset(READ_STAGES)
 SUMMARY_FIELDS = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "stages")
 FEATURES = ("chars", "words", "mean_word_len", "language_score", "dup_line_frac")
 TOP_N = 15
@@ -428,7 +428,7 @@ def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateDa
         .with_columns(
             language_score=_meta("language_score", pl.Float64),
             language=_meta("language", pl.String),
-            # pipelines.dedup: documents in the cluster, the kept one included (datatrove's own key as fallback)
+            # pipelines.curate.dedup: documents in the cluster, the kept one included (datatrove's own key as fallback)
             cluster_size=pl.coalesce(_meta("dedup_cluster_size", pl.Int64), _meta("minhash_cluster_size", pl.Int64)),
         )
         .drop("metadata")

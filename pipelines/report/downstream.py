@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.common.files import read_json
+from pipelines.common.metrics import MetricsError, read_metrics
 from pipelines.report.data import ReportError
 from pipelines.shards import MANIFEST_NAME, ShardError, load_manifest, read_shard
 
@@ -151,23 +153,16 @@ def load_training(train_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReportError(f"{path}: missing; {train_dir} is not a training run")
     steps, evals, last = [], [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ReportError(f"{path}:{lineno}: not JSON ({e})") from e
-            if event.get("type") == "step" and "loss" in event:
-                steps.append((int(event["step"]), float(event["loss"])))
-                last = event
-            elif event.get("type") == "eval" and "val_loss" in event:
-                evals.append((int(event["step"]), float(event["val_loss"])))
-    status = None
-    if (train_dir / "run.json").is_file():
-        try:
-            status = json.loads((train_dir / "run.json").read_text()).get("status")
-        except json.JSONDecodeError:
-            status = None
+    try:
+        records = read_metrics(path)
+    except MetricsError as e:
+        raise ReportError(str(e)) from e
+    for event in records:
+        if event.get("type") == "step" and "loss" in event:
+            steps.append((int(event["step"]), float(event["loss"])))
+            last = event
+        elif event.get("type") == "eval" and "val_loss" in event:
+            evals.append((int(event["step"]), float(event["val_loss"])))
+    run = read_json(train_dir / "run.json")
+    status = run.get("status") if isinstance(run, dict) else None
     return {"dir": str(train_dir), "steps": steps, "evals": evals, "last": last, "status": status}

@@ -21,7 +21,7 @@ Dropped documents go to `exclusion_writer(stage)` with `metadata["filter_reason"
 `metadata["dedup_cluster_size"]` (documents in the cluster, the kept one included). Kept documents carry
 datatrove's own `duplicate_count` (exact) and `minhash_cluster_id` / `minhash_cluster_size`.
 
-Speed: shingling uses the project's word tokenizer (`pipelines.words`), not spaCy, and `MinhashSignature` gives
+Speed: shingling uses the project's word tokenizer (`pipelines.curate.words`), not spaCy, and `MinhashSignature` gives
 datatrove's signatures bit for bit about 1.3x faster. On the 580 shared web texts (478 words on average, a busy
 2-core machine): about 1,550 docs/s per core (1,230 on a cold tokenizer memo), datatrove's own signature code with
 the same tokenizer about 1,250, and with spaCy about 210. `minhash_signature_rate` measures it for any texts.
@@ -38,7 +38,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from datatrove.data import Document
@@ -66,8 +66,9 @@ from datatrove.utils.text import TextNormConfig, simplify_text
 from datatrove.utils.typeshelper import ExtensionHelperSD
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.stats import StageStats, merge_task_stats, passthrough
-from pipelines.words import get_word_tokenizer
+from pipelines.common.files import write_json_atomic
+from pipelines.curate.stats import StageStats, merge_task_stats, passthrough
+from pipelines.curate.words import WordTokenizerName, get_word_tokenizer
 
 MakeExecutor = Callable[[list, str, int], PipelineExecutor]
 ExclusionWriterFactory = Callable[[str], DiskWriter | None]
@@ -90,7 +91,7 @@ class DedupConfig(BaseModel):
     num_buckets: int = Field(14, ge=1)  # FineWeb: 14 buckets ...
     hashes_per_bucket: int = Field(8, ge=1)  # ... of 8 hashes: threshold near (1/14)**(1/8) = 0.72
     seed: int = 1  # seed of the hash permutations (datatrove's default); the same in every task
-    word_tokenizer: Literal["regex", "spacy"] = "regex"  # pipelines.words tokenizer used for shingling
+    word_tokenizer: WordTokenizerName = "regex"  # pipelines.curate.words tokenizer used for shingling
 
     def minhash_config(self) -> MinhashConfig:
         """Return the datatrove MinhashConfig for these settings."""
@@ -348,9 +349,7 @@ def _check_work_dir(work_dir: Path, cfg: DedupConfig, input_dir: Path, tasks: in
             raise ValueError(f"{work_dir} holds a dedup run with other settings ({previous}); use a fresh work dir")
         return
     work_dir.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
-    os.replace(tmp, marker)
+    write_json_atomic(marker, settings)
 
 
 def run_dedup(

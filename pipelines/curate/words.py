@@ -9,7 +9,7 @@ regex is 5x faster but agrees with spaCy's keep/drop decision on only 96.6% of r
   1. split on whitespace runs (a whitespace run other than a single " " is itself a token, later stripped);
   2. each non-whitespace chunk is peeled from both ends by prefix/suffix rules (punctuation, quotes,
      currency, units after digits, a final period after a lowercase letter or two capitals, "'s"), stopping
-     at special cases (contractions, abbreviations, emoticons: `pipelines.words_rules`);
+     at special cases (contractions, abbreviations, emoticons: `pipelines.curate.words_rules`);
   3. the core is kept whole if it is a URL, otherwise split at infixes (hyphens and slashes between letters,
      periods between a lowercase and an uppercase letter, commas between letters, ellipses, symbols).
 A chunk's tokens do not depend on its context, so they are memoised per chunk string (a dict of at most 200k
@@ -22,7 +22,7 @@ Sentences follow spaCy's sentencizer: a sentence ends after a token that is a se
 Agreement with spaCy 3.8 (tests/test_words.py): tokens of 186,046 of the 186,048 distinct chunks of the
 shared corpora (web texts and trafilatura-extracted pages); the keep/drop decision and the drop reason of each
 of the four filters and of the chain on 580/580 web texts and 1029/1029 extracted pages (the issue asks
->= 99.5%). Rules are data in `pipelines.words_rules`; spaCy is needed only by the tests.
+>= 99.5%). Rules are data in `pipelines.curate.words_rules`; spaCy is needed only by the tests.
 
 Both classes implement datatrove's `WordTokenizer` interface, so they plug into any datatrove step as
 `language=`; `get_word_tokenizer(name)` returns a shared instance.
@@ -34,11 +34,12 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import cache, lru_cache
+from typing import Literal
 
 import regex
 from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer
 
-from pipelines.words_rules import (
+from pipelines.curate.words_rules import (
     CURRENCY,
     PREFIX_CHARS,
     PUNCT,
@@ -424,6 +425,9 @@ def _is_terminal(tok: str) -> bool:
 @lru_cache(maxsize=65536)
 def _is_punct(tok: str) -> bool:
     return all(unicodedata.category(c).startswith("P") for c in tok)
+
+
+WordTokenizerName = Literal["regex", "spacy"]  # the `word_tokenizer` setting of the filters and of dedup
 
 
 @cache

@@ -7,7 +7,7 @@ language filter, which in datatrove gives no reason, says "wrong_language" or "l
 
 Speed. datatrove's stock heuristic filters on spaCy ran at ~64 docs/s per core on the shared web texts. The
 four heuristic filters here are subclasses of datatrove's that keep its decision logic and reasons but
-  * split words once per document with the fast spaCy-compatible tokenizer (`pipelines.words`), shared
+  * split words once per document with the fast spaCy-compatible tokenizer (`pipelines.curate.words`), shared
     between filters through datatrove's own `split_into_words` cache;
   * compute the Gopher n-gram statistics without building one string per n-gram: a word-count bound skips
     the top-n-gram count when it cannot reach the threshold, and duplicate n-grams are keyed by a rolling
@@ -29,7 +29,6 @@ from collections import Counter
 from collections.abc import Callable
 from itertools import accumulate
 from operator import itemgetter, mul
-from typing import Literal
 
 import numpy as np
 from datatrove.data import Document
@@ -47,9 +46,7 @@ from datatrove.utils.lid import FT176LID
 from datatrove.utils.text import PUNCTUATION_SET, split_into_words
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.words import SpacyCompatTokenizer, get_word_tokenizer
-
-STAGES = ("url_filter", "language_filter", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
+from pipelines.curate.words import SpacyCompatTokenizer, WordTokenizerName, get_word_tokenizer
 
 
 class _Stage(BaseModel):
@@ -142,7 +139,7 @@ class FilterConfig(BaseModel):
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
     c4_quality: C4QualityConfig = Field(default_factory=C4QualityConfig)
     fineweb_quality: FineWebQualityConfig = Field(default_factory=FineWebQualityConfig)
-    word_tokenizer: Literal["regex", "spacy"] = "regex"
+    word_tokenizer: WordTokenizerName = "regex"
 
 
 def _duplicates(items: list[str]) -> tuple[int, int]:
@@ -200,19 +197,27 @@ def top_ngram_bounds(words: list[str], sizes: list[int]) -> dict[int, int]:
 
 _MOD = (1 << 31) - 1  # Mersenne prime: hash products stay below 2**62 in uint64
 _BASE = 1_000_003
-_powers = np.ones(1, dtype=np.uint64)  # _BASE**t mod _MOD
-_inverse_powers = np.ones(1, dtype=np.uint64)  # _BASE**-t mod _MOD
+_INVERSE_BASE = pow(_BASE, _MOD - 2, _MOD)
 
 
-def _ensure_powers(length: int) -> None:
-    """Grow the cached power tables (by doubling, vectorised) to at least `length` + 1 entries."""
-    global _powers, _inverse_powers
-    inverse_base = pow(_BASE, _MOD - 2, _MOD)
-    while len(_powers) <= length:
-        k = len(_powers)
-        step, inverse_step = np.uint64(pow(_BASE, k, _MOD)), np.uint64(pow(inverse_base, k, _MOD))
-        _powers = np.concatenate([_powers, _powers * step % _MOD])
-        _inverse_powers = np.concatenate([_inverse_powers, _inverse_powers * inverse_step % _MOD])
+class HashPowers:
+    """The tables `_BASE**t mod _MOD` and `_BASE**-t mod _MOD` for t = 0..n, grown by doubling as documents need.
+
+    One instance per filter (not per document): a filter owns its tables, and they reach their working size
+    after the longest document seen.
+    """
+
+    def __init__(self) -> None:
+        self.powers = np.ones(1, dtype=np.uint64)
+        self.inverse = np.ones(1, dtype=np.uint64)
+
+    def ensure(self, length: int) -> None:
+        """Grow both tables (vectorised) to at least `length` + 1 entries."""
+        while len(self.powers) <= length:
+            k = len(self.powers)
+            step, inverse_step = np.uint64(pow(_BASE, k, _MOD)), np.uint64(pow(_INVERSE_BASE, k, _MOD))
+            self.powers = np.concatenate([self.powers, self.powers * step % _MOD])
+            self.inverse = np.concatenate([self.inverse, self.inverse * inverse_step % _MOD])
 
 
 class NgramStrings:
@@ -226,21 +231,23 @@ class NgramStrings:
 
     Args:
         words: the document's words.
+        powers: the power tables to use (grown here when the document is longer than any before).
     """
 
-    def __init__(self, words: list[str]):
+    def __init__(self, words: list[str], powers: HashPowers):
         self.joined = "".join(words)
         self.offsets = list(accumulate(map(len, words), initial=0))
         codes = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
-        _ensure_powers(len(codes))
+        powers.ensure(len(codes))
+        self._inverse = powers.inverse
         self._prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
-        np.cumsum(codes * _powers[: len(codes)] % _MOD, out=self._prefix[1:])
+        np.cumsum(codes * powers.powers[: len(codes)] % _MOD, out=self._prefix[1:])
         self._starts = np.asarray(self.offsets, dtype=np.int64)
 
     def keys(self, n: int) -> np.ndarray:
         """Hash keys (length in the high bits) of the n-grams starting at each word, shape (len(words) - n + 1,)."""
         a, b = self._starts[:-n], self._starts[n:]
-        value = (self._prefix[b] - self._prefix[a]) % _MOD * _inverse_powers[a] % _MOD
+        value = (self._prefix[b] - self._prefix[a]) % _MOD * self._inverse[a] % _MOD
         return value | ((b - a).astype(np.uint64) << np.uint64(31))
 
     def duplicated_chars(self, n: int) -> int:
@@ -279,6 +286,10 @@ class NgramStrings:
 class FastGopherRepetitionFilter(GopherRepetitionFilter):
     """datatrove's GopherRepetitionFilter with C-level n-gram statistics (same decisions and reasons)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hash_powers = HashPowers()
+
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         """Drop documents with repeated lines, paragraphs or n-grams (Gopher table A1)."""
         text = doc.text
@@ -305,7 +316,7 @@ class FastGopherRepetitionFilter(GopherRepetitionFilter):
             if top_ngram_chars(words, n) / len(text) > n_frac:
                 return False, f"top_{n}_gram"
         if self.dup_n_grams:
-            ngrams = NgramStrings(words)
+            ngrams = NgramStrings(words, self.hash_powers)
             for n, n_frac in self.dup_n_grams:
                 if ngrams.duplicated_chars(n) / len(text) > n_frac:
                     return False, f"duplicated_{n}_n_grams"
@@ -327,18 +338,19 @@ class _WordKinds(dict):
         return kind
 
 
-_WORD_KINDS = _WordKinds()
-
-
 class FastGopherQualityFilter(GopherQualityFilter):
     """datatrove's GopherQualityFilter with per-word properties memoised (same decisions and reasons)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.word_kinds = _WordKinds()
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         """Apply Gopher's quality rules (word counts, word length, symbols, bullets, ellipses, stop words)."""
         text = doc.text
         words = split_into_words(text, self.language)
         n_words = len(words)
-        non_symbol_chars, rest = divmod(sum(map(_WORD_KINDS.__getitem__, words)), _FIELD * _FIELD)
+        non_symbol_chars, rest = divmod(sum(map(self.word_kinds.__getitem__, words)), _FIELD * _FIELD)
         n_non_symbol, n_alpha = divmod(rest, _FIELD)
         if self.min_doc_words and n_non_symbol < self.min_doc_words:
             return False, "gopher_short_doc"

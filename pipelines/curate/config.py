@@ -1,7 +1,7 @@
 """The curate configuration: one pydantic model composing every stage's settings, FineWeb defaults throughout.
 
-`CurateConfig` = read + extract + filters (`pipelines.filters.FilterConfig`) + dedup
-(`pipelines.dedup.DedupConfig`) + rejects + run (executor settings) + `expected_drop`. Every model forbids
+`CurateConfig` = read + extract + filters (`pipelines.curate.filters.FilterConfig`) + dedup
+(`pipelines.curate.dedup.DedupConfig`) + rejects + run (executor settings) + `expected_drop`. Every model forbids
 unknown keys, so a typo in a YAML file is an error naming the key, not a silently ignored threshold.
 `configs/fineweb.yaml` writes the defaults out; `fineforge config show` prints the effective config.
 
@@ -12,29 +12,16 @@ local processes to Ray, or allowing a stage's drop rate after the guard fired, k
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipelines.dedup import DedupConfig
-from pipelines.executors import RaySettings, SlurmSettings
-from pipelines.filters import FilterConfig
-
-STAGES = (
-    "read",
-    "extract",
-    "url_filter",
-    "language_filter",
-    "gopher_repetition",
-    "gopher_quality",
-    "c4_quality",
-    "fineweb_quality",
-    "exact_dedup",
-    "minhash_dedup",
-)
+from pipelines.common.hashing import stable_hash
+from pipelines.curate.dedup import DedupConfig
+from pipelines.curate.executors import RaySettings, SlurmSettings
+from pipelines.curate.filters import FilterConfig
+from pipelines.curate.stages import STAGES
 
 
 class ReadConfig(BaseModel):
@@ -134,10 +121,7 @@ def config_hash(cfg: CurateConfig) -> str:
     Returns:
         16 hex characters of the SHA-256 of the canonical JSON.
     """
-    canonical = json.dumps(
-        cfg.model_dump(mode="json", exclude={"run", "expected_drop"}), sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return stable_hash(cfg.model_dump(mode="json", exclude={"run", "expected_drop"}))
 
 
 def config_yaml(cfg: CurateConfig) -> str:

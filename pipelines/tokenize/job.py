@@ -4,7 +4,8 @@ Input: a curate output folder (its `data/*.parquet`; `summary.json` supplies the
 hash), or any Parquet / JSONL files, folders or globs, local or fsspec URLs (`s3://`, `hf://`, ...), with a
 string column of text (`text` by default). Output: `train_NNNNNN.bin`, `val_NNNNNN.bin` and `manifest.json`
 in the layout `pipelines.shards` documents. How to run: `fineforge tokenize --input DIR --output SHARDS`,
-or `run_tokenize(...)`; Prefect runs the same steps through `TokenizeJob.stages()`.
+or `run_tokenize(...)`; the CLI, the demo and the Prefect flows all run `TokenizeStage` through
+`pipelines.common.stage.run_stage` (the flows make one task of each of its steps).
 
 The job runs in three steps, each resumable, each leaving its state in `OUTPUT/.tokenize/`:
 
@@ -29,21 +30,21 @@ The job runs in three steps, each resumable, each leaving its state in `OUTPUT/.
 
 The output bytes depend only on the input documents and the settings in `TokenizeSettings` (hashed into the
 manifest's `config_hash`), never on `workers` or on where a previous run crashed. A rerun into a finished
-folder with the same inputs and settings returns its manifest; a finished folder with different settings or
-inputs is refused unless `overwrite` is set, while an unfinished run of other settings is discarded.
+folder with the same inputs and settings returns its manifest (`is_complete`); `claim` refuses a finished folder
+with different settings or inputs unless `overwrite` is set, while an unfinished run of other settings is
+discarded.
 
 Cost: GPT-2 BPE dominates (about 2-4 M tokens/s per core here). The store doubles the disk needed while the
 job runs (2 bytes per token, as much as the shards); in exchange the corpus never has to fit in memory, the
 shuffle is global, and the plan knows every shard boundary before any shard is written. A spawned worker
 costs about 0.6 s of CPU to start (imports, then building the BPE ranks), so extra workers pay off from a
 few million tokens up.
-`benchmarks/tokenize.py` measures the end-to-end rate against raw `encode_ordinary_batch`.
+`python -m benchmarks.tokenize_rate` measures the end-to-end rate against raw `encode_ordinary_batch`.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import logging
 import math
@@ -59,21 +60,22 @@ from typing import Any
 import numpy as np
 
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
+from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.hashing import stable_hash
+from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.shards import (
     HEADER_BYTES,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     TOKEN_DTYPE,
     ShardError,
-    atomic_write,
     load_manifest,
     shard_name,
     verify,
-    write_json_atomic,
     write_manifest,
     write_shard,
 )
-from pipelines.text_inputs import iter_text_batches, resolve_inputs
+from pipelines.tokenize.inputs import iter_text_batches, resolve_inputs
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +120,7 @@ class TokenizeSettings:
     def config_hash(self) -> str:
         """Return a 16-hex-digit hash of these settings, the format and the ordering rule."""
         spec = {**asdict(self), "format": MANIFEST_FORMAT, "tokenizer": "gpt2", "eot": EOT_TOKEN}
-        spec["order_version"] = ORDER_VERSION
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        return stable_hash({**spec, "order_version": ORDER_VERSION})
 
 
 def _encode_text(text: str) -> np.ndarray:
@@ -326,33 +327,28 @@ class _ShardBuilder:
         return out
 
 
-_BUILDERS: dict[tuple[str, int, int], _ShardBuilder] = {}
+def _write_planned_shards(args: tuple[str, str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Write a group of planned shards and their completion records (one builder for the group); return them."""
+    work, output, shards = args
+    builder = _ShardBuilder(Path(work))
+    records = []
+    for shard in shards:
+        tokens = builder.tokens(shard["split"], shard["index"])
+        if tokens.size != shard["tokens"]:
+            raise ShardError(f"{shard['path']}: assembled {tokens.size} tokens, the plan says {shard['tokens']}")
+        record = {**shard, "sha256": write_shard(Path(output) / shard["path"], tokens)}
+        write_json_atomic(Path(work) / "done" / f"{shard['path']}.json", record)
+        log.info("wrote %s (%d tokens)", record["path"], record["tokens"])
+        records.append(record)
+    return records
 
 
-def _builder(work: str) -> _ShardBuilder:
-    """Return this process's builder for the plan in `work`, rebuilt whenever plan.json is replaced."""
-    stat = (Path(work) / "plan.json").stat()
-    key = (work, stat.st_ino, stat.st_mtime_ns)
-    if key not in _BUILDERS:
-        _BUILDERS.clear()
-        _BUILDERS[key] = _ShardBuilder(Path(work))
-    return _BUILDERS[key]
+class TokenizeStage(Stage):
+    """One tokenize run as a `pipelines.common.stage.Stage`; `run_tokenize` runs it through `run_stage`.
 
-
-def _write_planned_shard(args: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
-    """Write one planned shard and its completion record; return the record."""
-    work, output, shard = args
-    tokens = _builder(work).tokens(shard["split"], shard["index"])
-    if tokens.size != shard["tokens"]:
-        raise ShardError(f"{shard['path']}: assembled {tokens.size} tokens, the plan says {shard['tokens']}")
-    sha256 = write_shard(Path(output) / shard["path"], tokens)
-    record = {**shard, "sha256": sha256}
-    write_json_atomic(Path(work) / "done" / f"{shard['path']}.json", record)
-    return record
-
-
-class TokenizeJob:
-    """One tokenize run as coarse, idempotent steps (for Prefect tasks); `run_tokenize` runs them all.
+    The constructor only stores its arguments: `plan()` resolves the inputs, `is_complete()` reads the output
+    folder, and only `claim()` may delete anything there (its own stale work, or with `overwrite` another run's
+    shards and manifest, never other files).
 
     Args:
         inputs: curate output folders, Parquet/JSONL files, folders, globs or fsspec URLs.
@@ -362,9 +358,11 @@ class TokenizeJob:
         overwrite: replace the shards and work state of another run in `output_dir` instead of refusing.
 
     Raises:
-        TokenizeError: bad settings, or an output folder holding another run's shards (without `overwrite`).
-        InputError: missing or unsupported inputs.
+        TokenizeError: bad settings, or (from `claim`) an output folder holding another run's shards.
+        InputError: (from `plan`) missing or unsupported inputs.
     """
+
+    name = "tokenize"
 
     def __init__(
         self,
@@ -376,27 +374,51 @@ class TokenizeJob:
     ) -> None:
         if workers < 1:
             raise TokenizeError(f"workers must be >= 1, got {workers}")
+        self.inputs = list(inputs)
         self.output_dir = Path(output_dir)
         self.work = self.output_dir / WORK_DIR
         self.settings = settings
         self.workers = workers
-        self.source = resolve_inputs(list(inputs))
+        self.overwrite = overwrite
         self.store = _ChunkStore(self.work / "chunks")
+
+    def plan(self) -> None:
+        """Resolve the input files and fix this run's job record (settings hash, inputs with sizes and stamps)."""
+        self.source = resolve_inputs(self.inputs)
         self.job = {
-            "config_hash": settings.config_hash(),
-            "settings": asdict(settings),
+            "config_hash": self.settings.config_hash(),
+            "settings": asdict(self.settings),
             "source": self.source.manifest_entry(),
             "inputs": [asdict(f) for f in self.source.files],
         }
-        self.complete = self._claim_output(overwrite)
 
-    def _claim_output(self, overwrite: bool) -> bool:
-        """Record this job in the output folder, or check that the folder's run is this one; True if finished."""
+    def is_complete(self) -> bool:
+        """True when the folder holds a manifest made by exactly this job, its shards intact in size."""
+        manifest_path = self.output_dir / MANIFEST_NAME
+        if not manifest_path.exists() or read_json(self.work / "job.json") != self.job:
+            return False
+        try:
+            verify(manifest_path, checksums=False)
+        except ShardError:
+            return False
+        return True
+
+    def result(self) -> dict[str, Any]:
+        """The finished shard set's manifest."""
+        return load_manifest(self.output_dir / MANIFEST_NAME)
+
+    def claim(self) -> None:
+        """Record this job in the output folder, or check that the folder's unfinished run is this one.
+
+        Raises:
+            TokenizeError: the folder holds a finished shard set of other settings or inputs, or shard files of
+                unknown origin, and `overwrite` is not set.
+        """
         job_path = self.work / "job.json"
         manifest_path = self.output_dir / MANIFEST_NAME
         conflict = self._conflict(job_path, manifest_path)
         # A finished shard set or files of unknown origin are kept unless asked; our own unfinished work is not.
-        if conflict and not overwrite and (manifest_path.exists() or not job_path.exists()):
+        if conflict and not self.overwrite and (manifest_path.exists() or not job_path.exists()):
             raise TokenizeError(f"{self.output_dir}: {conflict}; use another folder or overwrite (--overwrite)")
         if conflict:
             log.warning("%s: %s; overwriting it", self.output_dir, conflict)
@@ -407,14 +429,13 @@ class TokenizeJob:
         if not job_path.exists():
             self.work.mkdir(parents=True, exist_ok=True)
             write_json_atomic(job_path, self.job)
-        return manifest_path.exists()
 
     def _conflict(self, job_path: Path, manifest_path: Path) -> str | None:
         """Say why the output folder belongs to another run, or return None if it is free or this job's."""
         if job_path.exists():
-            previous = json.loads(job_path.read_text())
+            previous = read_json(job_path)
             if previous != self.job:
-                what = "settings" if previous.get("config_hash") != self.job["config_hash"] else "input files"
+                what = "settings" if (previous or {}).get("config_hash") != self.job["config_hash"] else "input files"
                 return f"holds a tokenize run with other {what} ({job_path})"
         elif manifest_path.exists() or self._shard_files():
             return "holds shards not made by this job"
@@ -428,13 +449,13 @@ class TokenizeJob:
     def _shard_files(self) -> list[Path]:
         return [p for p in self.output_dir.glob("*.bin*") if SHARD_FILE.fullmatch(p.name)]
 
-    def stages(self) -> list[tuple[str, Callable[[], None]]]:
-        """Return the steps in order: `tokenize`, `plan`, `shards`; each skips work already done."""
-        return [("tokenize", self.tokenize), ("plan", self.plan), ("shards", self.write_shards)]
+    def steps(self) -> list[Step]:
+        """Return the steps in order: `tokenize`, `order`, `shards`; each skips work already done."""
+        return [("tokenize", self.tokenize), ("order", self.plan_shards), ("shards", self.write_shards)]
 
     def tokenize(self) -> None:
         """Encode every document not yet in the chunk store, with `workers` processes."""
-        if self.complete or self.store.done_path.exists():
+        if self.store.done_path.exists():
             return
         chunk, skip = self.store.completed()
         if skip:
@@ -456,9 +477,9 @@ class TokenizeJob:
             chunk += 1
         write_json_atomic(self.store.done_path, {"chunks": chunk})
 
-    def plan(self) -> None:
+    def plan_shards(self) -> None:
         """Fix the document order, the validation split and every shard's size (once; reruns keep it)."""
-        if self.complete or all((self.work / name).exists() for name in ("plan.json", "order.npy")):
+        if all((self.work / name).exists() for name in ("plan.json", "order.npy")):
             return
         lengths, _ = self.store.lengths()
         if lengths.size == 0:
@@ -501,22 +522,18 @@ class TokenizeJob:
 
     def write_shards(self) -> None:
         """Write every planned shard that is not complete yet, with `workers` processes."""
-        if self.complete:
-            return
         (self.work / "done").mkdir(exist_ok=True)
         todo = [s for s in self._planned() if not self._done(s)]
-        jobs = [(str(self.work), str(self.output_dir), s) for s in todo]
         # Gathering runs at about 100M tokens/s in one process here, and a spawned pool takes 1-2 s to start.
         useful = math.ceil(sum(s["tokens"] for s in todo) / PARALLEL_SHARD_TOKENS)
-        for record in _map_ordered(_write_planned_shard, jobs, max(1, min(self.workers, useful, len(jobs)))):
-            log.info("wrote %s (%d tokens)", record["path"], record["tokens"])
-        _BUILDERS.clear()
+        processes = max(1, min(self.workers, useful, len(todo)))
+        groups = [todo[i::processes] for i in range(processes)]  # one builder per group: it maps every chunk
+        jobs = [(str(self.work), str(self.output_dir), group) for group in groups if group]
+        for _ in _map_ordered(_write_planned_shards, jobs, processes):
+            pass
 
     def finish(self) -> dict[str, Any]:
         """Write `manifest.json` (last, atomically), delete the scratch store and return the manifest."""
-        manifest_path = self.output_dir / MANIFEST_NAME
-        if self.complete:
-            return load_manifest(manifest_path)
         records = [json.loads((self.work / "done" / f"{s['path']}.json").read_text()) for s in self._planned()]
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -533,7 +550,6 @@ class TokenizeJob:
         write_manifest(self.output_dir, manifest)
         shutil.rmtree(self.store.path, ignore_errors=True)
         (self.work / "order.npy").unlink(missing_ok=True)
-        self.complete = True
         return manifest
 
 
@@ -568,7 +584,5 @@ def run_tokenize(
         InputError: an unreadable input, naming the file and the record.
     """
     settings = TokenizeSettings(shard_tokens=shard_tokens, val_tokens=val_tokens, seed=seed, text_column=text_column)
-    job = TokenizeJob(inputs, output_dir, settings, workers=workers, overwrite=overwrite)
-    for _, step in job.stages():
-        step()
-    return job.finish()
+    stage = TokenizeStage(inputs, output_dir, settings, workers=workers, overwrite=overwrite)
+    return run_stage(stage).result

@@ -12,33 +12,28 @@ Rates count document tokens only (no EOT), the same tokens on both sides. Each m
 `--repeat` rounds, so a burst of load from other processes on this shared machine hits both sides alike.
 CPU seconds (this process plus its pool workers) are printed too: under load, wall-clock scaling says little,
 while raw/e2e CPU per token is the efficiency a worker keeps, which is what bounds scaling on idle cores.
-Run: `.venv/bin/python benchmarks/tokenize.py [--tokens 20000000] [--workers 1 2] [--repeat 2]`.
+Run: `.venv/bin/python -m benchmarks.tokenize_rate [--tokens 20000000] [--workers 1 2] [--repeat 2]`.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
-# Run as a script, this file's folder heads sys.path, and this file would then shadow the standard library's
-# `tokenize` (which numpy imports through inspect and linecache); the repository root goes there instead.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-from model.tokenizer import get_encoding  # noqa: E402
-from pipelines.tokenize import TokenizeJob, TokenizeSettings  # noqa: E402
-from tests.conftest import corpora_path  # noqa: E402
+from model.tokenizer import get_encoding
+from pipelines.common.stage import run_stage
+from pipelines.tokenize import TokenizeSettings, TokenizeStage
+from tests.conftest import corpora_path
 
 
 def build_corpus(folder: Path, tokens: int, files: int = 8) -> tuple[list[str], int]:
@@ -71,15 +66,17 @@ def time_end_to_end(source: Path, out: Path, workers: int) -> tuple[float, float
     """Wall and CPU seconds for a full tokenize run into a fresh `out`, and the wall seconds of each stage."""
     shutil.rmtree(out, ignore_errors=True)
     start, cpu = time.perf_counter(), cpu_seconds()
-    job = TokenizeJob([str(source)], out, TokenizeSettings(shard_tokens=10_000_000), workers=workers)
-    stages = {"setup": time.perf_counter() - start}
-    for name, step in job.stages():
+    stage = TokenizeStage([str(source)], out, TokenizeSettings(shard_tokens=10_000_000), workers=workers)
+    stages: dict[str, float] = {}
+
+    def timed(name: str, step) -> None:
+        stages.setdefault("setup", time.perf_counter() - start)  # plan and claim
         t = time.perf_counter()
         step()
         stages[name] = time.perf_counter() - t
-    t = time.perf_counter()
-    job.finish()
-    stages["manifest"] = time.perf_counter() - t
+
+    run_stage(stage, timed)
+    stages["manifest"] = time.perf_counter() - start - sum(stages.values())
     return time.perf_counter() - start, cpu_seconds() - cpu, stages
 
 

@@ -1,9 +1,7 @@
-"""Input discovery, format detection and the `read` stage: every record is either a document, a counted skip or
-a quarantined error.
+"""The `read` stage: every record of every input file is a document, a counted skip or a quarantined error.
 
-Inputs are local paths, folders or fsspec URLs (`s3://...`, `hf://datasets/...`). Formats are detected, never
-asked for: by file name first (`.warc[.gz]`, `.arc[.gz]`, `.wet[.gz]`, `.jsonl[.gz|.zst]`, `.parquet`,
-`.html[.gz]`), then by sniffing the (decompressed) first bytes for unknown names.
+Input files come from `pipelines.common.inputs` (paths, folders, globs, fsspec URLs; formats detected by name
+or content, compression by magic bytes); task `rank` reads `files[rank::world_size]`.
 
 Why not datatrove's own readers: `WarcReader` returns nothing, and counts nothing, for a response whose
 `WARC-Identified-Payload-Type` header is absent and whose bytes libmagic does not call `text/html` (63 of the
@@ -22,36 +20,20 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import io
 import json
 import re
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import fsspec
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
-from fsspec.implementations.local import LocalFileSystem
 
-FORMATS = ("warc", "jsonl", "parquet", "html")
-_COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd")
-_NAME_FORMATS = {
-    ".warc": "warc",
-    ".arc": "warc",
-    ".wet": "warc",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".html": "html",
-    ".htm": "html",
-}
+from pipelines.common.inputs import STREAM_ERRORS, InputFile, compression_of, decompressed
+
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SNIPPET_CHARS = 200
 _MAX_REPLACED_FRACTION = 0.01  # above 1% replaced characters the page is not text we can trust
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -59,21 +41,6 @@ _CANONICAL = (
     re.compile(r"""<link[^>]+rel=["']canonical["'][^>]*href=["']([^"']+)["']""", re.IGNORECASE),
     re.compile(r"""<meta[^>]+property=["']og:url["'][^>]*content=["']([^"']+)["']""", re.IGNORECASE),
 )
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One input file: where it is, how it is read, and its size (part of the run id).
-
-    Attributes:
-        url: absolute local path or fsspec URL.
-        format: one of FORMATS.
-        size: size in bytes, or None where the filesystem does not say.
-    """
-
-    url: str
-    format: str
-    size: int | None
 
 
 @dataclass(frozen=True)
@@ -99,138 +66,6 @@ class Bad:
 
 
 Event = Document | Skip | Bad
-
-
-def _compression(head: bytes) -> str | None:
-    if head.startswith(_GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(_ZSTD_MAGIC):
-        return "zstd"
-    return None
-
-
-def _decompressed(raw: IO[bytes], compression: str | None) -> IO[bytes]:
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw)
-    if compression == "zstd":
-        import zstandard
-
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
-    return raw
-
-
-def format_from_name(name: str) -> str | None:
-    """Guess a format from a file name, ignoring a trailing compression suffix.
-
-    Args:
-        name: file name or path.
-
-    Returns:
-        One of FORMATS, or None for an unknown (or ambiguous, such as `.json`) name.
-    """
-    lower = name.lower()
-    for suffix in _COMPRESSION_SUFFIXES:
-        lower = lower.removesuffix(suffix)
-    return _NAME_FORMATS.get(Path(lower).suffix)
-
-
-def sniff_format(head: bytes) -> str | None:
-    """Recognise a format from the first decompressed bytes of a file.
-
-    Args:
-        head: up to a few KB from the start of the (decompressed) file.
-
-    Returns:
-        One of FORMATS, or None. A JSON file counts as JSONL only if its first line is a whole JSON object, so a
-        pretty-printed JSON document (a ground-truth file, say) is not mistaken for data.
-    """
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    stripped = head.lstrip()
-    if stripped.startswith((b"WARC/", b"filedesc://")):
-        return "warc"
-    if stripped.startswith(b"{"):
-        first_line = stripped.split(b"\n", 1)[0]
-        try:
-            return "jsonl" if isinstance(json.loads(first_line), dict) else None
-        except ValueError:
-            return None
-    if stripped[:200].lower().startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in stripped[:1000]:
-        return "html"
-    return None
-
-
-def _head(fs: fsspec.AbstractFileSystem, path: str, n: int = 65536) -> bytes:
-    with fs.open(path, "rb") as raw:
-        start = raw.read(n)
-    if (compression := _compression(start)) is None:
-        return start
-    try:
-        with _decompressed(io.BytesIO(start), compression) as stream:
-            return stream.read(n)
-    except (EOFError, OSError, zlib.error):
-        return b""
-
-
-def _hidden_or_excluded(path: str, root: str, excluded: list[str]) -> bool:
-    relative = path[len(root) :].lstrip("/")
-    return any(part.startswith(".") for part in relative.split("/")) or any(
-        path == ex or path.startswith(ex.rstrip("/") + "/") for ex in excluded
-    )
-
-
-def discover_inputs(inputs: Iterable[str], exclude: Iterable[str | Path] = ()) -> list[SourceFile]:
-    """Expand paths, folders, globs and fsspec URLs into a sorted list of readable input files.
-
-    Folders are searched recursively; hidden files and folders and anything under `exclude` (the output
-    folder, so that a rerun never reads its own output) are left out, as are files of unknown format inside
-    folders. A file named explicitly must have a known format (by name or by content).
-
-    Args:
-        inputs: paths or URLs as the user gave them.
-        exclude: local folders or URLs to leave out.
-
-    Returns:
-        The input files, sorted by URL, without duplicates.
-
-    Raises:
-        FileNotFoundError: an input does not exist or a folder holds no readable file.
-        ValueError: an explicitly named file has an unknown format.
-    """
-    excluded = [str(Path(e).resolve()) if "://" not in str(e) else str(e) for e in exclude]
-    found: dict[str, SourceFile] = {}
-    for given in inputs:
-        fs, root = fsspec.core.url_to_fs(given)
-        local = isinstance(fs, LocalFileSystem)
-        if local:
-            root = str(Path(root).resolve())
-        matches = fs.glob(root) if any(ch in root for ch in "*?[") else ([root] if fs.exists(root) else [])
-        if not matches:
-            raise FileNotFoundError(f"input not found: {given}")
-        for match in matches:
-            if fs.isdir(match):
-                sizes = {path: info.get("size") for path, info in fs.find(match, detail=True).items()}
-                files = [p for p in sorted(sizes) if not _hidden_or_excluded(p, match, excluded)]
-                picked = [(p, format_from_name(p) or _sniff_named_json(fs, p)) for p in files]
-                picked = [(p, f) for p, f in picked if f]
-                if not picked:
-                    raise FileNotFoundError(f"no readable input files (formats: {', '.join(FORMATS)}) in {given}")
-            else:
-                fmt = format_from_name(match) or sniff_format(_head(fs, match))
-                if fmt is None:
-                    raise ValueError(f"cannot tell the format of {given}: expected one of {', '.join(FORMATS)}")
-                picked, sizes = [(match, fmt)], {match: fs.size(match)}
-            for path, fmt in picked:
-                url = path if local else fs.unstrip_protocol(path)
-                found[url] = SourceFile(url, fmt, sizes.get(path))
-    return [found[url] for url in sorted(found)]
-
-
-def _sniff_named_json(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
-    lower = path.lower()
-    for suffix in _COMPRESSION_SUFFIXES:
-        lower = lower.removesuffix(suffix)
-    return sniff_format(_head(fs, path)) if lower.endswith(".json") else None
 
 
 def parse_content_type(value: str | None) -> tuple[str | None, str | None]:
@@ -302,7 +137,7 @@ class SourceReader(PipelineStep):
 
     def __init__(
         self,
-        files: list[SourceFile],
+        files: list[InputFile],
         quarantine_dir: str,
         text_key: str = "text",
         id_key: str = "id",
@@ -349,7 +184,7 @@ class SourceReader(PipelineStep):
             if quarantine is not None:
                 quarantine.close()
 
-    def read_file(self, source: SourceFile) -> Iterator[Event]:
+    def read_file(self, source: InputFile) -> Iterator[Event]:
         """Yield one event per record of `source`; an empty or unopenable file gives one Bad event.
 
         Args:
@@ -360,7 +195,7 @@ class SourceReader(PipelineStep):
         """
         try:
             with fsspec.open(source.url, "rb") as raw:
-                head = raw.read(4)
+                head = raw.read(6)
         except OSError as err:
             yield Bad(f"cannot open file: {err}", offset=0)
             return
@@ -369,9 +204,9 @@ class SourceReader(PipelineStep):
             return
         reader = {"warc": self._read_warc, "jsonl": self._read_jsonl, "parquet": self._read_parquet}
         with self.track_time("file"):
-            yield from reader.get(source.format, self._read_html)(source, _compression(head))
+            yield from reader.get(source.format, self._read_html)(source, compression_of(head))
 
-    def _record_to_event(self, record: Any, source: SourceFile, line: int, raw: str) -> Event:
+    def _record_to_event(self, record: Any, source: InputFile, line: int, raw: str) -> Event:
         if not isinstance(record, dict):
             return Bad(f"record is a JSON {type(record).__name__}, not an object", line=line, snippet=_snippet(raw))
         if self.text_key not in record:
@@ -392,11 +227,11 @@ class SourceReader(PipelineStep):
         metadata |= {"source_file": source.url, "content_type": "text"}
         return Document(text=text, id=str(doc_id) if doc_id is not None else f"{source.url}#{line}", metadata=metadata)
 
-    def _read_jsonl(self, source: SourceFile, compression: str | None) -> Iterator[Event]:
+    def _read_jsonl(self, source: InputFile, compression: str | None) -> Iterator[Event]:
         import orjson
 
         line = 0
-        with fsspec.open(source.url, "rb") as raw, _decompressed(raw, compression) as stream:
+        with fsspec.open(source.url, "rb") as raw, decompressed(raw, compression) as stream:
             try:
                 for line, data in enumerate(stream, start=1):
                     if not data.strip():
@@ -414,12 +249,12 @@ class SourceReader(PipelineStep):
                         yield Bad(f"broken JSON line: {err}", line=line, snippet=_snippet(text))
                         continue
                     yield self._record_to_event(record, source, line, text)
-            except (EOFError, OSError, zlib.error) as err:
+            except STREAM_ERRORS as err:
                 yield Bad(f"truncated or corrupt {compression or 'file'} stream: {err}", line=line + 1)
         if line == 0:
             yield Bad("empty file", offset=0)
 
-    def _read_parquet(self, source: SourceFile, compression: str | None) -> Iterator[Event]:
+    def _read_parquet(self, source: InputFile, compression: str | None) -> Iterator[Event]:
         import pyarrow.parquet as pq
 
         row = 0
@@ -433,11 +268,11 @@ class SourceReader(PipelineStep):
         except (OSError, ValueError) as err:
             yield Bad(f"unreadable Parquet: {err}", line=row + 1)
 
-    def _read_html(self, source: SourceFile, compression: str | None) -> Iterator[Event]:
+    def _read_html(self, source: InputFile, compression: str | None) -> Iterator[Event]:
         try:
-            with fsspec.open(source.url, "rb") as raw, _decompressed(raw, compression) as stream:
+            with fsspec.open(source.url, "rb") as raw, decompressed(raw, compression) as stream:
                 body = stream.read()
-        except (EOFError, OSError, zlib.error) as err:
+        except STREAM_ERRORS as err:
             yield Bad(f"truncated or corrupt {compression or 'file'} stream: {err}", offset=0)
             return
         if not body.strip():
@@ -452,7 +287,7 @@ class SourceReader(PipelineStep):
         metadata = {"url": url, "source_file": source.url, "content_type": "html"}
         yield Document(text=html, id=source.url, metadata=metadata)
 
-    def _read_warc(self, source: SourceFile, compression: str | None) -> Iterator[Event]:
+    def _read_warc(self, source: InputFile, compression: str | None) -> Iterator[Event]:
         from warcio.exceptions import ArchiveLoadFailed
 
         seen = 0
@@ -471,7 +306,7 @@ class SourceReader(PipelineStep):
             yield from _warc_events(gzip.GzipFile(fileobj=raw), source, skip=seen)
 
 
-def _warc_events(stream: IO[bytes], source: SourceFile, skip: int) -> Iterator[Event]:
+def _warc_events(stream: IO[bytes], source: InputFile, skip: int) -> Iterator[Event]:
     """Events for the records of one WARC/ARC stream; a stream error ends the file with one Bad event.
 
     Raises ArchiveLoadFailed for a whole-file gzip (the caller retries through one decompressor).
@@ -492,14 +327,14 @@ def _warc_events(stream: IO[bytes], source: SourceFile, skip: int) -> Iterator[E
                 raise
             yield Bad(f"malformed WARC: {' '.join(str(err).split())}", offset=end)
             return
-        except (EOFError, OSError, zlib.error, ValueError) as err:
+        except STREAM_ERRORS as err:
             yield Bad(f"truncated or corrupt WARC stream: {err}", offset=end)
             return
         try:
             body = record.content_stream().read()
             offset = iterator.get_record_offset()
             end = offset + iterator.get_record_length()
-        except (EOFError, OSError, zlib.error, ValueError) as err:
+        except STREAM_ERRORS as err:
             yield Bad(f"unreadable WARC record payload: {err}", offset=end)
             return
         index += 1
@@ -508,7 +343,7 @@ def _warc_events(stream: IO[bytes], source: SourceFile, skip: int) -> Iterator[E
         yield _warc_record_event(record, body, source, offset)
 
 
-def _warc_record_event(record: Any, body: bytes, source: SourceFile, offset: int) -> Event:
+def _warc_record_event(record: Any, body: bytes, source: InputFile, offset: int) -> Event:
     """Classify one WARC record: an HTML (or WET text) document, a counted skip, or a quarantined error."""
     import magic
 

@@ -1,11 +1,12 @@
 """`fineforge curate`: the FineWeb recipe over any crawl, resumable, with every document accounted for.
 
-Two coarse stages, each a set of datatrove executors that resume from completion markers:
+`CurateStage` implements the stage interface of `pipelines.common.stage` (plan, is-complete, claim, steps,
+finish). Its two coarse steps are each a set of datatrove executors that resume from completion markers:
 
-1. `filter`: read (pipelines.sources) -> extract (pipelines.extract, HTML only) -> URL, language, Gopher
-   repetition, Gopher quality, C4, FineWeb filters (pipelines.filters) -> JSONL in the work folder.
+1. `filter`: read (pipelines.curate.read) -> extract (pipelines.curate.extract, HTML only) -> URL, language, Gopher
+   repetition, Gopher quality, C4, FineWeb filters (pipelines.curate.filters) -> JSONL in the work folder.
    One pass, so each document is read and parsed once.
-2. `dedup`: exact then MinHash dedup (pipelines.dedup), whose last step writes the survivors, flattened to
+2. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last step writes the survivors, flattened to
    the `data/` columns, as Parquet.
 
 `finish()` merges the per-task stats (`stats/*.json`, never the latest-invocation-only `stats.json`), checks
@@ -16,8 +17,9 @@ Run identity and resume: `run_id` hashes the config (config_hash), the input fil
 count and `--limit`. All state lives in `DIR/.work/<run_id>/`, so a changed config or input set starts a new
 run instead of mixing outputs, and rerunning the same command after a crash (even `kill -9`) redoes only
 tasks without a completion marker. Every writer opens its files afresh per task and the documents of a task
-arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterrupted run's. Once a run is
-published, the work folders of superseded runs are deleted.
+arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterrupted run's. A rerun of a
+published run returns its summary without touching anything. Once a run is published, the work folders of
+superseded runs are deleted.
 
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
 is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it.
@@ -25,14 +27,12 @@ is extraction returning nothing because a dependency is missing), unless `expect
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,18 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
-from pipelines.config import STAGES, CurateConfig, config_hash
-from pipelines.dedup import run_dedup
-from pipelines.executors import ExecutorKind, executor_factory
-from pipelines.extract import HtmlExtractor
-from pipelines.filters import build_filter_steps
-from pipelines.sources import SourceFile, SourceReader, discover_inputs
-from pipelines.stats import StageStats, merge_task_stats, passthrough, stage_from_counts
+from pipelines.common.files import link_or_copy, read_json, write_json_atomic
+from pipelines.common.hashing import stable_hash
+from pipelines.common.inputs import InputFile, discover_inputs
+from pipelines.common.stage import Stage, Step, run_stage
+from pipelines.curate.config import CurateConfig, config_hash
+from pipelines.curate.dedup import run_dedup
+from pipelines.curate.executors import ExecutorKind, executor_factory
+from pipelines.curate.extract import HtmlExtractor
+from pipelines.curate.filters import build_filter_steps
+from pipelines.curate.read import SourceReader
+from pipelines.curate.stages import DEDUP_STAGES, FILTER_STAGES, FIRST_PASS, READ_STAGES
+from pipelines.curate.stats import StageStats, merge_task_stats, passthrough, stage_from_counts
 
 DROP_GUARD_MIN_DOCS = 100  # issue 2: a stage dropping >= 99% of >= 100 documents fails the run
 DROP_GUARD_FRACTION = 0.99
@@ -213,7 +218,7 @@ def parquet_rows(folder: Path) -> int:
     return sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(Path(folder).glob("*.parquet")))
 
 
-def plan_tasks(files: list[SourceFile], workers: int, task_mb: float, max_tasks: int) -> int:
+def plan_tasks(files: list[InputFile], workers: int, task_mb: float, max_tasks: int) -> int:
     """Tasks per document-level stage: one per `task_mb` of input, at least `workers`, capped by files and max.
 
     Args:
@@ -230,7 +235,7 @@ def plan_tasks(files: list[SourceFile], workers: int, task_mb: float, max_tasks:
     return max(1, min(len(files), max_tasks, wanted))
 
 
-def make_run_id(cfg_hash: str, files: list[SourceFile], tasks: int, limit: int | None) -> str:
+def make_run_id(cfg_hash: str, files: list[InputFile], tasks: int, limit: int | None) -> str:
     """Identity of a run: config hash, input files and sizes, task count and limit.
 
     Args:
@@ -242,25 +247,14 @@ def make_run_id(cfg_hash: str, files: list[SourceFile], tasks: int, limit: int |
     Returns:
         16 hex characters.
     """
-    identity = {"config": cfg_hash, "files": [[f.url, f.size] for f in files], "tasks": tasks, "limit": limit}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return stable_hash({"config": cfg_hash, "files": [[f.url, f.size] for f in files], "tasks": tasks, "limit": limit})
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+class CurateStage(Stage):
+    """One curate run over fixed inputs and config, as a `pipelines.common.stage.Stage`.
 
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-class CurateJob:
-    """One curate run over fixed inputs and config; `stages()` for an orchestrator, `finish()` for the summary.
+    The constructor only stores its arguments; `plan()` discovers the input files and fixes the task count and
+    run id, `claim()` creates the work folder, `steps()` are the filter and dedup passes, `finish()` publishes.
 
     Args:
         config: the curate config.
@@ -270,6 +264,8 @@ class CurateJob:
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents in total (split over the tasks); None reads all.
     """
+
+    name = "curate"
 
     def __init__(
         self,
@@ -283,40 +279,55 @@ class CurateJob:
         self.config = config
         self.inputs = [str(i) for i in inputs]
         self.output_dir = Path(output_dir).resolve()
-        self.files = discover_inputs(self.inputs, exclude=[self.output_dir])
-        self.tasks = plan_tasks(self.files, workers, config.run.task_mb, config.run.max_tasks)
+        self.workers = workers
+        self.executor = executor
         self.limit = limit
         self.config_hash = config_hash(config)
-        self.run_id = make_run_id(self.config_hash, self.files, self.tasks, limit)
+
+    def plan(self) -> None:
+        """Discover the input files, size the tasks and fix the run id (and with it the work folder)."""
+        self.files = discover_inputs(self.inputs, exclude=[self.output_dir])
+        self.tasks = plan_tasks(self.files, self.workers, self.config.run.task_mb, self.config.run.max_tasks)
+        self.run_id = make_run_id(self.config_hash, self.files, self.tasks, self.limit)
         self.work_dir = self.output_dir / ".work" / self.run_id
-        self.executor = executor
-        self.workers = workers
         self.make_executor = executor_factory(
-            kind=executor,
-            workers=workers,
+            kind=self.executor,
+            workers=self.workers,
             logs_root=self.work_dir / "logs",
-            slurm=config.run.slurm,
-            ray=config.run.ray,
+            slurm=self.config.run.slurm,
+            ray=self.config.run.ray,
         )
         self._started = time.monotonic()
+
+    def is_complete(self) -> bool:
+        """True when DIR/summary.json is this run's (same config, inputs, task count and limit)."""
+        summary = read_json(self.output_dir / "summary.json")
+        return isinstance(summary, dict) and summary.get("run_id") == self.run_id
+
+    def result(self) -> dict[str, Any]:
+        """The published summary.json."""
+        return read_json(self.output_dir / "summary.json")
+
+    def claim(self) -> None:
+        """Create this run's work folder and record what it is (`job.json`)."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.work_dir / "job.json", self._job_record())
+
+    def steps(self) -> list[Step]:
+        """The coarse passes in order, each resumable: `[("filter", ...), ("dedup", ...)]`."""
+        return [("filter", self.run_filter), ("dedup", self.run_dedup)]
 
     @property
     def _out(self) -> Path:
         return self.work_dir / "out"
 
-    def stages(self) -> list[tuple[str, Callable[[], None]]]:
-        """The coarse steps in order, each idempotent: `[("filter", ...), ("dedup", ...)]`."""
-        return [("filter", self.run_filter), ("dedup", self.run_dedup)]
-
     def run_filter(self) -> None:
         """Stage 1: read, extract and filter every input file into JSONL in the work folder."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(self.work_dir / "job.json", self._job_record())
         filters = build_filter_steps(self.config.filters, self._rejects_writer)
         names = [name for name, _ in filters]
-        if unknown := set(names) - set(STAGES[2:8]):
-            raise RuntimeError(f"pipelines.filters returned unknown stages {sorted(unknown)}")
-        _write_json_atomic(self.work_dir / "filter_stages.json", ["read", "extract", *names])
+        if unknown := set(names) - set(FILTER_STAGES):
+            raise RuntimeError(f"pipelines.curate.filters returned unknown stages {sorted(unknown)}")
+        write_json_atomic(self.work_dir / "filter_stages.json", [*READ_STAGES, *names])
         pipeline = [
             SourceReader(
                 self.files,
@@ -350,7 +361,7 @@ class CurateJob:
             tasks=self.tasks,
             exclusion_writer=self._rejects_writer,
         )
-        _write_json_atomic(self.work_dir / "dedup_stats.json", [s.to_dict() for s in stats])
+        write_json_atomic(self.work_dir / "dedup_stats.json", [s.to_dict() for s in stats])
         check_drop_guard(stats, self.config.expected_drop)
 
     def filter_stats(self) -> tuple[dict[str, int], list[StageStats]]:
@@ -363,7 +374,7 @@ class CurateJob:
             name: stage_from_counts(name, step["counts"])
             for name, step in zip(names, steps[: len(names)], strict=True)
         }
-        return steps[0]["counts"], self._complete(by_name, STAGES[:8], by_name["read"].docs_in)
+        return steps[0]["counts"], self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
 
     def finish(self) -> dict[str, Any]:
         """Check the accounting, publish data/, rejects/, quarantine/ and write summary.json (last, atomically).
@@ -376,7 +387,7 @@ class CurateJob:
         if not dedup_file.exists():
             raise RuntimeError(f"dedup has not finished for run {self.run_id}; run the dedup stage first")
         by_name = {s["name"]: StageStats(**s) for s in json.loads(dedup_file.read_text())}
-        stages += self._complete(by_name, STAGES[8:], stages[-1].docs_out)
+        stages += self._complete(by_name, DEDUP_STAGES, stages[-1].docs_out)
         check_drop_guard(stages, self.config.expected_drop)
         duration = time.monotonic() - self._started
         docs_in = stages[0].docs_in
@@ -399,7 +410,7 @@ class CurateJob:
         }
         check_invariants(summary, parquet_rows(self._out / "data"))
         self._publish()
-        _write_json_atomic(self.output_dir / "summary.json", summary)
+        write_json_atomic(self.output_dir / "summary.json", summary)
         self._remove_superseded_runs()
         return summary
 
@@ -449,7 +460,7 @@ class CurateJob:
             staging = self.output_dir / f".{name}.publishing"
             shutil.rmtree(staging, ignore_errors=True)
             if source.exists():
-                shutil.copytree(source, staging, copy_function=_link_or_copy)
+                shutil.copytree(source, staging, copy_function=link_or_copy)
             else:
                 staging.mkdir(parents=True)
             shutil.rmtree(target, ignore_errors=True)
@@ -464,7 +475,7 @@ def run_curate(
     executor: ExecutorKind = "local",
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Run every curate stage, then finish: the whole of `fineforge curate`.
+    """Run (or resume, or reuse the finished output of) a curate run: the whole of `fineforge curate`.
 
     Args:
         config: the curate config.
@@ -477,7 +488,5 @@ def run_curate(
     Returns:
         The summary dict (also written as output_dir/summary.json).
     """
-    job = CurateJob(config, inputs, output_dir, workers=workers, executor=executor, limit=limit)
-    for _, stage in job.stages():
-        stage()
-    return job.finish()
+    stage = CurateStage(config, inputs, output_dir, workers=workers, executor=executor, limit=limit)
+    return run_stage(stage).result

@@ -1,4 +1,4 @@
-"""English tokenization rules for `pipelines.words`: affix character sets and special cases.
+"""English tokenization rules for `pipelines.curate.words`: affix character sets and special cases.
 
 The character sets and exception classes follow the behaviour of spaCy's English tokenizer (spaCy 3.x,
 `spacy.blank("en")`), which datatrove's filters use by default; they are written here as data so that the fast

@@ -27,6 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.files import write_json_atomic
+
 DEMO_SEED = 20240604
 N_GOOD_WARC = 60
 N_GOOD_JSONL = 40
@@ -310,6 +312,23 @@ def _jsonl_lines(rng: random.Random) -> tuple[list[str], list[dict[str, Any]]]:
     return lines, cases
 
 
+def demo_texts(count: int, seed: int = DEMO_SEED) -> list[str]:
+    """Distinct English articles in the demo crawl's style, the same for a seed on every machine.
+
+    For tests and benchmarks that need plenty of clean, varied prose without the shared corpora: each article
+    is 4-6 paragraphs of 4-6 sentences (about 350 words), paragraphs separated by blank lines.
+
+    Args:
+        count: number of articles.
+        seed: the generator's seed.
+
+    Returns:
+        The articles.
+    """
+    rng = random.Random(seed)
+    return ["\n\n".join(_article(rng)[1]) for _ in range(count)]
+
+
 def write_demo_crawl(out_dir: Path) -> dict[str, Any]:
     """Write the demo crawl (WARC + JSONL) and its ground truth into `out_dir`.
 
@@ -338,5 +357,5 @@ def write_demo_crawl(out_dir: Path) -> dict[str, Any]:
         "counts": counts,
         "cases": cases,
     }
-    (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n")
+    write_json_atomic(out_dir / "ground_truth.json", truth)  # last: its presence marks a complete crawl
     return truth

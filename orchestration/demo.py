@@ -3,29 +3,28 @@
 Stages, each into its own folder of OUT (the layout the report discovers by lineage):
 
 1. `crawl/`: `write_demo_crawl` (about 230 records with planted boilerplate, spam, duplicates, one broken line).
-2. `curated/`: `run_curate` with the default FineWeb config (about 100 documents survive).
-3. `shards/`: `run_tokenize` into one train and one val shard (about 38k + 4k tokens).
+2. `curated/`: `CurateStage` with the default FineWeb config (about 100 documents survive).
+3. `shards/`: `TokenizeStage` into one train and one val shard (about 38k + 4k tokens).
 4. `run/`: the `tiny` GPT-2 preset (3.3M parameters, mostly the 50,257 x 64 embedding) trained by
-   `python -m trainer` in a subprocess, so torch, its threads and its signal handlers stay out of this
-   process and the run is exactly what `fineforge train` would do. 300 steps of 512 tokens (the preset's
-   own recipe) is about 4 passes over the train split; measured here on 2 shared cores at about 250 ms a step
-   (75 s), with train loss falling from 10.9 to about 4 and val loss from 10.9 to about 4.
+   `TrainStage`, exactly as `fineforge train` trains it (a supervised `python -m trainer` process). 300 steps
+   of 512 tokens (the preset's own recipe) is about 4 passes over the train split; measured here on 2 shared
+   cores at about 250 ms a step (75 s), with train loss falling from 10.9 to about 4 and val loss from 10.9
+   to about 4.
 5. a few samples from the trained model (`model.sampling`), then `report.html` (`build_report` of the curated
    folder with the shards and the run).
 
-Reruns are idempotent through each stage's own completion contract: the crawl is kept once its
-`ground_truth.json` (written last) exists; curate and tokenize resume or return at once from their markers;
-training is skipped when `run/run.json` says "completed" at the requested step count, and otherwise resumes
-from its newest checkpoint (a larger `--steps` continues the run). The samples and the report are cheap and
-always redone. Datatrove's per-task log (several hundred lines) goes to `OUT/curate.log`, the trainer's step
-lines to `OUT/run/train.log`; the terminal shows every validation loss and a short summary per stage.
+The three stages run through `pipelines.common.stage.run_stage`, as in the CLI and the flows, so reruns are
+idempotent by the same rule everywhere: a stage whose contract file matches its plan is reused, an unfinished
+one resumes (a larger `--steps` continues the training run). The crawl is kept once its `ground_truth.json`
+(written last) exists; the samples and the report are cheap and always redone. Datatrove's per-task log
+(several hundred lines) goes to `OUT/curate.log`, the trainer's lines to `OUT/run/train.log`; the terminal
+shows every validation loss and a short summary per stage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,9 @@ from typing import Any
 import yaml
 from rich.console import Console
 from rich.table import Table
+
+from pipelines.common.metrics import read_metrics
+from pipelines.common.stage import run_stage
 
 DEMO_MODEL = "tiny"  # model.gpt2.PRESETS: 2 layers, 64 wide; trains in about a minute on 2 cores
 DEMO_STEPS = 300  # trainer.config.TRAIN_PRESETS["tiny"]: val loss 10.9 -> about 4 on the demo corpus
@@ -47,40 +49,35 @@ def _write_crawl(crawl_dir: Path) -> dict[str, Any]:
     truth_path = crawl_dir / "ground_truth.json"
     if truth_path.exists():  # written last by write_demo_crawl: the crawl is complete
         return json.loads(truth_path.read_text())
-    from pipelines.demo_data import write_demo_crawl
+    from orchestration.demo_data import write_demo_crawl
 
     return write_demo_crawl(crawl_dir)
 
 
 def _curate(inputs: list[str], curated: Path, log_path: Path) -> dict[str, Any]:
-    """Run curate with datatrove's loguru output sent to `log_path` instead of the terminal.
+    """Run the curate stage with datatrove's loguru output sent to `log_path` instead of the terminal.
 
     Datatrove logs outside tasks through loguru's current handlers and, per task, adds a handler on
     `sys.stderr` (`datatrove.utils.logging.add_task_logger`), so both are pointed at the file here.
     """
     from loguru import logger
 
-    from pipelines.config import CurateConfig
-    from pipelines.curate import run_curate
+    from pipelines.curate import CurateConfig, CurateStage
 
     with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
         logger.remove()
         logger.add(log, level="INFO")
         try:
-            return run_curate(CurateConfig(), inputs, curated)
+            return run_stage(CurateStage(CurateConfig(), inputs, curated)).result
         finally:
             logger.remove()  # drop handlers bound to the log file before it closes
             logger.add(sys.stderr)  # loguru's default handler again
 
 
 def _train(shards: Path, run_dir: Path, steps: int, config_path: Path, console: Console) -> dict[str, Any]:
-    """Train the demo model in a `python -m trainer` subprocess; print its validation losses as they come."""
-    run_json = run_dir / "run.json"
-    if run_json.exists():
-        done = json.loads(run_json.read_text())
-        if done.get("status") == "completed" and done.get("step") == steps:
-            console.print(f"  training already completed ({steps} steps): {run_dir}")
-            return done
+    """Train the demo model with `TrainStage`; print its validation losses as they come."""
+    from trainer.stage import TrainerExit, TrainStage
+
     settings = {
         "model": DEMO_MODEL,
         "steps": steps,
@@ -92,41 +89,39 @@ def _train(shards: Path, run_dir: Path, steps: int, config_path: Path, console: 
         "tensorboard": False,
     }
     config_path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "trainer", "--data", str(shards), "--out", str(run_dir), "--config", str(config_path)]
-    log_path = run_dir / "train.log"
-    with open(log_path, "a", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            if "val loss" in line or "resuming from" in line:
-                console.print("  " + line.rstrip(), markup=False, highlight=False)
-        code = proc.wait()
-    if code in (130, 143):  # 128 + SIGINT/SIGTERM: the trainer wrote a checkpoint first (trainer/launch.py)
-        raise RuntimeError(f"training stopped by a signal; rerun the same command to resume it from {run_dir}")
-    if code != 0:
-        tail = "".join(log_path.read_text(encoding="utf-8").splitlines(keepends=True)[-15:])
-        raise RuntimeError(f"training failed (exit {code}): {' '.join(cmd)}\nlast lines of {log_path}:\n{tail}")
-    return json.loads(run_json.read_text())
+
+    def show(line: str | None) -> None:
+        if line and ("val loss" in line or "resuming from" in line):
+            console.print("  " + line, markup=False, highlight=False)
+
+    stage = TrainStage(["--data", str(shards), "--out", str(run_dir), "--config", str(config_path)], show)
+    try:
+        outcome = run_stage(stage)
+    except TrainerExit as e:
+        if e.code in (130, 143):  # 128 + SIGINT/SIGTERM: the trainer wrote a checkpoint first
+            raise RuntimeError(
+                f"training stopped by a signal; rerun the same command to resume it from {run_dir}"
+            ) from None
+        tail = "".join(e.log.read_text(encoding="utf-8").splitlines(keepends=True)[-15:])
+        raise RuntimeError(f"{e}\nlast lines of {e.log}:\n{tail}") from None
+    if outcome.reused:
+        console.print(f"  training already completed ({steps} steps): {run_dir}")
+    return outcome.result
 
 
 def _losses(metrics: Path) -> tuple[list[float], list[float]]:
     """Train losses of each step and validation losses of each evaluation, in file order."""
-    train, val = [], []
-    for line in metrics.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if rec.get("type") == "step":
-            train.append(rec["loss"])
-        elif rec.get("type") == "eval":
-            val.append(rec["val_loss"])
+    records = read_metrics(metrics)
+    train = [r["loss"] for r in records if r.get("type") == "step"]
+    val = [r["val_loss"] for r in records if r.get("type") == "eval"]
     return train, val
 
 
 def _print_samples(run_dir: Path, console: Console) -> None:
-    from model.sampling import load_for_sampling, sample_text
+    from model.sampling import sample_text
+    from trainer.checkpoint import load_model
 
-    model = load_for_sampling(run_dir)
+    model = load_model(run_dir)
     for i, prompt in enumerate(DEMO_PROMPTS):
         (text,) = sample_text(model, prompt, num_samples=1, max_new_tokens=SAMPLE_TOKENS, temperature=0.8, seed=i)
         console.print(f"  [dim]sample {i}:[/] {text!r}", highlight=False)
@@ -149,7 +144,7 @@ def run_demo(out_dir: Path, steps: int = DEMO_STEPS, console: Console | None = N
             stopped by a signal (a rerun resumes it).
     """
     from pipelines.report import print_summary, write_report
-    from pipelines.tokenize import run_tokenize
+    from pipelines.tokenize import TokenizeSettings, TokenizeStage
 
     console = console or Console()
     out_dir = Path(out_dir).resolve()
@@ -195,7 +190,8 @@ def run_demo(out_dir: Path, steps: int = DEMO_STEPS, console: Console | None = N
     timings["curate"] = time.perf_counter() - t0
 
     t0 = stage("3/5 tokenize (GPT-2 BPE, llm.c shards)")
-    manifest = run_tokenize([str(paths["curated"])], paths["shards"], shard_tokens=SHARD_TOKENS, val_tokens=VAL_TOKENS)
+    settings = TokenizeSettings(shard_tokens=SHARD_TOKENS, val_tokens=VAL_TOKENS)
+    manifest = run_stage(TokenizeStage([str(paths["curated"])], paths["shards"], settings)).result
     tok, docs = manifest["total_tokens"], manifest["documents"]
     results["tokenize"] = (
         f"train {tok['train']:,} tokens / {docs['train']} docs, val {tok.get('val', 0):,} / {docs.get('val', 0)}"

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 
@@ -97,26 +95,6 @@ def shard_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for shard in manifest["shards"]
     ]
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Read a trainer's metrics.jsonl, skipping a last line that is still being written.
-
-    Args:
-        path: RUN_DIR/metrics.jsonl (missing means no metrics yet).
-
-    Returns:
-        The records in file order.
-    """
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a partial line during training; the next read sees it whole
-    return records
 
 
 def training_progress(records: list[dict[str, Any]], total_steps: int) -> tuple[float, str]:

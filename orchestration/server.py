@@ -1,0 +1,109 @@
+"""The local Prefect server: started on 127.0.0.1 with its database under the FineForge home, always stopped.
+
+`prefect server start` is bound to 127.0.0.1 with its SQLite database under `FINEFORGE_HOME/prefect`. The port
+goes through `PREFECT_SERVER_API_PORT` as well as the flag, because the bundled UI reads the API address from the
+settings, not from `--port` (seen with Prefect 3.9.1: `--port` alone leaves the UI calling port 4200). Analytics
+and promotional content are switched off (telemetry otherwise logs errors and a "database is locked" traceback
+here). The server starts in 3-9 s and holds about 290 MB. It runs in its own session, so it never sees the
+terminal's Ctrl-C: whoever starts it stops it (`pipelines.common.processes.stop_process`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+DEFAULT_PORT = 4200
+CLIENT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+
+def default_api_url(port: int = DEFAULT_PORT) -> str:
+    """Return the API address of a `fineforge server` on this machine, e.g. `http://127.0.0.1:4200/api`."""
+    return f"http://127.0.0.1:{port}/api"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago (for tests and parallel servers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(port: int, home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Build the environment of a local Prefect server process.
+
+    Args:
+        port: the port for the API and the UI.
+        home: the FineForge home; the server's PREFECT_HOME (and SQLite database) is `home/prefect`.
+        base: environment to start from (default: this process's).
+
+    Returns:
+        The environment dict.
+    """
+    env = dict(os.environ if base is None else base)
+    env.pop("PREFECT_API_URL", None)  # a server must not think it is a client of another server
+    env.update(
+        CLIENT_ENV,
+        PREFECT_HOME=str(home / "prefect"),
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_UI_API_URL=default_api_url(port),
+        PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT="false",
+    )
+    return env
+
+
+def start_server(port: int, home: Path, log_path: Path | None = None) -> subprocess.Popen:
+    """Start `prefect server start` on 127.0.0.1:port in its own session.
+
+    Args:
+        port: the port for the API and the UI.
+        home: the FineForge home (database under `home/prefect`).
+        log_path: file for the server's output (default: inherit this process's stdout/stderr).
+
+    Returns:
+        The server process; pair with `wait_healthy` and `stop_process`.
+    """
+    (home / "prefect").mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child, closed below
+    try:
+        return subprocess.Popen(
+            cmd,
+            env=server_env(port, home),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
+    finally:
+        if out:
+            out.close()
+
+
+def wait_healthy(api_url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Block until `api_url/health` answers, the process dies, or the timeout passes.
+
+    Args:
+        api_url: the API address (ending in /api).
+        timeout: seconds to wait.
+        proc: the server process, to fail fast when it exits.
+
+    Raises:
+        RuntimeError: when the server exited or did not answer in time.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited with code {proc.returncode} before {api_url} answered")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        time.sleep(0.3)
+    raise RuntimeError(f"the Prefect server at {api_url} did not answer /health within {timeout:.0f} s")

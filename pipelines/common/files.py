@@ -1,0 +1,81 @@
+"""Files that readers must never see half-written: atomic writes with fsync, and the JSON contract files.
+
+Every contract file (`summary.json`, `manifest.json`, `run.json`, checkpoints, shards) is written to a temporary
+sibling `<name>.tmp`, flushed and fsynced, then renamed over the final name, so a reader (or a rerun after
+`kill -9` or a power cut) sees the old file or the complete new one, never a partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of `path`; when the block succeeds, fsync it and rename it to `path`.
+
+    Args:
+        path: the final file.
+        mode: "wb" or "w" (text is written as UTF-8).
+
+    Yields:
+        The open temporary file. If the block raises, `path` is untouched and the temporary file is removed.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    encoding = None if "b" in mode else "utf-8"
+    try:
+        with open(tmp, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented UTF-8 JSON (a trailing newline) through `atomic_write`.
+
+    Args:
+        path: destination file.
+        obj: JSON-serialisable data.
+
+    Returns:
+        The path written.
+    """
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any | None:
+    """Read a JSON contract file; None when it is missing or not valid JSON (an unfinished or foreign file).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The parsed value, or None.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link `src` to `dst` (no bytes copied), or copy it where links are impossible (other filesystem)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,23 @@
+"""curate: raw crawl to filtered, deduplicated Parquet with every dropped document counted under its reason.
+
+Modules, in the order documents meet them: `read` (records -> documents, quarantine), `extract` (trafilatura),
+`filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`), `dedup` (exact and
+MinHash); `stages` is the ordered stage list, `config` the settings, `stats` the accounting read back from
+datatrove, `executors` where tasks run, and `job` the `CurateStage` that ties them together.
+"""
+
+from pipelines.curate.config import CurateConfig, config_hash, config_yaml, load_config
+from pipelines.curate.job import CurateStage, DropGuardError, InvariantError, run_curate
+from pipelines.curate.stages import STAGES
+
+__all__ = [
+    "STAGES",
+    "CurateConfig",
+    "CurateStage",
+    "DropGuardError",
+    "InvariantError",
+    "config_hash",
+    "config_yaml",
+    "load_config",
+    "run_curate",
+]

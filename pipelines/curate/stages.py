@@ -1,0 +1,19 @@
+"""The curate stages in the order documents pass them: the one list every part of curate and the report uses.
+
+`read` and `extract` turn records into documents; the filters run in FineWeb's order in the same pass; the
+dedup stages run afterwards over the survivors of every task. `summary.json` lists one entry per stage in this
+order, disabled stages included (they pass every document on).
+"""
+
+READ_STAGES = ("read", "extract")
+FILTER_STAGES = (
+    "url_filter",
+    "language_filter",
+    "gopher_repetition",
+    "gopher_quality",
+    "c4_quality",
+    "fineweb_quality",
+)
+DEDUP_STAGES = ("exact_dedup", "minhash_dedup")
+FIRST_PASS = READ_STAGES + FILTER_STAGES  # one datatrove pipeline: read, extract, filter
+STAGES = FIRST_PASS + DEDUP_STAGES

@@ -1,0 +1,193 @@
+"""Training as a stage (`pipelines.common.stage`): what `fineforge train`, `fineforge demo` and the flows run.
+
+- plan: parse the trainer flags into the effective `TrainConfig` and read the manifest's sha256;
+- is-complete: `RUN_DIR/run.json` says "completed", at the planned number of steps, on these exact shards
+  (same manifest bytes); a larger `--steps` is not complete and continues the run;
+- claim: create the run directory, refuse one trained on other shards, write the effective `config.yaml`;
+- the one step, `train`: `python -m trainer --config RUN_DIR/config.yaml` as a supervised child process group
+  (`trainer.process`); every output line goes to `RUN_DIR/train.log` and to `on_output` (None once a second
+  of silence, for progress refreshes). Any exception in the supervisor, a Prefect cancellation or Ctrl-C
+  included, stops the trainer with SIGTERM first: it finishes its step and checkpoints, and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pipelines.common.files import atomic_write
+from pipelines.common.hashing import file_sha256
+from pipelines.common.stage import Stage, Step
+from trainer.config import TrainConfig, build_config
+from trainer.data import DataError, manifest_file
+from trainer.launch import parse_train_args
+from trainer.lineage import check_same_data, recorded_run
+from trainer.process import TrainerProcess, trainer_command
+
+LOG_FILE = "train.log"
+OutputHandler = Callable[[str | None], None]
+
+
+class TrainerExit(RuntimeError):
+    """The trainer process ended with a non-zero exit code (its output is in RUN_DIR/train.log)."""
+
+    def __init__(self, code: int, run_dir: Path):
+        self.code = code
+        self.log = run_dir / LOG_FILE
+        super().__init__(f"trainer exited with code {code}; its output is in {self.log}")
+
+
+class StopRequested(Exception):
+    """SIGTERM reached the supervising process (raised there so that the trainer is stopped first)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by signal {signum}")
+
+
+def _print_line(line: str | None) -> None:
+    if line is not None:
+        print(line, flush=True)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into StopRequested while supervising, where nobody else (e.g. Prefect) handles it."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    def handler(signum: int, frame) -> None:
+        raise StopRequested(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class TrainStage(Stage):
+    """One training run, given as trainer flags (`--data`, `--out`, `--model`, ..., `--nproc`).
+
+    Args:
+        args: the flags, exactly as `fineforge train` takes them.
+        on_output: called with each trainer output line, and with None after each second of silence.
+        env: environment of the trainer process (default: this process's).
+    """
+
+    name = "train"
+
+    def __init__(self, args: list[str], on_output: OutputHandler = _print_line, env: dict[str, str] | None = None):
+        self.args = list(args)
+        self.on_output = on_output
+        self.env = env
+
+    def plan(self) -> None:
+        """Resolve the flags into the effective config and fingerprint the shards' manifest.
+
+        Raises:
+            ValueError: bad flags or settings; DataError: no manifest where `--data` points.
+        """
+        flags, config_file, nproc = parse_train_args(self.args)
+        self.config: TrainConfig = build_config(flags, config_file)
+        self.nproc = nproc or 1
+        self.run_dir = Path(self.config.out).expanduser().resolve()
+        self.manifest_path = manifest_file(self.config.data).expanduser().resolve()
+        if not self.manifest_path.is_file():
+            raise DataError(f"{self.manifest_path}: no manifest; the shard set is missing or incomplete")
+        self.manifest_sha256 = file_sha256(str(self.manifest_path))
+
+    def is_complete(self) -> bool:
+        """True when run.json records a completed run of the planned steps on these exact shards."""
+        run = recorded_run(self.run_dir) or {}
+        return (
+            run.get("status") == "completed"
+            and run.get("step") == self.config.steps
+            and (run.get("manifest") or {}).get("sha256") == self.manifest_sha256
+        )
+
+    def result(self) -> dict[str, Any]:
+        """The run's run.json."""
+        return recorded_run(self.run_dir) or {}
+
+    def claim(self) -> None:
+        """Create the run directory, refuse one trained on other shards, and write the effective config.yaml."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        check_same_data(self.run_dir, self.manifest_path, self.manifest_sha256)
+        settings = self.config.model_copy(update={"data": str(self.manifest_path), "out": str(self.run_dir)})
+        with atomic_write(self.config_path, "w") as f:
+            f.write(settings.to_yaml())
+
+    @property
+    def config_path(self) -> Path:
+        """The effective config the trainer process reads (and writes back unchanged)."""
+        return self.run_dir / "config.yaml"
+
+    def steps(self) -> list[Step]:
+        """The one step: run the trainer process to the end."""
+        return [("train", self.train)]
+
+    def train(self) -> None:
+        """Run `python -m trainer` on the effective config, supervised; stop it with a checkpoint on any exit.
+
+        Raises:
+            TrainerExit: the trainer failed or was stopped (its exit code says which).
+            StopRequested: SIGTERM reached this process (the trainer was stopped first).
+        """
+        args = ["--data", str(self.manifest_path), "--out", str(self.run_dir), "--config", str(self.config_path)]
+        proc = TrainerProcess(trainer_command(args, self.nproc), self.run_dir, self.env)
+        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, _sigterm_raises():
+            try:
+                for line in proc.lines():
+                    if line is not None:
+                        log.write(line + "\n")
+                        log.flush()
+                    self.on_output(line)
+            except BaseException:
+                proc.stop()
+                raise
+            finally:
+                if proc.proc.poll() is not None:
+                    proc.finish()
+        if proc.proc.returncode != 0:
+            raise TrainerExit(proc.proc.returncode, self.run_dir)
+
+    def finish(self) -> dict[str, Any]:
+        """The run.json the trainer wrote last."""
+        return self.result()
+
+
+def run_train_command(flags: dict[str, Any], config: Path | None, nproc: int | None) -> int:
+    """`fineforge train`: run the flags as a TrainStage, printing the trainer's lines; return the exit code.
+
+    A completed run on the same shards is reported, not redone; Ctrl-C or SIGTERM stop the trainer with a
+    checkpoint first. Exit codes as `python -m trainer`: 0, 2 for bad settings or data, 128 + signal.
+    """
+    from pipelines.common.stage import run_stage
+    from trainer.launch import flags_to_args
+
+    args = flags_to_args(flags, config) + (["--nproc", str(nproc)] if nproc else [])
+    try:
+        outcome = run_stage(TrainStage(args))
+    except TrainerExit as e:
+        return e.code
+    except StopRequested as e:
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if outcome.reused:
+        run = outcome.result
+        print(f"run {run.get('run_dir')} already completed ({run.get('step')} steps, val loss {run.get('val_loss')})")
+    return 0
