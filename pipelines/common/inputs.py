@@ -6,8 +6,9 @@ One rule everywhere (curate reads every format, tokenize Parquet and JSONL):
   `.ndjson`, `.parquet`, `.html`, `.htm`, each optionally compressed as `.gz`, `.zst`, `.zstd`, `.bz2`, `.xz`),
   then by sniffing its (decompressed) first bytes. A `.json` file counts as JSONL only when its first line is a
   whole JSON object, so a pretty-printed JSON document is never mistaken for data.
-- A folder is searched recursively; names starting with `.` or `_` (work folders, `_SUCCESS`), anything under an
-  excluded path (a stage's own output) and files of other formats are left out.
+- A folder is searched recursively; hidden names (starting with `.`), folders starting with `_` (work folders of
+  other tools, such as Spark's `_temporary/`), anything under an excluded path (a stage's own output) and files of
+  other formats are left out.
 - A folder holding `summary.json` and `data/` is a curate output: only its `data/*.parquet` are read, and the
   summary's `run_id` and `config_hash` travel on as provenance.
 - Compression is recognised by its magic bytes (gzip, zstd, bzip2, xz), whatever the file is called.
@@ -199,8 +200,10 @@ def _format_in_folder(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
 
 
 def _skipped(path: str, root: str, excluded: list[str]) -> bool:
-    relative = path[len(root) :].lstrip("/")
-    hidden = any(part.startswith((".", "_")) for part in relative.split("/") if part)
+    """Hidden names (`.`), work folders of other tools (a folder named `_...`, e.g. Spark's `_temporary/`) and
+    excluded paths. A *file* may start with `_`: real page captures do (one of the trafilatura-eval pages)."""
+    *folders, name = [part for part in path[len(root) :].split("/") if part]
+    hidden = name.startswith(".") or any(part.startswith((".", "_")) for part in folders)
     return hidden or any(path == ex or path.startswith(ex.rstrip("/") + "/") for ex in excluded)
 
 
