@@ -20,13 +20,12 @@ Every failure raises `ShardError` with the offending file in the message.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import atomic_write, write_json_atomic
+from pipelines.common.files import atomic_write, load_contract, write_json_atomic
 from pipelines.common.hashing import file_sha256
 
 MAGIC = 20240520
@@ -36,6 +35,7 @@ HEADER_BYTES = HEADER_WORDS * 4
 TOKEN_DTYPE = np.dtype("<u2")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "llm.c-gpt2-v1"
+MANIFEST_FIELDS = ("format", "vocab_size", "eot", "shards")  # what every reader of a manifest relies on
 
 
 class ShardError(ValueError):
@@ -122,15 +122,7 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
-    if not path.is_file():
-        raise ShardError(f"{path}: no manifest; the shard set is missing or incomplete")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ShardError(f"{path}: manifest is not valid JSON ({e})") from e
-    for key in ("format", "vocab_size", "eot", "shards"):
-        if key not in manifest:
-            raise ShardError(f"{path}: manifest lacks the field {key!r}")
+    manifest = load_contract(path, MANIFEST_FIELDS, ShardError, "no manifest: the shard set is missing or incomplete")
     if manifest["format"] != MANIFEST_FORMAT:
         raise ShardError(f"{path}: manifest format {manifest['format']!r}, expected {MANIFEST_FORMAT!r}")
     return manifest

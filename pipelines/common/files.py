@@ -73,6 +73,34 @@ def read_json(path: str | Path) -> Any | None:
         return None
 
 
+def load_contract(path: Path, fields: tuple[str, ...], error: type[Exception], missing: str) -> dict[str, Any]:
+    """Read a JSON contract file (summary, manifest, run record) and check that it has its top-level fields.
+
+    Args:
+        path: the file.
+        fields: fields every reader relies on.
+        error: the exception type to raise (the caller's own, e.g. ShardError).
+        missing: what its absence means, e.g. "the shard set is missing or incomplete".
+
+    Returns:
+        The parsed object.
+
+    Raises:
+        error: the file is missing, not JSON, not an object, or lacks a field; the message names the file.
+    """
+    if not path.is_file():
+        raise error(f"{path}: missing; {missing}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise error(f"{path}: not a JSON object but a {type(data).__name__}")
+    if absent := [field for field in fields if field not in data]:
+        raise error(f"{path}: lacks the field(s) {', '.join(repr(f) for f in absent)}")
+    return data
+
+
 def link_or_copy(src: str | Path, dst: str | Path) -> None:
     """Hard-link `src` to `dst` (no bytes copied), or copy it where links are impossible (other filesystem)."""
     try:

@@ -1,6 +1,6 @@
 """The numbers behind a curate report, computed with polars from a run directory.
 
-A curate run directory (see `pipelines/curate.py`) holds `summary.json` (exact counts per stage and reason),
+A curate run directory (see `pipelines/curate/`) holds `summary.json` (exact counts per stage and reason),
 `data/*.parquet` (kept documents), `rejects/<stage>/*.parquet` (dropped documents, possibly a sample per
 reason) and `quarantine/*.jsonl` (unreadable records). Counts in the report come from `summary.json` and from
 row counts; the Parquet text gives characters and per-document features. Characters per stage are exact only
@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.common.files import load_contract
 from pipelines.curate.stages import READ_STAGES, STAGES
 
 RAW_STAGES = frozenset(READ_STAGES)
@@ -64,15 +65,7 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
         ReportError: the file is missing, is not JSON, or lacks a contract field.
     """
     path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise ReportError(f"{path}: missing; {run_dir} is not a finished curate run")
-    try:
-        summary = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ReportError(f"{path}: not valid JSON ({e})") from e
-    missing = [key for key in SUMMARY_FIELDS if key not in summary]
-    if missing:
-        raise ReportError(f"{path}: lacks the field(s) {', '.join(missing)}")
+    summary = load_contract(path, SUMMARY_FIELDS, ReportError, f"{run_dir} is not a finished curate run")
     for i, stage in enumerate(summary["stages"]):
         for key in ("name", "docs_in", "docs_out", "dropped"):
             if key not in stage:
