@@ -15,6 +15,7 @@ local processes to Ray, or allowing a stage's drop rate after the guard fired, k
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -107,6 +108,33 @@ def load_config(path: Path | None) -> CurateConfig:
         return CurateConfig.model_validate(data)
     except ValueError as err:
         raise ValueError(f"invalid curate config {path}:\n{err}") from err
+
+
+def with_overrides(cfg: CurateConfig, overrides: dict[str, Any]) -> CurateConfig:
+    """A copy of `cfg` with nested settings replaced (e.g. from a Prefect form), validated like a YAML file.
+
+    Args:
+        cfg: the base config.
+        overrides: a nested dict of the keys to change, e.g. `{"extract": {"engine": "resiliparse"}}`.
+
+    Returns:
+        The new config.
+
+    Raises:
+        ValueError: an unknown key or an invalid value, naming it.
+    """
+
+    def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in changes.items():
+            is_section = isinstance(value, dict) and isinstance(base.get(key), dict)
+            merged[key] = merge(base[key], value) if is_section else value
+        return merged
+
+    try:
+        return CurateConfig.model_validate(merge(cfg.model_dump(mode="json"), overrides))
+    except ValueError as err:
+        raise ValueError(f"invalid curate settings {overrides}:\n{err}") from err
 
 
 def config_hash(cfg: CurateConfig) -> str:
