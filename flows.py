@@ -60,7 +60,7 @@ class CurateParams(BaseModel):
     executor: Literal["local", "ray", "slurm"] = Field("local", description="datatrove executor.")
     limit: int | None = Field(None, ge=1, description="Read at most this many documents (for a quick look).")
     extract_engine: Literal["trafilatura", "resiliparse"] | None = Field(
-        None, description="HTML extraction: trafilatura (FineWeb's) or resiliparse (~18x faster); empty: the config's."
+        None, description="HTML extraction: trafilatura (FineWeb's) or resiliparse (~17x faster); empty: the config's."
     )
     pii: bool | None = Field(
         None, description="Replace emails and public IP addresses (FineWeb's last step); empty: the config's (on)."

@@ -12,13 +12,14 @@ extraction sandbox (a child process per task, so a pathological page costs a tim
   `empty_extraction`, `timeout`, `extraction_error`, `broken_process`.
 
 Measured by `benchmarks/extract.py` on the 990 human-marked pages of trafilatura-eval (one core, bag-of-words
-against the `with`/`without` snippets; 2-core machine under a load of about 6): trafilatura `favour_precision`
-29 pages/s at F1 0.879, resiliparse with the options below 500-540 pages/s (about 18x) at F1 0.859. Of
-resiliparse's options, `comments`, `alt_texts` and `list_bullets` off raised F1 from 0.845 to 0.854, and
+against the `with`/`without` snippets; 2-core machine under a load of about 10): trafilatura `favour_precision`
+26 pages/s at F1 0.879, resiliparse with the options below 443 pages/s (17x) at F1 0.859. From DCLM's call
+(`main_content=True`, F1 0.845), `comments` off gave 0.852, `alt_texts` and `list_bullets` off 0.854, and
 trimming trailing lines up to the last punctuated line of at least 5 words (`trim_tail_min_words`, a few
-microseconds a page) to 0.859; CSS `skip_elements` for navigation, share and newsletter blocks did not help
-(0.852-0.856). trafilatura stays the default: it is still more precise on boilerplate (snippet precision 0.92
-against 0.84), and the end-to-end gain of the faster engine is given by `benchmarks/curate.py --e2e`.
+microseconds a page) 0.859. Tried and not kept: `post_meta` off (0.854), CSS `skip_elements` for navigation,
+share and newsletter blocks (0.858), dropping lines under 3 words (0.860; C4's line filter does that
+downstream anyway). trafilatura stays the default: it is more accurate, above all on boilerplate (snippet
+precision 0.92 against 0.83); `benchmarks/curate.py --e2e` gives the end-to-end gain of the faster engine.
 
 The per-page timeout defaults to 10 s rather than datatrove's 1 s: on a loaded 2-core machine a large page
 can take over 1 s, and a timeout that depends on machine load would make reruns differ.
@@ -57,12 +58,12 @@ class ResiliparseOptions(BaseModel):
     main_content: bool = True  # DCLM-Baseline's setting: main-content heuristics instead of all visible text
     preserve_formatting: bool = True  # keep line breaks: the C4 and FineWeb filters work on lines
     comments: bool = False  # comment sections are boilerplate in the evaluation (F1 +0.007)
-    alt_texts: bool = False  # image alt texts (F1 +0.002 off)
+    alt_texts: bool = False  # image alt texts (with list_bullets off: F1 +0.002)
     list_bullets: bool = False  # bullet characters would count as words and trip the Gopher bullet rule
     links: bool = False  # link target URLs inline
     form_fields: bool = False
     noscript: bool = False
-    post_meta: bool = True  # blog/article meta lines (author, date); off lost recall (F1 -0.004)
+    post_meta: bool = True  # blog/article meta lines (author, date); off lost recall (F1 -0.005)
     skip_elements: list[str] = Field(default_factory=list)  # CSS selectors to skip (did not help on the eval set)
     # Drop trailing lines up to the last line of >= N words that ends in punctuation (related-article lists,
     # share prompts, footers below the article); never drops everything. 0 turns it off. F1 +0.005.
@@ -74,7 +75,7 @@ class ExtractConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    engine: EngineName = "trafilatura"  # FineWeb's extractor; resiliparse is ~18x faster per page
+    engine: EngineName = "trafilatura"  # FineWeb's extractor; resiliparse is ~17x faster per page
     timeout_s: float = Field(10.0, gt=0)  # per page; datatrove's 1 s is load-dependent on small machines
     trafilatura: TrafilaturaOptions = Field(default_factory=TrafilaturaOptions)
     resiliparse: ResiliparseOptions = Field(default_factory=ResiliparseOptions)
