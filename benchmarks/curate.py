@@ -9,7 +9,8 @@ Per stage, in one process, on the shared corpora (web-text.jsonl.gz; trafilatura
   C4 -> FineWeb, through `step.run`, stats included): FineForge's filters with the fast spaCy-compatible
   tokenizer against datatrove's stock classes with `spacy.blank("en")`, and the ratio. "cold" is a first pass
   with an empty chunk memo (what a 580-document corpus sees), "warm" a second pass (a long run's steady state);
-- MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy.
+- MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy;
+- decontaminate (13-gram lookups in an index of 10,000 passages) and pii, FineForge only.
 
 Rates are documents per CPU-second of this single process (`time.process_time`), i.e. per core: load from other
 processes on this shared machine slows the wall clock of both sides but barely moves CPU time.
@@ -47,7 +48,9 @@ from datatrove.pipeline.filters import (
 )
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
+from pipelines.curate.decontam import Decontaminator
 from pipelines.curate.filters import FilterConfig, build_filter_steps
+from pipelines.curate.pii import PiiAnonymizer
 from pipelines.curate.words import SpacyCompatTokenizer
 from tests.conftest import corpora_path
 
@@ -112,10 +115,10 @@ def fast_heuristics() -> dict:
     return {name: steps[name] for name in HEURISTICS}
 
 
-def row(stage: str, ours: float, stock: float | None = None, note: str = "") -> None:
-    """Print one table row (docs/s per core)."""
+def row(stage: str, ours: float, stock: float | None = None, note: str = "", no_stock: str = "(same)") -> None:
+    """Print one table row (docs/s per core); without a stock rate the stock column says `no_stock`."""
     ratio = f"{ours / stock:7.1f}x" if stock else "       -"
-    stock_s = f"{stock:10.0f}" if stock else "    (same)"
+    stock_s = f"{stock:10.0f}" if stock else f"{no_stock:>10}"
     print(f"{stage:<34}{ours:10.0f}{stock_s}{ratio}  {note}", flush=True)
 
 
@@ -155,6 +158,7 @@ def bench_stages(records: list[dict], pages: int) -> None:
     ours, stock = list(fast_heuristics().values()), list(stock_heuristics().values())
     compare("four heuristic filters", ours, stock, note="target: >= 10x stock")
     bench_minhash([r["text"] for r in records])
+    bench_recipe_stages(records)
 
 
 def bench_minhash(texts: list[str]) -> None:
@@ -177,6 +181,26 @@ def bench_minhash(texts: list[str]) -> None:
 
     sign()  # warm, like minhash_signature_rate
     row("minhash signatures (warm)", ours, cpu_rate(len(texts), sign), note="target >= 1,000 docs/s")
+
+
+def bench_recipe_stages(records: list[dict]) -> None:
+    """decontaminate (against an index of 10,000 built-in passages) and pii, per core; no stock counterpart."""
+    from orchestration.demo_data import demo_texts
+    from pipelines.curate.decontam_index import EvalSet, build_index
+
+    docs = docs_of(records)
+    with tempfile.TemporaryDirectory(prefix="ff-bench-") as tmp:
+        passages = [{"text": p} for t in demo_texts(2000, seed=9) for p in t.split("\n\n")][:10_000]
+        (Path(tmp) / "eval.jsonl").write_text("".join(json.dumps(p) + "\n" for p in passages))
+        meta = build_index([EvalSet("eval", Path(tmp) / "eval.jsonl")], Path(tmp) / "eval.idx")
+        step = Decontaminator(Path(tmp) / "eval.idx")
+        step.filter(docs[0])  # load the index untimed
+        rate = cpu_rate(len(docs), lambda: [step.filter(d) for d in docs])
+    row("decontaminate (13-grams)", rate, note=f"index of {meta['sets'][0]['ngrams']:,} n-grams", no_stock="-")
+    anonymize = PiiAnonymizer()
+    anonymize("warm up the public suffix list: a@example.com")
+    rate = cpu_rate(len(docs), lambda: [anonymize(d.text) for d in docs])
+    row("pii (emails, IPv4, IPv6)", rate, note="datatrove's PIIFormatter: IPv4 only", no_stock="-")
 
 
 def bench_pages() -> list[tuple[str, bytes]]:

@@ -208,6 +208,8 @@ def set_passages(eval_set: EvalSet, text_field: str = "text") -> tuple[str, int,
         if not isinstance(record, dict):
             raise DecontamIndexError(f"{where}: record is a JSON {type(record).__name__}, not an object")
         if "ctx" in record and isinstance(record.get("endings"), list):
+            if not isinstance(record["ctx"], str) or not all(isinstance(e, str) for e in record["endings"]):
+                raise DecontamIndexError(f"{where}: a HellaSwag item needs a string ctx and string endings")
             kinds.add("hellaswag")
             passages += hellaswag_passages(record)
         elif isinstance(record.get(text_field), str):
