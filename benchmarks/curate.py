@@ -10,7 +10,8 @@ Per stage, in one process, on the shared corpora (web-text.jsonl.gz; trafilatura
   tokenizer against datatrove's stock classes with `spacy.blank("en")`, and the ratio. "cold" is a first pass
   with an empty chunk memo (what a 580-document corpus sees), "warm" a second pass (a long run's steady state);
 - MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy;
-- decontaminate (13-gram lookups in an index of 10,000 passages) and pii, FineForge only.
+- decontaminate (13-gram lookups in an index of 10,000 passages; FineForge only) and pii (against datatrove's
+  PIIFormatter, which FineWeb runs).
 
 Rates are documents per CPU-second of this single process (`time.process_time`), i.e. per core: load from other
 processes on this shared machine slows the wall clock of both sides but barely moves CPU time.
@@ -46,6 +47,7 @@ from datatrove.pipeline.filters import (
     GopherQualityFilter,
     GopherRepetitionFilter,
 )
+from datatrove.pipeline.formatters import PIIFormatter
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
 from pipelines.curate.decontam import Decontaminator
@@ -200,7 +202,9 @@ def bench_recipe_stages(records: list[dict]) -> None:
     anonymize = PiiAnonymizer()
     anonymize("warm up the public suffix list: a@example.com")
     rate = cpu_rate(len(docs), lambda: [anonymize(d.text) for d in docs])
-    row("pii (emails, IPv4, IPv6)", rate, note="datatrove's PIIFormatter: IPv4 only", no_stock="-")
+    formatter = PIIFormatter()
+    stock = cpu_rate(len(docs), lambda: [formatter.format(d.text) for d in docs])
+    row("pii (emails, IPv4, IPv6)", rate, stock, note="stock: datatrove's PIIFormatter (emails, IPv4)")
 
 
 def bench_pages() -> list[tuple[str, bytes]]:
@@ -270,6 +274,7 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import MinhashDedupSignature
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.pipeline.extractors import Trafilatura
+from datatrove.pipeline.formatters import PIIFormatter
 from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
     GopherRepetitionFilter, LanguageFilter, URLFilter)
 from datatrove.pipeline.readers import JsonlReader, WarcReader
