@@ -223,3 +223,17 @@ def test_curate_counts_modified_documents_and_report_hides_originals(tmp_path: P
     html = build_report(out).read_text()
     assert 'id="pii"' in html
     assert not any(address in html for address in PUBLIC_EMAILS + PUBLIC_IPS)
+
+
+def test_disabled_stage_passes_text_through(tmp_path: Path) -> None:
+    texts = [t.replace(". ", ". Mail jane.doe@gmail.com today. ", 1) for t in demo_texts(8, seed=13)]
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    summary = run_curate(CurateConfig(pii=PiiConfig(enabled=False)), [str(corpus)], tmp_path / "out")
+    assert summary["stages"][-1] == {"name": "pii", "docs_in": 8, "docs_out": 8, "dropped": {}}
+    data = pl.read_parquet(sorted((tmp_path / "out" / "data").glob("*.parquet")))
+    assert data["text"].str.contains("jane.doe@gmail.com", literal=True).all()
+
+    from pipelines.report import report_data
+
+    assert report_data(tmp_path / "out")["pii"] is None

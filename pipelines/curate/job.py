@@ -394,8 +394,12 @@ class CurateStage(Stage):
             tasks=self.tasks,
             exclusion_writer=self._rejects_writer,
         )
-        pii_counts = result.final_counts[0] if pii and result.final_counts else None
-        stats = [*result.stages, pii_stage_stats(pii_counts, result.stages[-1].docs_out)]
+        docs_out = result.stages[-1].docs_out
+        if pii:
+            pii_stats = pii_stage_stats(result.final_counts[0] if result.final_counts else None, docs_out)
+        else:
+            pii_stats = passthrough("pii", docs_out)
+        stats = [*result.stages, pii_stats]
         write_json_atomic(self.work_dir / "dedup_stats.json", [s.to_dict() for s in stats])
         check_drop_guard(stats, self.config.expected_drop)
 

@@ -213,8 +213,7 @@ def pii_stage_stats(counts: dict[str, int] | None, docs_in: int) -> StageStats:
     """The `pii` entry of summary.json from the step's counters.
 
     Args:
-        counts: the step's summed datatrove counters; None when the stage did not run (disabled, or no
-            document reached it).
+        counts: the step's summed datatrove counters; None when no document reached the (enabled) stage.
         docs_in: documents that reached the stage (used when `counts` is None).
 
     Returns:
