@@ -312,8 +312,9 @@ def run_measured(script: str, args: list[str]) -> dict | None:
     root = Path(__file__).resolve().parents[1]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
+    log = tempfile.TemporaryFile("w+")  # the run's log, shown if it fails
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, *args], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, "-c", script, *args], cwd=root, stdout=subprocess.PIPE, stderr=log, text=True
     )
     peak = 0
     ps = psutil.Process(proc.pid)
@@ -328,6 +329,8 @@ def run_measured(script: str, args: list[str]) -> dict | None:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = proc.stdout.read().strip().splitlines()
     if proc.returncode != 0 or not out:
+        log.seek(0)
+        print(f"run failed with exit code {proc.returncode}:\n" + "".join(log.readlines()[-20:]), flush=True)
         return None
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {**json.loads(out[-1]), "cpu": cpu, "wall": wall, "peak_mb": peak / 2**20}

@@ -323,7 +323,7 @@ class CurateStage(Stage):
         return {"decontaminate_index": file_sha256(self.index_path)}
 
     def is_complete(self) -> bool:
-        """True when DIR/summary.json is this run's (same config, inputs, task count and limit)."""
+        """True when DIR/summary.json is this run's (same config, inputs, task count, limit and index)."""
         summary = read_json(self.output_dir / "summary.json")
         return isinstance(summary, dict) and summary.get("run_id") == self.run_id
 
@@ -490,6 +490,7 @@ class CurateStage(Stage):
             "files": [[f.url, f.format, f.size] for f in self.files],
             "tasks": self.tasks,
             "limit": self.limit,
+            "assets": self.assets,
         }
 
     def _publish(self) -> None:
