@@ -274,7 +274,6 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import MinhashDedupSignature
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.pipeline.extractors import Trafilatura
-from datatrove.pipeline.formatters import PIIFormatter
 from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
     GopherRepetitionFilter, LanguageFilter, URLFilter)
 from datatrove.pipeline.readers import JsonlReader, WarcReader
