@@ -7,10 +7,12 @@ that shares at least one n-gram (13 words by default, GPT-3's rule) with an eval
 - `action: drop` drops it with reason `contaminated:<set>` (the set with the most shared n-grams; ties by
   name); `action: flag` keeps it. Either way `metadata["contamination"]` holds, per set, the number of distinct
   shared n-grams and the first few of them (`{"<set>": {"ngrams": k, "examples": [...]}}`).
-- Counters: `contaminated/<set>` (documents per set, either action), `flagged`, and `ngram/<set>/<text>`
-  (documents sharing that n-gram; the first 100 distinct n-grams per set and task, so a badly contaminated
-  crawl cannot bloat the stats). `summary.json` shows `action`, `index`, `contaminated` {set: documents} and
-  `matched_ngrams` {set: [{ngram, docs}]} (the 10 most frequent).
+- Counters: `contaminated/<set>` (documents per set, either action) and `flagged`. The shared n-grams are
+  counted apart from datatrove's stats (which datatrove prints in every task's log): each task writes
+  `<ngram_dir>/<rank>.json`, {set: {n-gram: documents}} for the first 1,000 distinct n-grams per set, when it
+  finishes, so a rerun task rewrites its own file and a badly contaminated crawl cannot bloat anything.
+  `summary.json` shows `action`, `index`, `contaminated` {set: documents} and `matched_ngrams` {set: [{ngram,
+  docs}]} (the 10 most frequent over all tasks).
 
 Cost: one regex pass, one xxh3 call per word and 13 vectorised numpy passes per document, then a binary search
 per set; the index is loaded once per task (lazily, in the worker: it is not pickled with the step).
@@ -18,6 +20,8 @@ per set; the index is loaded once per task (lazily, in the worker: it is not pic
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -27,12 +31,13 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from pipelines.common.files import write_json_atomic
 from pipelines.curate.decontam_index import DecontamIndex, load_index, ngram_keys, words
 from pipelines.curate.stats import StageStats, stage_from_counts
 
 REASON_PREFIX = "contaminated:"
 EXAMPLES_PER_DOC = 5
-NGRAM_STATS_PER_TASK = 100
+NGRAMS_PER_TASK = 1000
 TOP_NGRAMS = 10
 
 
@@ -85,17 +90,25 @@ class Decontaminator(BaseFilter):
     Args:
         index_path: the index file (checked by the caller before the run; loaded here on first use).
         action: `drop` or `flag`.
+        ngram_dir: local folder for each task's shared n-gram counts (None: not kept).
         exclusion_writer: receives dropped documents with `metadata["filter_reason"]`.
     """
 
     name = "decontaminate"
 
-    def __init__(self, index_path: str | Path, action: str = "drop", exclusion_writer: DiskWriter | None = None):
+    def __init__(
+        self,
+        index_path: str | Path,
+        action: str = "drop",
+        ngram_dir: str | Path | None = None,
+        exclusion_writer: DiskWriter | None = None,
+    ):
         super().__init__(exclusion_writer=exclusion_writer)
         self.index_path = str(index_path)
         self.action = action
+        self.ngram_dir = None if ngram_dir is None else str(ngram_dir)
         self._index: DecontamIndex | None = None
-        self._ngrams_counted: dict[str, set[str]] = {}
+        self._ngram_docs: dict[str, Counter[str]] = {}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -110,9 +123,12 @@ class Decontaminator(BaseFilter):
         return self._index
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """Filter one task's documents (the per-task n-gram counter cap starts afresh)."""
-        self._ngrams_counted = {}
+        """Filter one task's documents, then write the task's shared n-gram counts."""
+        self._ngram_docs = {}
         yield from super().run(data, rank, world_size)
+        if self.ngram_dir is not None:
+            Path(self.ngram_dir).mkdir(parents=True, exist_ok=True)
+            write_json_atomic(Path(self.ngram_dir) / f"{rank:05d}.json", self._ngram_docs)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         """Keep clean documents; drop or flag contaminated ones."""
@@ -124,11 +140,10 @@ class Decontaminator(BaseFilter):
         }
         for name, grams in found.items():
             self.stat_update(f"contaminated/{name}")
-            counted = self._ngrams_counted.setdefault(name, set())
+            counted = self._ngram_docs.setdefault(name, Counter())
             for gram in grams:
-                if gram in counted or len(counted) < NGRAM_STATS_PER_TASK:
-                    counted.add(gram)
-                    self.stat_update(f"ngram/{name}/{gram}")
+                if gram in counted or len(counted) < NGRAMS_PER_TASK:
+                    counted[gram] += 1
         if self.action == "flag":
             self.stat_update("flagged")
             return True
@@ -136,13 +151,14 @@ class Decontaminator(BaseFilter):
         return False, f"{REASON_PREFIX}{worst}"
 
 
-def decontam_stage_stats(counts: dict[str, int], action: str, index: str) -> StageStats:
-    """The `decontaminate` entry of summary.json from the step's counters.
+def decontam_stage_stats(counts: dict[str, int], action: str, index: str, ngram_dir: Path) -> StageStats:
+    """The `decontaminate` entry of summary.json from the step's counters and the tasks' n-gram counts.
 
     Args:
         counts: the step's summed datatrove counters.
         action: `drop` or `flag`.
         index: the index file used.
+        ngram_dir: the folder of the tasks' `<rank>.json` n-gram counts.
 
     Returns:
         StageStats with details `action`, `index`, `contaminated` {set: docs} and `matched_ngrams`
@@ -152,11 +168,11 @@ def decontam_stage_stats(counts: dict[str, int], action: str, index: str) -> Sta
     contaminated = {
         key.removeprefix("contaminated/"): n for key, n in sorted(counts.items()) if key.startswith("contaminated/")
     }
-    matched: dict[str, list[dict[str, int | str]]] = {}
-    for key, n in counts.items():
-        if key.startswith("ngram/"):
-            name, _, gram = key.removeprefix("ngram/").partition("/")
-            matched.setdefault(name, []).append({"ngram": gram, "docs": n})
+    merged: dict[str, Counter[str]] = {}
+    for path in sorted(Path(ngram_dir).glob("*.json")):
+        for name, grams in json.loads(path.read_text()).items():
+            merged.setdefault(name, Counter()).update(grams)
+    matched = {name: [{"ngram": g, "docs": n} for g, n in grams.items()] for name, grams in merged.items()}
     stage.details = {
         "action": action,
         "index": index,

@@ -341,6 +341,10 @@ class CurateStage(Stage):
         return [("filter", self.run_filter), ("dedup", self.run_dedup)]
 
     @property
+    def _ngram_dir(self) -> Path:
+        return self.work_dir / "decontaminate_ngrams"
+
+    @property
     def _out(self) -> Path:
         return self.work_dir / "out"
 
@@ -379,7 +383,8 @@ class CurateStage(Stage):
         if not decontaminate.enabled:
             return []
         writer = self._rejects_writer("decontaminate")
-        return [("decontaminate", Decontaminator(self.index_path, decontaminate.action, exclusion_writer=writer))]
+        step = Decontaminator(self.index_path, decontaminate.action, self._ngram_dir, exclusion_writer=writer)
+        return [("decontaminate", step)]
 
     def run_dedup(self) -> None:
         """Stage 2: exact and MinHash dedup, then PII anonymisation; the survivors are written to `data/`."""
@@ -413,7 +418,9 @@ class CurateStage(Stage):
         by_name = {name: stage_from_counts(name, c) for name, c in counts.items()}
         if "decontaminate" in counts:
             action = self.config.decontaminate.action
-            by_name["decontaminate"] = decontam_stage_stats(counts["decontaminate"], action, str(self.index_path))
+            by_name["decontaminate"] = decontam_stage_stats(
+                counts["decontaminate"], action, str(self.index_path), self._ngram_dir
+            )
         return steps[0]["counts"], self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
 
     def finish(self) -> dict[str, Any]:
