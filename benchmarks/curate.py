@@ -264,9 +264,10 @@ print(json.dumps({"docs": s["docs_in"], "filtered": stages["decontaminate"]["doc
 
 # datatrove's FineWeb pipeline (examples/fineweb.py: WarcReader, URLFilter, Trafilatura(favour_precision=True),
 # LanguageFilter, Gopher repetition and quality, C4 (no terminal-punctuation rule), FineWeb quality, filters on
-# spaCy) and the first MinHash stage (signatures), all datatrove's stock classes and defaults. Two offline
-# substitutions, as FineForge makes them: the URL filter's public suffix list and the language filter's fastText
-# lid.176 model come from bundled copies instead of downloads.
+# spaCy) and the first MinHash stage (signatures), all datatrove's stock classes and defaults, but for English
+# only: datatrove 0.10.1's LanguageFilter keeps every language unless given `languages` (FineWeb is English).
+# Two offline substitutions, as FineForge makes them: the URL filter's public suffix list and the language
+# filter's fastText lid.176 model come from bundled copies instead of downloads.
 STOCK_RUN = """
 import json, sys
 from pathlib import Path
@@ -283,7 +284,7 @@ from pipelines.curate.filters import _BundledFT176
 warc, out = Path(sys.argv[1]), Path(sys.argv[2])
 url_filter = URLFilter()
 url_filter.tldextractor = TLDExtract(suffix_list_urls=())
-language_filter = LanguageFilter()
+language_filter = LanguageFilter(languages=["en"])
 language_filter.model = _BundledFT176(["en"])
 steps = [WarcReader(str(warc.parent), glob_pattern=warc.name), url_filter, Trafilatura(favour_precision=True),
     language_filter, GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(filter_no_terminal_punct=False),
