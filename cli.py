@@ -263,6 +263,37 @@ def config_show(
     typer.echo(config_yaml(cfg), nl=False)
 
 
+decontam_app = typer.Typer(help="Benchmark decontamination: index eval sets for the `decontaminate` stage.")
+app.add_typer(decontam_app, name="decontam", no_args_is_help=True)
+
+
+@decontam_app.command("index")
+def decontam_index(
+    evals: list[str] = typer.Option(
+        ...,
+        "--eval",
+        help="eval set: HellaSwag or text JSONL(.gz) or Parquet file, as PATH or NAME=PATH (repeatable)",
+    ),
+    out: Path = typer.Option(..., "--out", help="index file to write (replaces an index, never another file)"),
+    ngram: int = typer.Option(13, "--ngram", min=1, help="words per n-gram (13: GPT-3's contamination analysis)"),
+    text_field: str = typer.Option("text", help="field of the text in records that are not HellaSwag items"),
+) -> None:
+    """Index the word n-grams of evaluation sets; `decontaminate: {enabled: true, index: OUT}` uses it."""
+    from pipelines.curate.decontam_index import build_index, parse_eval_arg
+
+    try:
+        meta = build_index([parse_eval_arg(value) for value in evals], out, ngram, text_field)
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    for s in meta["sets"]:
+        typer.echo(
+            f"{s['name']}: {s['records']:,} {s['kind']} records, {s['passages']:,} passages, {s['ngrams']:,} "
+            f"{ngram}-grams ({s['too_short']:,} passages shorter than {ngram} words)"
+        )
+    typer.echo(f"index: {out.resolve()}")
+
+
 @app.command("demo-data")
 def demo_data_command(
     directory: Path = typer.Argument(..., help="folder to write crawl.warc.gz, docs.jsonl and ground_truth.json"),

@@ -220,7 +220,7 @@ def dedup(input_dir: Path, root: Path, cfg: DedupConfig | None = None, tasks: in
         make_executor,
         tasks,
         lambda stage: JsonlWriter(str(root / "rejects" / stage), compression=None),
-    )
+    ).stages
     kept = {json.loads(line)["id"] for f in (root / "out").glob("*.jsonl") for line in f.read_text().splitlines()}
     rejects = {}
     for f in sorted((root / "rejects").glob("*/*.jsonl")):

@@ -352,6 +352,20 @@ def _check_work_dir(work_dir: Path, cfg: DedupConfig, input_dir: Path, tasks: in
     write_json_atomic(marker, settings)
 
 
+@dataclasses.dataclass
+class DedupResult:
+    """What `run_dedup` counted.
+
+    Attributes:
+        stages: StageStats of `exact_dedup` and `minhash_dedup`.
+        final_counts: the summed counters of each of the caller's `final_steps`, in order; None when no
+            document reached them (every document was filtered out before dedup).
+    """
+
+    stages: list[StageStats]
+    final_counts: list[dict[str, int]] | None
+
+
 def run_dedup(
     input_dir: Path,
     work_dir: Path,
@@ -360,7 +374,7 @@ def run_dedup(
     make_executor: MakeExecutor,
     tasks: int,
     exclusion_writer: ExclusionWriterFactory,
-) -> list[StageStats]:
+) -> DedupResult:
     """Run exact dedup, then MinHash near-dedup, then pipe the survivors through `final_steps`.
 
     Resumable: rerunning with the same arguments redoes only tasks without a completion marker.
@@ -369,19 +383,20 @@ def run_dedup(
         input_dir: folder of datatrove JSONL (`*.jsonl.gz`) documents.
         work_dir: folder for signatures, intermediate documents and `dedup_settings.json`.
         cfg: dedup settings.
-        final_steps: steps the surviving documents go through (e.g. the Parquet writer).
+        final_steps: steps the surviving documents go through (e.g. PII anonymisation, the Parquet writer).
         make_executor: `(pipeline, name, tasks) -> executor`; each name needs its own fixed logging dir.
         tasks: tasks of the document-level sub-stages.
         exclusion_writer: `stage -> writer or None` for the dropped documents.
 
     Returns:
-        StageStats for "exact_dedup" and "minhash_dedup" (a disabled stage passes every document on).
+        StageStats for "exact_dedup" and "minhash_dedup" (a disabled stage passes every document on), and the
+        counters of the final steps.
     """
     input_dir, work_dir = Path(input_dir), Path(work_dir)
     if not input_dir.is_dir():
         raise FileNotFoundError(f"dedup input folder {input_dir} does not exist")
     if not _reader(input_dir).data_folder.list_files(glob_pattern=INPUT_GLOB):
-        return [passthrough("exact_dedup", 0), passthrough("minhash_dedup", 0)]  # every document was filtered out
+        return DedupResult([passthrough("exact_dedup", 0), passthrough("minhash_dedup", 0)], None)  # all filtered out
     _check_work_dir(work_dir, cfg, input_dir, tasks)
     seen_dirs: set[str] = set()
     source = input_dir
@@ -409,7 +424,7 @@ def run_dedup(
         if cfg.minhash
         else passthrough("minhash_dedup", docs_read)
     )
-    return [exact_stats or passthrough("exact_dedup", docs_read), minhash_stats]
+    return DedupResult([exact_stats or passthrough("exact_dedup", docs_read), minhash_stats], stats[len(last) :])
 
 
 def _exact_dedup(

@@ -4,22 +4,25 @@
 finish). Its two coarse steps are each a set of datatrove executors that resume from completion markers:
 
 1. `filter`: read (pipelines.curate.read) -> extract (pipelines.curate.extract, HTML only) -> URL, language, Gopher
-   repetition, Gopher quality, C4, FineWeb filters (pipelines.curate.filters) -> JSONL in the work folder.
-   One pass, so each document is read and parsed once.
-2. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last step writes the survivors, flattened to
-   the `data/` columns, as Parquet.
+   repetition, Gopher quality, C4, FineWeb filters (pipelines.curate.filters) -> decontaminate
+   (pipelines.curate.decontam, when enabled) -> JSONL in the work folder. One pass, so each document is read
+   and parsed once.
+2. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last pass anonymises the survivors
+   (pipelines.curate.pii, as FineWeb does after its dedup filter) and writes them, flattened to the `data/`
+   columns, as Parquet.
 
 `finish()` merges the per-task stats (`stats/*.json`, never the latest-invocation-only `stats.json`), checks
 the accounting invariants, publishes `data/`, `rejects/` and `quarantine/` into the output folder and writes
 `summary.json` last, atomically.
 
-Run identity and resume: `run_id` hashes the config (config_hash), the input files with their sizes, the task
-count and `--limit`. All state lives in `DIR/.work/<run_id>/`, so a changed config or input set starts a new
-run instead of mixing outputs, and rerunning the same command after a crash (even `kill -9`) redoes only
-tasks without a completion marker. Every writer opens its files afresh per task and the documents of a task
-arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterrupted run's. A rerun of a
-published run returns its summary without touching anything. Once a run is published, the work folders of
-superseded runs are deleted.
+Run identity and resume: `run_id` hashes the config (config_hash), the input files with their sizes, the task count,
+`--limit` and the sha256 of files the config points at (the decontamination index). A missing or damaged index is an
+error in `plan()`, before any document is read. All state lives in `DIR/.work/<run_id>/`, so a changed config or
+input set starts a new run instead of mixing outputs, and rerunning the same command after a crash (even `kill -9`)
+redoes only tasks without a completion marker. Every writer opens its files afresh per task and the documents of a
+task arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterrupted run's. A rerun of a
+published run returns its summary without touching anything. Once a run is published, the work folders of superseded
+runs are deleted.
 
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
 is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it.
@@ -42,16 +45,19 @@ from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from pipelines.common.files import link_or_copy, read_json, write_json_atomic
-from pipelines.common.hashing import stable_hash
+from pipelines.common.hashing import file_sha256, stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.curate.config import CurateConfig, config_hash
+from pipelines.curate.decontam import Decontaminator, decontam_stage_stats
+from pipelines.curate.decontam_index import load_index
 from pipelines.curate.dedup import run_dedup
 from pipelines.curate.executors import ExecutorKind, executor_factory
-from pipelines.curate.extract import HtmlExtractor
+from pipelines.curate.extract import HtmlExtractor, make_engine
 from pipelines.curate.filters import build_filter_steps
+from pipelines.curate.pii import PiiStep, pii_stage_stats
 from pipelines.curate.read import SourceReader
-from pipelines.curate.stages import DEDUP_STAGES, FILTER_STAGES, FIRST_PASS, READ_STAGES
+from pipelines.curate.stages import DEDUP_STAGES, FILTER_STAGES, FIRST_PASS, OUTPUT_STAGES, READ_STAGES
 from pipelines.curate.stats import StageStats, merge_task_stats, passthrough, stage_from_counts
 
 DROP_GUARD_MIN_DOCS = 100  # issue 2: a stage dropping >= 99% of >= 100 documents fails the run
@@ -235,19 +241,26 @@ def plan_tasks(files: list[InputFile], workers: int, task_mb: float, max_tasks: 
     return max(1, min(len(files), max_tasks, wanted))
 
 
-def make_run_id(cfg_hash: str, files: list[InputFile], tasks: int, limit: int | None) -> str:
-    """Identity of a run: config hash, input files and sizes, task count and limit.
+def make_run_id(
+    cfg_hash: str, files: list[InputFile], tasks: int, limit: int | None, assets: dict[str, str] | None = None
+) -> str:
+    """Identity of a run: config hash, input files and sizes, task count, limit and the files the config names.
 
     Args:
         cfg_hash: config_hash of the config.
         files: the discovered input files.
         tasks: tasks per document-level stage.
         limit: the --limit value.
+        assets: sha256 of files the config points at, by role (e.g. `decontaminate_index`); None or empty when
+            there are none (the run id is then the same as before such files existed).
 
     Returns:
         16 hex characters.
     """
-    return stable_hash({"config": cfg_hash, "files": [[f.url, f.size] for f in files], "tasks": tasks, "limit": limit})
+    identity = {"config": cfg_hash, "files": [[f.url, f.size] for f in files], "tasks": tasks, "limit": limit}
+    if assets:
+        identity["assets"] = assets
+    return stable_hash(identity)
 
 
 class CurateStage(Stage):
@@ -288,7 +301,8 @@ class CurateStage(Stage):
         """Discover the input files, size the tasks and fix the run id (and with it the work folder)."""
         self.files = discover_inputs(self.inputs, exclude=[self.output_dir])
         self.tasks = plan_tasks(self.files, self.workers, self.config.run.task_mb, self.config.run.max_tasks)
-        self.run_id = make_run_id(self.config_hash, self.files, self.tasks, self.limit)
+        self.assets = self._check_assets()
+        self.run_id = make_run_id(self.config_hash, self.files, self.tasks, self.limit, self.assets)
         self.work_dir = self.output_dir / ".work" / self.run_id
         self.make_executor = executor_factory(
             kind=self.executor,
@@ -299,8 +313,17 @@ class CurateStage(Stage):
         )
         self._started = time.monotonic()
 
+    def _check_assets(self) -> dict[str, str]:
+        """Check the files the config names (before any document is read) and return their sha256 by role."""
+        decontaminate = self.config.decontaminate
+        if not decontaminate.enabled:
+            return {}
+        self.index_path = Path(decontaminate.index).expanduser().resolve()
+        load_index(self.index_path)  # raises DecontamIndexError (a ValueError) naming the file
+        return {"decontaminate_index": file_sha256(self.index_path)}
+
     def is_complete(self) -> bool:
-        """True when DIR/summary.json is this run's (same config, inputs, task count and limit)."""
+        """True when DIR/summary.json is this run's (same config, inputs, task count, limit and index)."""
         summary = read_json(self.output_dir / "summary.json")
         return isinstance(summary, dict) and summary.get("run_id") == self.run_id
 
@@ -318,6 +341,10 @@ class CurateStage(Stage):
         return [("filter", self.run_filter), ("dedup", self.run_dedup)]
 
     @property
+    def _ngram_dir(self) -> Path:
+        return self.work_dir / "decontaminate_ngrams"
+
+    @property
     def _out(self) -> Path:
         return self.work_dir / "out"
 
@@ -327,7 +354,8 @@ class CurateStage(Stage):
         names = [name for name, _ in filters]
         if unknown := set(names) - set(FILTER_STAGES):
             raise RuntimeError(f"pipelines.curate.filters returned unknown stages {sorted(unknown)}")
-        write_json_atomic(self.work_dir / "filter_stages.json", [*READ_STAGES, *names])
+        screens = self._screen_steps()
+        write_json_atomic(self.work_dir / "filter_stages.json", [*READ_STAGES, *names, *(n for n, _ in screens)])
         pipeline = [
             SourceReader(
                 self.files,
@@ -337,30 +365,46 @@ class CurateStage(Stage):
                 limit=self.limit,
             ),
             HtmlExtractor(
+                make_engine(self.config.extract),
                 timeout=self.config.extract.timeout_s,
-                favour_precision=self.config.extract.favour_precision,
-                deduplicate=self.config.extract.deduplicate,
                 exclusion_writer=self._rejects_writer("extract"),
             ),
             *[step for _, step in filters],
+            *[step for _, step in screens],
             JsonlWriter(str(self.work_dir / "filtered")),
         ]
         (self.work_dir / "filtered").mkdir(exist_ok=True)  # exists even when no document survives
         self._run_executor(pipeline, "filter")
         check_drop_guard(self.filter_stats()[1], self.config.expected_drop)
 
+    def _screen_steps(self) -> list[tuple[str, Decontaminator]]:
+        """The enabled stages after the filters in the first pass (`decontaminate`)."""
+        decontaminate = self.config.decontaminate
+        if not decontaminate.enabled:
+            return []
+        writer = self._rejects_writer("decontaminate")
+        step = Decontaminator(self.index_path, decontaminate.action, self._ngram_dir, exclusion_writer=writer)
+        return [("decontaminate", step)]
+
     def run_dedup(self) -> None:
-        """Stage 2: exact and MinHash dedup; the survivors are written to `data/` as Parquet."""
+        """Stage 2: exact and MinHash dedup, then PII anonymisation; the survivors are written to `data/`."""
         data_writer = ParquetWriter(str(self._out / "data"), adapter=data_row, schema=DATA_SCHEMA)
-        stats = run_dedup(
+        pii = [PiiStep(self.config.pii)] if self.config.pii.enabled else []
+        result = run_dedup(
             self.work_dir / "filtered",
             self.work_dir / "dedup",
             self.config.dedup,
-            final_steps=[data_writer],
+            final_steps=[*pii, data_writer],
             make_executor=self.make_executor,
             tasks=self.tasks,
             exclusion_writer=self._rejects_writer,
         )
+        docs_out = result.stages[-1].docs_out
+        if pii:
+            pii_stats = pii_stage_stats(result.final_counts[0] if result.final_counts else None, docs_out)
+        else:
+            pii_stats = passthrough("pii", docs_out)
+        stats = [*result.stages, pii_stats]
         write_json_atomic(self.work_dir / "dedup_stats.json", [s.to_dict() for s in stats])
         check_drop_guard(stats, self.config.expected_drop)
 
@@ -370,10 +414,13 @@ class CurateStage(Stage):
         if not steps:
             raise RuntimeError(f"no finished filter tasks in {self.work_dir}; run the filter stage first")
         names = json.loads((self.work_dir / "filter_stages.json").read_text())
-        by_name = {
-            name: stage_from_counts(name, step["counts"])
-            for name, step in zip(names, steps[: len(names)], strict=True)
-        }
+        counts = {name: step["counts"] for name, step in zip(names, steps[: len(names)], strict=True)}
+        by_name = {name: stage_from_counts(name, c) for name, c in counts.items()}
+        if "decontaminate" in counts:
+            action = self.config.decontaminate.action
+            by_name["decontaminate"] = decontam_stage_stats(
+                counts["decontaminate"], action, str(self.index_path), self._ngram_dir
+            )
         return steps[0]["counts"], self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
 
     def finish(self) -> dict[str, Any]:
@@ -386,8 +433,8 @@ class CurateStage(Stage):
         dedup_file = self.work_dir / "dedup_stats.json"
         if not dedup_file.exists():
             raise RuntimeError(f"dedup has not finished for run {self.run_id}; run the dedup stage first")
-        by_name = {s["name"]: StageStats(**s) for s in json.loads(dedup_file.read_text())}
-        stages += self._complete(by_name, DEDUP_STAGES, stages[-1].docs_out)
+        by_name = {s["name"]: StageStats.from_dict(s) for s in json.loads(dedup_file.read_text())}
+        stages += self._complete(by_name, DEDUP_STAGES + OUTPUT_STAGES, stages[-1].docs_out)
         check_drop_guard(stages, self.config.expected_drop)
         duration = time.monotonic() - self._started
         docs_in = stages[0].docs_in
@@ -450,6 +497,7 @@ class CurateStage(Stage):
             "files": [[f.url, f.format, f.size] for f in self.files],
             "tasks": self.tasks,
             "limit": self.limit,
+            "assets": self.assets,
         }
 
     def _publish(self) -> None:

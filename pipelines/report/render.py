@@ -327,6 +327,48 @@ def _languages(t: dict[str, Any]) -> str:
     return table("languages", cols, t["languages"])
 
 
+def _decontamination(d: dict[str, Any]) -> str:
+    what = "dropped" if d["action"] == "drop" else "flagged in metadata and kept"
+    head = (
+        f'<p class="muted">Documents sharing a word n-gram with an evaluation set are {what}; index '
+        f"<code>{escape(str(d['index']))}</code>; {fmt_int(d['docs_in'])} documents checked.</p>"
+    )
+    sets = table(
+        "decontamination-sets",
+        [("eval_set", "eval set", "mono"), ("docs", "contaminated docs", "int"), ("dropped", "dropped", "int")],
+        d["sets"],
+    )
+    ngrams = table(
+        "decontamination-ngrams",
+        [("eval_set", "eval set", "mono"), ("ngram", "shared n-gram (normalised)", "mono"), ("docs", "docs", "int")],
+        d["ngrams"],
+    )
+    if not d["sets"]:
+        return head + '<p class="muted">no document shares an n-gram with the index</p>'
+    return head + sets + "<h3>Most frequent shared n-grams</h3>" + ngrams
+
+
+def _pii(p: dict[str, Any]) -> str:
+    counts = _cards(
+        [
+            ("documents changed", fmt_int(p["modified"])),
+            ("of documents", fmt_pct(p["modified"] / p["docs_in"] if p["docs_in"] else None)),
+            ("emails replaced", fmt_int(p["replacements"]["emails"])),
+            ("IP addresses replaced", fmt_int(p["replacements"]["ip_addresses"])),
+        ]
+    )
+    note = (
+        '<p class="muted">Before: the replaced address as a placeholder (originals are not kept anywhere); '
+        "after: the published text with its replacement.</p>"
+    )
+    samples = table(
+        "pii-samples",
+        [("before", "before", "text"), ("after", "after", "text"), ("url", "url", "mono")],
+        p["samples"],
+    )
+    return counts + (note + samples if p["samples"] else "")
+
+
 def _quarantine(t: dict[str, Any]) -> str:
     cols = [("error", "error", "text"), ("file", "file", "mono"), ("records", "records", "int")]
     return table("quarantine", cols, t["quarantine"])
@@ -445,6 +487,10 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
         ("domains", "Top domains", _domains(tables)),
         ("languages-section", "Language mix", _languages(tables)),
     ]
+    if tables.get("decontamination"):
+        sections.append(("decontamination", "Decontamination", _decontamination(tables["decontamination"])))
+    if tables.get("pii"):
+        sections.append(("pii", "PII", _pii(tables["pii"])))
     if tables["quarantine"]:
         sections.append(("quarantine-section", "Quarantine", _quarantine(tables)))
     if tables.get("tokens"):

@@ -43,6 +43,14 @@ def print_summary(tables: dict[str, Any], console: Console | None = None, top_re
     for row in sorted(tables["drops"], key=lambda r: -r["docs"])[:top_reasons]:
         reasons.add_row(row["stage"], row["reason"], fmt_int(row["docs"]), fmt_pct(row["share_of_docs_in"]))
     console.print(reasons)
+    for row in (tables.get("decontamination") or {}).get("sets", []):
+        console.print(f"decontaminate: {fmt_int(row['docs'])} documents share n-grams with {row['eval_set']}")
+    if pii := tables.get("pii"):
+        replaced = pii["replacements"]
+        console.print(
+            f"pii: {fmt_int(pii['modified'])} documents changed ({fmt_int(replaced['emails'])} emails, "
+            f"{fmt_int(replaced['ip_addresses'])} IP addresses replaced)"
+        )
     if tables.get("tokens"):
         console.print(
             f"tokens: {fmt_int(tables['tokens']['tokens'])} in {fmt_int(tables['tokens']['documents'])} documents"
