@@ -84,3 +84,16 @@ def test_both_engines_extract_real_pages_in_the_sandbox(corpora: Path) -> None:
         out = list(step.run(iter(docs)))
         assert len(out) >= 10, engine.name
         assert all("<div" not in doc.text and len(doc.text.split()) > 20 for doc in out), engine.name
+
+
+def test_configs_from_before_engines_still_load(tmp_path) -> None:
+    """`extract.favour_precision` (the key before engines existed) means trafilatura's option; both at once is an error."""
+    from pipelines.curate import load_config
+
+    old = tmp_path / "old.yaml"
+    old.write_text("extract:\n  favour_precision: false\n  deduplicate: true\n")
+    assert load_config(old).extract.trafilatura.favour_precision is False
+    both = tmp_path / "both.yaml"
+    both.write_text("extract:\n  favour_precision: false\n  trafilatura:\n    favour_precision: true\n")
+    with pytest.raises(ValueError, match="both set"):
+        load_config(both)

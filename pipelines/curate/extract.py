@@ -32,12 +32,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.extractors.base import BaseExtractor, ExtractorSandbox
 from datatrove.pipeline.writers.disk_base import DiskWriter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EngineName = Literal["trafilatura", "resiliparse"]
 _TERMINAL_PUNCTUATION = tuple(".!?:;\"')”»。！？")
@@ -72,6 +72,9 @@ class ResiliparseOptions(BaseModel):
     trim_tail_min_words: int = Field(5, ge=0)
 
 
+TRAFILATURA_FLAT_KEYS = ("favour_precision", "deduplicate")  # where they lived before `engine` existed
+
+
 class ExtractConfig(BaseModel):
     """Main-text extraction of HTML documents (text documents pass through)."""
 
@@ -81,6 +84,18 @@ class ExtractConfig(BaseModel):
     timeout_s: float = Field(10.0, gt=0)  # per page; datatrove's 1 s is load-dependent on small machines
     trafilatura: TrafilaturaOptions = Field(default_factory=TrafilaturaOptions)
     resiliparse: ResiliparseOptions = Field(default_factory=ResiliparseOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_trafilatura_options(cls, data: Any) -> Any:
+        """Read configs written before there were engines: `extract.favour_precision` means trafilatura's."""
+        if not isinstance(data, dict) or not (flat := {k: data[k] for k in TRAFILATURA_FLAT_KEYS if k in data}):
+            return data
+        nested = data.get("trafilatura") or {}
+        if clash := sorted(set(flat) & set(nested)):
+            raise ValueError(f"extract.{clash[0]} and extract.trafilatura.{clash[0]} are both set; keep one")
+        rest = {k: v for k, v in data.items() if k not in flat}
+        return {**rest, "trafilatura": {**nested, **flat}}
 
 
 def check_extraction_dependencies(engine: EngineName = "trafilatura") -> None:
