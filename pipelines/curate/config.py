@@ -1,7 +1,8 @@
 """The curate configuration: one pydantic model composing every stage's settings, FineWeb defaults throughout.
 
-`CurateConfig` = read + extract + filters (`pipelines.curate.filters.FilterConfig`) + dedup
-(`pipelines.curate.dedup.DedupConfig`) + rejects + run (executor settings) + `expected_drop`. Every model forbids
+`CurateConfig` = read + extract + filters (`pipelines.curate.filters.FilterConfig`) + quality
+(`pipelines.quality.config.QualityConfig`, off by default) + dedup (`pipelines.curate.dedup.DedupConfig`) + rejects
++ run (executor settings) + `expected_drop`. Every model forbids
 unknown keys, so a typo in a YAML file is an error naming the key, not a silently ignored threshold.
 `configs/fineweb.yaml` writes the defaults out; `fineforge config show` prints the effective config.
 
@@ -22,6 +23,7 @@ from pipelines.curate.dedup import DedupConfig
 from pipelines.curate.executors import RaySettings, SlurmSettings
 from pipelines.curate.filters import FilterConfig
 from pipelines.curate.stages import STAGES
+from pipelines.quality.config import QualityConfig
 
 
 class ReadConfig(BaseModel):
@@ -74,6 +76,7 @@ class CurateConfig(BaseModel):
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     filters: FilterConfig = FilterConfig()
+    quality: QualityConfig = QualityConfig()
     dedup: DedupConfig = DedupConfig()
     rejects: RejectsConfig = RejectsConfig()
     run: RunConfig = RunConfig()
