@@ -95,7 +95,7 @@ def serve_command(
     train_config: Path | None = typer.Option(None, help="train config YAML of event-triggered training runs"),
     limit: int | None = typer.Option(None, help="most flow runs at once"),
 ) -> None:
-    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline)."""
+    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train)."""
     from orchestration.server import default_api_url
 
     _serve(os.environ.get("PREFECT_API_URL") or default_api_url(port), train_model, train_steps, train_config, limit)

@@ -539,6 +539,7 @@ class CurateStage(Stage):
             "model": str(self.model.path),
             "model_sha256": self.model.sha256,
             "score": self.model.score,
+            "labels": list(self.model.labels),
             "positive_label": self.model.positive_label,
             "threshold": quality.threshold,
             "keep_fraction": quality.keep_fraction,

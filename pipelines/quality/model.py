@@ -176,12 +176,13 @@ class QualityModel:
 
         Raises:
             QualityModelError: as `check_model`, or fastText refuses the file.
+        FastTextBackendError: the installed `fasttext` module is the prediction-only one.
         """
-        import fasttext  # prediction works with either fastText wheel (pipelines.quality.backend)
+        from pipelines.quality.backend import training_fasttext
 
         card = check_model(model_path)
         try:
-            return cls(card, fasttext.load_model(str(card.path)))
+            return cls(card, training_fasttext().load_model(str(card.path)))
         except ValueError as err:
             raise QualityModelError(f"quality model {card.path}: fastText cannot load it ({err})") from err
 

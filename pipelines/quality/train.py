@@ -2,9 +2,13 @@
 
 The texts (`pipelines.quality.examples`) are split per class into training and test sets by a seed, normalised
 (`pipelines.quality.text`) and written as fastText's `__label__<class> <tokens>` lines in the seeded training
-order; fastText trains a supervised model on word n-grams with one thread, which with a fixed seed makes the
-model file byte-identical from run to run. The test texts are then scored by the trained model exactly as a
-curate run will score documents, and `MODEL.json` is written last, atomically:
+order; fastText trains a supervised model on word n-grams with one thread, in a process of its own
+(`pipelines.quality.fit`), which with a fixed seed makes the model file byte-identical from run to run. (With one
+thread fastText 0.9.2 initialises only the first tenth of the embedding rows at random and leaves the rest at
+zero; the words come first and are all covered unless the vocabulary exceeds a tenth of the rows, while most
+n-gram buckets start at zero and learn from there. Deterministic models are worth that.) The test texts are
+then scored by the trained model exactly as a curate run will score documents, and `MODEL.json` is written last,
+atomically:
 
 `{format, model, model_sha256, labels, positive_label, score, n_train, n_test, accuracy, auc, baseline, settings,
 data: [{path, sha256, role, documents, skipped_empty}], created}`
@@ -28,6 +32,7 @@ from pipelines.quality.backend import training_fasttext
 from pipelines.quality.config import ClassifierSettings
 from pipelines.quality.evaluate import evaluate
 from pipelines.quality.examples import NEGATIVE, POSITIVE, Examples, split
+from pipelines.quality.fit import fit
 from pipelines.quality.model import Label, ModelCard, QualityModel, card_path, fasttext_label
 from pipelines.quality.text import normalise
 
@@ -94,6 +99,21 @@ def resolve_labels(labels: list[Label], positive_label: str | None) -> tuple[lis
     return classes, chosen, "expected_value" if integers else "probability"
 
 
+def fasttext_options(settings: ClassifierSettings) -> dict[str, Any]:
+    """`train_supervised` keyword arguments for the settings: one thread, seeded, silent."""
+    return {
+        "epoch": settings.epochs,
+        "lr": settings.lr,
+        "wordNgrams": settings.ngrams,
+        "dim": settings.dim,
+        "bucket": settings.buckets,
+        "minCount": settings.min_count,
+        "seed": settings.seed,
+        "thread": 1,  # fastText's Hogwild threads make the training order, and so the model, vary from run to run
+        "verbose": 0,
+    }
+
+
 def train_classifier(
     examples: Examples, out: Path, settings: ClassifierSettings, positive_label: str | None = None
 ) -> dict[str, Any]:
@@ -110,6 +130,7 @@ def train_classifier(
 
     Raises:
         ModelOutputError: `out` cannot be written.
+        TrainingDivergedError: fastText met a NaN on every attempt (lower the learning rate).
         ValueError: the labels do not define a positive class.
     """
     out = Path(out).expanduser().resolve()
@@ -122,21 +143,10 @@ def train_classifier(
         with open(lines, "w", encoding="utf-8") as f:
             for i in train_idx:
                 f.write(f"{fasttext_label(examples.labels[i])} {normalise(examples.texts[i])}\n")
-        model = training_fasttext().train_supervised(
-            input=str(lines),
-            epoch=settings.epochs,
-            lr=settings.lr,
-            wordNgrams=settings.ngrams,
-            dim=settings.dim,
-            bucket=settings.buckets,
-            minCount=settings.min_count,
-            seed=settings.seed,
-            thread=1,  # fastText's Hogwild threads make training order, and the model, vary from run to run
-            verbose=0,
-        )
         saved = Path(tmp) / "model.bin"
-        model.save_model(str(saved))
+        fit(lines, saved, fasttext_options(settings))
         os.replace(saved, out)
+    model = training_fasttext().load_model(str(out))
     card = ModelCard(out, file_sha256(out), tuple(classes), positive, score, {})
     metrics = evaluate(
         QualityModel(card, model), [examples.texts[i] for i in test_idx], [examples.labels[i] for i in test_idx]
