@@ -290,8 +290,7 @@ def quality_train(
 ) -> None:
     """Train a fastText classifier on labelled texts; write MODEL.bin and MODEL.json and print held-out metrics."""
     from pipelines.quality.backend import FastTextBackendError
-    from pipelines.quality.examples import read_examples
-    from pipelines.quality.train import train_classifier
+    from pipelines.quality.train import train_from_inputs
 
     try:
         settings = ClassifierSettings(
@@ -304,8 +303,7 @@ def quality_train(
             buckets=buckets,
             min_count=min_count,
         )
-        examples = read_examples(data or [], positive or [], negative or [], text_field, label_field)
-        card = train_classifier(examples, out, settings, positive_label)
+        card = train_from_inputs(out, settings, data, positive, negative, text_field, label_field, positive_label)
     except (ValueError, FileNotFoundError, FastTextBackendError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -219,12 +219,19 @@ def quality_train(params: QualityTrainParams) -> dict:
     Returns:
         The model's card (MODEL.json).
     """
-    from pipelines.quality.examples import read_examples
-    from pipelines.quality.train import train_classifier
+    from pipelines.quality.train import train_from_inputs
 
-    examples = read_examples(params.data, params.positive, params.negative, params.text_field, params.label_field)
     out = Path(params.out).expanduser().resolve()
-    card = train_classifier(examples, out, params.settings, params.positive_label)
+    card = train_from_inputs(
+        out,
+        params.settings,
+        params.data,
+        params.positive,
+        params.negative,
+        params.text_field,
+        params.label_field,
+        params.positive_label,
+    )
     create_table_artifact(
         art.quality_model_rows(card),
         key=art.artifact_key("quality-model", out.stem),

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
+from typer.testing import CliRunner
 
 from orchestration.demo_data import demo_texts
 from pipelines.common.inputs import InputError
@@ -207,3 +208,28 @@ def test_dclm_labels_beat_the_line_punctuation_baseline(corpora: Path, tmp_path:
     assert (card["n_train"], card["n_test"]) == (449, 50) and card["labels"] == [0, 1]
     assert card["auc"] > 0.8 and card["accuracy"] > 0.7
     assert card["auc"] > card["baseline"]["auc"] + 0.05
+
+
+def test_train_command_prints_held_out_metrics_and_names_bad_input(tmp_path: Path) -> None:
+    from cli import app
+
+    good = texts_jsonl(tmp_path / "good.jsonl", demo_texts(30, seed=2))
+    bad = texts_jsonl(tmp_path / "bad.jsonl", boilerplate_texts(30, seed=2))
+    out = tmp_path / "cli.bin"
+    command = ["quality", "train", "--out", str(out), "--positive", str(good), "--negative", str(bad)]
+    small = ["--buckets", "20000", "--dim", "16", "--test-fraction", "0.2"]
+    result = CliRunner().invoke(app, command + small)
+    assert result.exit_code == 0, result.output
+    assert "trained on 48 texts, held out 12: accuracy 1.000, AUC 1.000" in result.output
+    assert "baseline, FineWeb line-punctuation ratio >= 0.12" in result.output
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["test_fraction"] == 0.2
+
+    for args, error in [
+        (command + ["--test-fraction", "1.5"], "test_fraction"),
+        (command + ["--lr", "0"], "lr"),
+        (command + ["--data", str(good)], "either --data or --positive"),
+        (["quality", "train", "--out", str(out), "--data", str(tmp_path / "missing.jsonl")], "no such file"),
+        (["quality", "train", "--out", str(tmp_path), "--data", str(good)], "must end in .bin"),
+    ]:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and error in result.output and "Traceback" not in result.output, result.output

@@ -3,7 +3,9 @@
 Modules, in the order documents meet them: `read` (records -> documents, quarantine), `extract` (trafilatura),
 `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`), `dedup` (exact and
 MinHash); `stages` is the ordered stage list, `config` the settings, `stats` the accounting read back from
-datatrove, `executors` where tasks run, and `job` the `CurateStage` that ties them together.
+datatrove, `executors` where tasks run, `work` the step keys and folders that let a run reuse an earlier run's
+finished steps, and `job` the `CurateStage` that ties them together. The optional `quality` stage lives in
+`pipelines.quality` (its datatrove steps in `pipelines.quality.steps`).
 """
 
 from pipelines.curate.config import CurateConfig, config_hash, config_yaml, load_config

@@ -331,7 +331,7 @@ class CurateStage(Stage):
         self.files = discover_inputs(self.inputs, exclude=[self.output_dir])
         self.tasks = plan_tasks(self.files, self.workers, self.config.run.task_mb, self.config.run.max_tasks)
         quality = self.config.quality
-        self.model: ModelCard | None = check_model(quality.model_path()) if quality.enabled else None
+        self.model_card: ModelCard | None = check_model(quality.model_path()) if quality.enabled else None
         inputs = {"files": [[f.url, f.size] for f in self.files], "tasks": self.tasks, "limit": self.limit}
         self.work = {step.name: step for step in plan_work(self.output_dir / ".work", inputs, self._step_settings())}
         self.run_id = make_run_id(self.config_hash, list(self.work.values()))
@@ -344,9 +344,9 @@ class CurateStage(Stage):
         cfg = self.config.model_dump(mode="json")
         rejects = cfg["rejects"]  # every step that writes rejects/ depends on their settings
         steps = [("filter", {key: cfg[key] for key in ("read", "extract", "filters", "rejects")})]
-        if self.model is not None:
+        if self.model_card is not None:
             cut = {key: cfg["quality"][key] for key in ("threshold", "keep_fraction", "score_only")}
-            steps += [("score", {"model_sha256": self.model.sha256}), ("select", cut | {"rejects": rejects})]
+            steps += [("score", {"model_sha256": self.model_card.sha256}), ("select", cut | {"rejects": rejects})]
         steps.append(("dedup", {"dedup": cfg["dedup"], "rejects": rejects}))
         return steps
 
@@ -426,7 +426,9 @@ class CurateStage(Stage):
             return {"scored": 0}
         # One file per task, `<rank>.parquet` (no size rotation), where the select pass's task looks for it.
         writer = ParquetWriter(str(scores), adapter=score_row, schema=SCORES_SCHEMA, max_file_size=-1)
-        counts = self._run_executor(work, [docs_reader(source), QualityScorer(str(self.model.path)), writer], "score")
+        counts = self._run_executor(
+            work, [docs_reader(source), QualityScorer(str(self.model_card.path)), writer], "score"
+        )
         return {"scored": counts[1].get("scored", 0)}
 
     def run_select(self, work: StepWork) -> dict[str, Any]:
@@ -450,7 +452,7 @@ class CurateStage(Stage):
 
     def run_dedup(self, work: StepWork) -> dict[str, Any]:
         """Exact and MinHash dedup; the survivors are written to the step's `data/` as Parquet."""
-        scored = self.model is not None
+        scored = self.model_card is not None
         data_writer = ParquetWriter(
             str(work.dir / "data"),
             adapter=scored_data_row if scored else data_row,
@@ -514,7 +516,7 @@ class CurateStage(Stage):
     def _stage_status(self, name: str, done: dict[str, dict[str, Any]]) -> str:
         """`off` for a disabled stage, `reused` when every step doing its work was reused, else `ran`."""
         enabled = set(done["filter"]["enabled"])
-        if self.model is not None:
+        if self.model_card is not None:
             enabled.update(QUALITY_STAGES)
         if self.config.dedup.exact:
             enabled.add("exact_dedup")
@@ -532,15 +534,15 @@ class CurateStage(Stage):
 
     def _quality_summary(self, done: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         """The quality stage's model, settings and cut (None when the stage is off)."""
-        if self.model is None:
+        if self.model_card is None:
             return None
         quality = self.config.quality
         return {
-            "model": str(self.model.path),
-            "model_sha256": self.model.sha256,
-            "score": self.model.score,
-            "labels": list(self.model.labels),
-            "positive_label": self.model.positive_label,
+            "model": str(self.model_card.path),
+            "model_sha256": self.model_card.sha256,
+            "score": self.model_card.score,
+            "labels": list(self.model_card.labels),
+            "positive_label": self.model_card.positive_label,
             "threshold": quality.threshold,
             "keep_fraction": quality.keep_fraction,
             "score_only": quality.score_only,

@@ -46,9 +46,11 @@ class QualityConfig(BaseModel):
 
     enabled: bool = Field(False, description="Run the quality classifier after the heuristic filters.")
     model: str | None = Field(None, description="fastText model from `fineforge quality train` (MODEL.json beside).")
+    # 0.5: the more probable class wins, for a probability (or 0/1 labels); FineWeb-Edu cuts its 0-5 scale at 3.
     threshold: float | None = Field(
         0.5, description="Keep documents scoring at least this (a probability, or an expected label value)."
     )
+    # DCLM keeps the top 10% of its fastText scores (Li et al. 2024, arXiv:2406.11794, section 4.4).
     keep_fraction: float | None = Field(
         None, gt=0.0, le=1.0, description="Instead of a threshold: keep this top share of the scored documents."
     )

@@ -85,6 +85,8 @@ class ModelCard:
             QualityModelError: the model file or its card is missing, or the card is not valid.
         """
         path = Path(model_path).expanduser().resolve()
+        if path.is_dir():
+            raise QualityModelError(f"quality model {path} is a folder; give the MODEL.bin file inside it")
         if not path.is_file():
             raise QualityModelError(f"quality model {path} does not exist (train one with `fineforge quality train`)")
         card_file = card_path(path)

@@ -31,7 +31,7 @@ from pipelines.common.hashing import file_sha256
 from pipelines.quality.backend import training_fasttext
 from pipelines.quality.config import ClassifierSettings
 from pipelines.quality.evaluate import evaluate
-from pipelines.quality.examples import NEGATIVE, POSITIVE, Examples, split
+from pipelines.quality.examples import NEGATIVE, POSITIVE, Examples, read_examples, split
 from pipelines.quality.fit import fit
 from pipelines.quality.model import Label, ModelCard, QualityModel, card_path, fasttext_label
 from pipelines.quality.text import normalise
@@ -167,3 +167,34 @@ def train_classifier(
     }
     write_json_atomic(card_path(out), fields)
     return fields
+
+
+def train_from_inputs(
+    out: Path,
+    settings: ClassifierSettings,
+    data: list[str] | None = None,
+    positive: list[str] | None = None,
+    negative: list[str] | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
+    positive_label: str | None = None,
+) -> dict[str, Any]:
+    """The whole of `fineforge quality train` (and the `quality-train` flow): check `out`, read, train.
+
+    Args:
+        out: the model file (`*.bin`), checked before any input is read.
+        settings: split and fastText settings.
+        data: labelled JSONL/Parquet inputs, or
+        positive: collections of good text, with
+        negative: collections of text to filter out.
+        text_field: field or column holding the text.
+        label_field: field or column holding the label (labelled inputs).
+        positive_label: the good class (default: the highest integer, or `positive`).
+
+    Returns:
+        The model's card.
+    """
+    out = Path(out).expanduser().resolve()
+    check_output(out)
+    examples = read_examples(data or [], positive or [], negative or [], text_field, label_field)
+    return train_classifier(examples, out, settings, positive_label)
