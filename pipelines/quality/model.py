@@ -29,9 +29,8 @@ from pipelines.quality.text import normalise
 LABEL_PREFIX = "__label__"  # fastText's default label prefix
 SCORE_KINDS = ("probability", "expected_value")
 CARD_FIELDS = ("model_sha256", "labels", "positive_label", "score")
-_FASTTEXT_MAGIC = (793712314).to_bytes(
-    4, "little"
-)  # first int32 of every fastText .bin (FASTTEXT_FILEFORMAT_MAGIC_INT32)
+# The first int32 of every fastText .bin file (FASTTEXT_FILEFORMAT_MAGIC_INT32 in fastText's fasttext.cc).
+_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
 
 Label = int | str
 
