@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from pipelines.quality.config import ClassifierSettings
 from trainer.launch import make_train_command
 from trainer.stage import run_train_command
 
@@ -94,7 +95,7 @@ def serve_command(
     train_config: Path | None = typer.Option(None, help="train config YAML of event-triggered training runs"),
     limit: int | None = typer.Option(None, help="most flow runs at once"),
 ) -> None:
-    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline)."""
+    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train)."""
     from orchestration.server import default_api_url
 
     _serve(os.environ.get("PREFECT_API_URL") or default_api_url(port), train_model, train_steps, train_config, limit)
@@ -241,7 +242,8 @@ def curate_command(
         raise typer.Exit(2) from None
     for stage in summary["stages"]:
         dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
-        typer.echo(f"{stage['name']:<18} {stage['docs_in']:>8} -> {stage['docs_out']:>8}  dropped: {dropped}")
+        counts = f"{stage['docs_in']:>8} -> {stage['docs_out']:>8}"
+        typer.echo(f"{stage['name']:<18} {counts}  {stage['status']:<6}  dropped: {dropped}")
     keys = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "duration_s", "docs_per_s")
     typer.echo(json.dumps({key: summary[key] for key in keys}))
     typer.echo(f"summary: {output.resolve() / 'summary.json'}")
@@ -292,6 +294,92 @@ def decontam_index(
             f"{ngram}-grams ({s['too_short']:,} passages shorter than {ngram} words)"
         )
     typer.echo(f"index: {out.resolve()}")
+
+
+quality_app = typer.Typer(help="Train and apply a model-based quality classifier (fastText).", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
+_TRAIN = ClassifierSettings()
+
+
+@quality_app.command("train")
+def quality_train(
+    out: Path = typer.Option(..., "--out", "-o", help="model file to write (MODEL.bin; its card MODEL.json beside)"),
+    data: list[str] = typer.Option(None, "--data", help="labelled JSONL/Parquet file, folder or URL (repeatable)"),
+    text_field: str = typer.Option("text", help="field or column holding the text"),
+    label_field: str = typer.Option("label", help="field or column holding the label (class name or integer)"),
+    positive: list[str] = typer.Option(None, "--positive", help="collection of good text (repeatable; DCLM style)"),
+    negative: list[str] = typer.Option(None, "--negative", help="collection of text to filter out (repeatable)"),
+    positive_label: str | None = typer.Option(None, help="the good class (default: highest integer, or positive)"),
+    test_fraction: float = typer.Option(_TRAIN.test_fraction, help="share of each class held out"),
+    seed: int = typer.Option(_TRAIN.seed, help="seed of the split and of fastText (same seed, same model)"),
+    epochs: int = typer.Option(_TRAIN.epochs),
+    ngrams: int = typer.Option(_TRAIN.ngrams, help="word n-grams"),
+    lr: float = typer.Option(_TRAIN.lr, help="learning rate"),
+    dim: int = typer.Option(_TRAIN.dim, help="embedding dimensions"),
+    buckets: int = typer.Option(_TRAIN.buckets, help="n-gram hash buckets (model size ~ buckets x dim x 4 bytes)"),
+    min_count: int = typer.Option(_TRAIN.min_count, help="ignore words seen fewer times"),
+) -> None:
+    """Train a fastText classifier on labelled texts; write MODEL.bin and MODEL.json and print held-out metrics."""
+    from pipelines.quality.backend import FastTextBackendError
+    from pipelines.quality.train import train_from_inputs
+
+    try:
+        settings = ClassifierSettings(
+            test_fraction=test_fraction,
+            seed=seed,
+            epochs=epochs,
+            ngrams=ngrams,
+            lr=lr,
+            dim=dim,
+            buckets=buckets,
+            min_count=min_count,
+        )
+        card = train_from_inputs(out, settings, data, positive, negative, text_field, label_field, positive_label)
+    except (ValueError, FileNotFoundError, FastTextBackendError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(_held_out(card))
+    typer.echo(f"model: {out.resolve()}  card: {out.resolve().with_suffix('.json')}")
+
+
+def _held_out(card: dict) -> str:
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    base = card["baseline"] or {}
+    return (
+        f"trained on {card['n_train']} texts, held out {card['n_test']}: accuracy {num(card['accuracy'])}, "
+        f"AUC {num(card['auc'])} (score: {card['score']}, positive: {card['positive_label']})\n"
+        f"baseline, FineWeb line-punctuation ratio >= {base.get('threshold', '-')} on the same texts: "
+        f"accuracy {num(base.get('accuracy'))}, AUC {num(base.get('auc'))}"
+    )
+
+
+@quality_app.command("score")
+def quality_score(
+    model: Path = typer.Option(..., "--model", "-m", help="MODEL.bin from `fineforge quality train`"),
+    inputs: list[str] = typer.Option(
+        ..., "--input", "-i", help="JSONL/Parquet/WARC/HTML file, folder, glob, URL or curate output (repeatable)"
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="output: data/ with quality_score, summary.json"),
+    workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
+    text_field: str = typer.Option("text", help="field or column holding the text"),
+) -> None:
+    """Score documents with a trained classifier into Parquet like curate's data/ plus a quality_score column."""
+    from pipelines.curate import DropGuardError
+    from pipelines.quality.score import run_scoring
+
+    try:
+        summary = run_scoring(model, inputs, output, workers=workers, text_field=text_field)
+    except (ValueError, FileNotFoundError, DropGuardError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    quality = summary["quality"]
+    typer.echo(
+        f"scored {quality['scored']:,} documents ({summary['quarantined']:,} records quarantined) "
+        f"with {model.resolve()} (sha256 {quality['model_sha256'][:16]}...)"
+    )
+    typer.echo(f"data: {output.resolve() / 'data'}  summary: {output.resolve() / 'summary.json'}")
 
 
 @app.command("demo-data")

@@ -90,18 +90,21 @@ def test_drop_guard_names_the_stage_and_new_run_ids(corpora: Path, tmp_path: Pat
     assert summary["docs_out"] == 0 and assert_accounting(out)["stages"][1]["docs_in"] == 580
     first_run = summary["run_id"]
 
-    # A changed config gets a new run id and its own work folder; outputs are replaced, never mixed, and the
+    # A changed config gets a new run id and its own step folders; outputs are replaced, never mixed, and the
     # superseded run's work state goes once the new run is published.
     fine = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "rejects": {"sample_per_reason": 2}})
     job = CurateStage(fine, inputs, out)
     job.plan()
     assert job.run_id != first_run and not job.is_complete()
     job.claim()
-    job.run_filter()
-    assert sorted(p.name for p in (out / ".work").iterdir()) == sorted([first_run, job.run_id])
-    job.run_dedup()
+    first_steps = _step_dirs(out)
+    steps = dict(job.steps())
+    steps["filter"]()
+    assert _step_dirs(out) == first_steps | {job.work["filter"].dir.name}
+    steps["dedup"]()
     summary = job.finish()
-    assert [p.name for p in (out / ".work").iterdir()] == [summary["run_id"]]
+    assert _step_dirs(out) == {f"{step['name']}-{step['key']}" for step in summary["steps"]}
+    assert [step["status"] for step in summary["steps"]] == ["ran", "ran"]
     assert summary["docs_out"] > 300 and assert_accounting(out)["run_id"] == summary["run_id"]
     stages = {s["name"]: s for s in summary["stages"]}
     assert stages["url_filter"]["dropped"] == {} and stages["exact_dedup"]["dropped"]["exact_duplicate"] > 0
@@ -110,6 +113,11 @@ def test_drop_guard_names_the_stage_and_new_run_ids(corpora: Path, tmp_path: Pat
     for stage, reason, n in rejects.iter_rows():
         assert n == min(2, stages[stage]["dropped"][reason]), (stage, reason)
     assert rejects.height == sum(len(s["dropped"]) for s in summary["stages"] if s["name"] != "read")
+
+
+def _step_dirs(out: Path) -> set[str]:
+    """The step folders under DIR/.work (pipelines.curate.work)."""
+    return {p.name for p in (out / ".work").iterdir() if p.is_dir()}
 
 
 def _run_id(config: CurateConfig, inputs: list[str], out: Path, limit: int | None = None) -> str:

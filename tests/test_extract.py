@@ -87,7 +87,7 @@ def test_both_engines_extract_real_pages_in_the_sandbox(corpora: Path) -> None:
 
 
 def test_configs_from_before_engines_still_load(tmp_path) -> None:
-    """`extract.favour_precision` (the key before engines existed) means trafilatura's option; both at once is an error."""
+    """`extract.favour_precision` (the key before engines) means trafilatura's option; both at once is an error."""
     from pipelines.curate import load_config
 
     old = tmp_path / "old.yaml"

@@ -1,10 +1,12 @@
 """curate: raw crawl to filtered, deduplicated Parquet with every dropped document counted under its reason.
 
 Modules, in the order documents meet them: `read` (records -> documents, quarantine), `extract` (trafilatura or
-resiliparse), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`),
-`decontam` (eval-set n-grams; the index in `decontam_index`), `dedup` (exact and MinHash), `pii` (emails and
-public IPs); `stages` is the ordered stage list, `config` the settings, `stats` the accounting read back from
-datatrove, `executors` where tasks run, and `job` the `CurateStage` that ties them together.
+resiliparse), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`), the optional
+`quality` stage (in `pipelines.quality`, its datatrove steps in `pipelines.quality.steps`), `decontam` (eval-set
+n-grams; the index in `decontam_index`), `dedup` (exact and MinHash), `pii` (emails and public IPs); `stages` is the
+ordered stage list, `config` the settings, `stats` the accounting read back from datatrove, `executors` where tasks
+run, `work` the step keys and folders that let a run reuse an earlier run's finished steps, and `job` the
+`CurateStage` that ties them together.
 """
 
 from pipelines.curate.config import CurateConfig, config_hash, config_yaml, load_config, with_overrides

@@ -1,7 +1,8 @@
 """The curate configuration: one pydantic model composing every stage's settings, FineWeb defaults throughout.
 
 `CurateConfig` = read + extract (`pipelines.curate.extract.ExtractConfig`) + filters
-(`pipelines.curate.filters.FilterConfig`) + decontaminate (`pipelines.curate.decontam.DecontamConfig`) + dedup
+(`pipelines.curate.filters.FilterConfig`) + quality (`pipelines.quality.config.QualityConfig`, off by default) +
+decontaminate (`pipelines.curate.decontam.DecontamConfig`, off by default) + dedup
 (`pipelines.curate.dedup.DedupConfig`) + pii (`pipelines.curate.pii.PiiConfig`) + rejects + run (executor
 settings) + `expected_drop`. Every model forbids
 unknown keys, so a typo in a YAML file is an error naming the key, not a silently ignored threshold.
@@ -28,6 +29,7 @@ from pipelines.curate.extract import ExtractConfig
 from pipelines.curate.filters import FilterConfig
 from pipelines.curate.pii import PiiConfig
 from pipelines.curate.stages import STAGES
+from pipelines.quality.config import QualityConfig
 
 
 class ReadConfig(BaseModel):
@@ -70,6 +72,7 @@ class CurateConfig(BaseModel):
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     filters: FilterConfig = FilterConfig()
+    quality: QualityConfig = QualityConfig()
     decontaminate: DecontamConfig = DecontamConfig()
     dedup: DedupConfig = DedupConfig()
     pii: PiiConfig = PiiConfig()

@@ -310,9 +310,15 @@ def _wrap(
     return DuplicateExclusionWriter(writer, reason, cluster_of) if writer is not None else None
 
 
-def _reader(folder: Path) -> JsonlReader:
+def docs_reader(folder: Path) -> JsonlReader:
+    """Read a folder of curate's intermediate documents (datatrove JSONL); task `rank` reads `files[rank::tasks]`."""
     # add_file_path=False: intermediate folders must not leak into the documents' metadata.
     return JsonlReader(str(folder), glob_pattern=INPUT_GLOB, add_file_path=False)
+
+
+def has_documents(folder: Path) -> bool:
+    """Whether a folder of intermediate documents holds any file (a pass whose every document was dropped has none)."""
+    return bool(docs_reader(folder).data_folder.list_files(glob_pattern=INPUT_GLOB))
 
 
 def _run(
@@ -395,7 +401,7 @@ def run_dedup(
     input_dir, work_dir = Path(input_dir), Path(work_dir)
     if not input_dir.is_dir():
         raise FileNotFoundError(f"dedup input folder {input_dir} does not exist")
-    if not _reader(input_dir).data_folder.list_files(glob_pattern=INPUT_GLOB):
+    if not has_documents(input_dir):
         return DedupResult([passthrough("exact_dedup", 0), passthrough("minhash_dedup", 0)], None)  # all filtered out
     _check_work_dir(work_dir, cfg, input_dir, tasks)
     seen_dirs: set[str] = set()
@@ -407,7 +413,7 @@ def run_dedup(
             input_dir, work_dir / "exact", source, make_executor, tasks, exclusion_writer, seen_dirs
         )
 
-    last = [_reader(source)]
+    last = [docs_reader(source)]
     if cfg.minhash:
         clusters = _minhash_clusters(source, work_dir / "minhash", cfg, make_executor, tasks, seen_dirs)
         writer = _wrap(exclusion_writer, "minhash_dedup", MINHASH_REASON, minhash_cluster_of)
@@ -440,7 +446,7 @@ def _exact_dedup(
     sigs, dups, sizes = root / "signatures", root / "duplicates", root / "clusters"
     _run(
         make_executor,
-        [_reader(input_dir), ExactDedupSignature(str(sigs), config)],
+        [docs_reader(input_dir), ExactDedupSignature(str(sigs), config)],
         "exact_signature",
         tasks,
         seen_dirs,
@@ -448,7 +454,11 @@ def _exact_dedup(
     find = [ExactFindDedups(str(sigs), str(dups), config), ExactClusterSizes(str(sigs), str(sizes))]
     _run(make_executor, find, "exact_find", 1, seen_dirs)
     writer = _wrap(exclusion_writer, "exact_dedup", EXACT_REASON, ExactClusterOf(str(sizes)))
-    keep = [_reader(input_dir), ExactDedupFilter(str(dups), config, exclusion_writer=writer), JsonlWriter(str(output))]
+    keep = [
+        docs_reader(input_dir),
+        ExactDedupFilter(str(dups), config, exclusion_writer=writer),
+        JsonlWriter(str(output)),
+    ]
     stats = _run(make_executor, keep, "exact_filter", tasks, seen_dirs)
     return _filter_stats("exact_dedup", stats[1], EXACT_REASON)
 
@@ -459,7 +469,9 @@ def _minhash_clusters(
     """Run MinHash signatures, buckets and clustering; return the folder MinhashDedupFilter reads."""
     config = cfg.minhash_config()
     sigs, buckets, clusters = root / "signatures", root / "buckets", root / "clusters"
-    _run(make_executor, [_reader(source), minhash_signature_step(cfg, sigs)], "minhash_signature", tasks, seen_dirs)
+    _run(
+        make_executor, [docs_reader(source), minhash_signature_step(cfg, sigs)], "minhash_signature", tasks, seen_dirs
+    )
     _run(
         make_executor,
         [MinhashDedupBuckets(str(sigs), str(buckets), config=config)],

@@ -374,6 +374,70 @@ def _quarantine(t: dict[str, Any]) -> str:
     return table("quarantine", cols, t["quarantine"])
 
 
+def _quality(q: dict[str, Any], samples: dict[str, list[dict[str, Any]]], png: bytes | None) -> str:
+    model = q["model"]
+    if model.get("score_only"):
+        cut = "none (score only)"
+    elif model.get("keep_fraction") is not None:
+        cut = f"top {fmt_pct(model['keep_fraction'])} (score ≥ {fmt_float(model.get('cutoff'), 3)})"
+    else:
+        cut = f"score ≥ {fmt_float(model.get('cutoff'), 3)}"
+    cards = _cards(
+        [
+            ("documents scored", fmt_int(model["scored"])),
+            ("passed the cut", fmt_int(model["selected"])),
+            ("passed share", fmt_pct(model["selected"] / model["scored"] if model["scored"] else None)),
+            ("cut", cut),
+        ]
+    )
+    meaning = (
+        f"the probability of label {escape(str(model.get('positive_label')))}"
+        if model.get("score") == "probability"
+        else "the expected label value"
+    )
+    head = (
+        f'<p class="muted">Model <code>{escape(str(model.get("model")))}</code> (sha256 '
+        f"<code>{escape(str(model.get('model_sha256'))[:16])}…</code>); the score is {meaning}. "
+        "Counts cover every document the quality stage scored; later stages (dedup) drop some of them.</p>"
+    )
+    curve_rows = [{**r, "cut": "◀ this run" if r["this_run"] else ""} for r in q["curve"]]
+    curve = table(
+        "quality-curve",
+        [
+            ("threshold", "score ≥", "float3"),
+            ("docs", "documents kept", "int"),
+            ("docs_share", "% of documents", "pct"),
+            ("tokens", "GPT-2 tokens kept", "int"),
+            ("tokens_share", "% of tokens", "pct"),
+            ("cut", "", "text"),
+        ],
+        curve_rows,
+    )
+    bands = table(
+        "quality-bands",
+        [("band", "score band", "text"), ("docs", "documents", "int"), ("passed", "passed the cut", "int")],
+        q["bands"],
+    )
+    parts = []
+    for band in q["bands"]:
+        docs = samples.get(f"quality/{band['band']}", [])
+        body = _sample_cards(docs, True) if docs else '<p class="muted" style="padding:0 12px">no text kept</p>'
+        parts.append(
+            f"<details><summary>score {escape(band['band'])} "
+            f'<span class="muted">· {_documents(band["docs"])}</span></summary>{body}</details>'
+        )
+    return (
+        head
+        + cards
+        + image(png, "quality scores and the share kept at each threshold")
+        + "<h3>What a threshold keeps</h3>"
+        + curve
+        + "<h3>Score bands</h3>"
+        + bands
+        + "".join(parts)
+    )
+
+
 def _tokens(tok: dict[str, Any], png: bytes | None) -> str:
     cols = [
         ("split", "split", "text"),
@@ -473,7 +537,7 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
     Args:
         tables: the JSON-able numbers (`report_tables`), also embedded verbatim as JSON.
         samples: "stage/reason" or "kept" -> [{id, url, snippet}].
-        images: figure name -> PNG bytes ("funnel", "distributions", "tokens", "training").
+        images: figure name -> PNG bytes ("funnel", "distributions", "quality", "tokens", "training").
 
     Returns:
         The HTML text.
@@ -487,6 +551,8 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
         ("domains", "Top domains", _domains(tables)),
         ("languages-section", "Language mix", _languages(tables)),
     ]
+    if tables.get("quality"):
+        sections.append(("quality", "Quality", _quality(tables["quality"], samples, images.get("quality"))))
     if tables.get("decontamination"):
         sections.append(("decontamination", "Decontamination", _decontamination(tables["decontamination"])))
     if tables.get("pii"):

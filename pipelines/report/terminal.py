@@ -43,6 +43,12 @@ def print_summary(tables: dict[str, Any], console: Console | None = None, top_re
     for row in sorted(tables["drops"], key=lambda r: -r["docs"])[:top_reasons]:
         reasons.add_row(row["stage"], row["reason"], fmt_int(row["docs"]), fmt_pct(row["share_of_docs_in"]))
     console.print(reasons)
+    if tables.get("quality"):
+        model = tables["quality"]["model"]
+        console.print(
+            f"quality: {fmt_int(model['scored'])} documents scored, {fmt_int(model['selected'])} passed the cut "
+            f"(score >= {model['cutoff'] if model['cutoff'] is not None else 'any'})"
+        )
     for row in (tables.get("decontamination") or {}).get("sets", []):
         console.print(f"decontaminate: {fmt_int(row['docs'])} documents share n-grams with {row['eval_set']}")
     if pii := tables.get("pii"):
