@@ -230,7 +230,7 @@ def test_disabled_stage_passes_text_through(tmp_path: Path) -> None:
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
     summary = run_curate(CurateConfig(pii=PiiConfig(enabled=False)), [str(corpus)], tmp_path / "out")
-    assert summary["stages"][-1] == {"name": "pii", "docs_in": 8, "docs_out": 8, "dropped": {}}
+    assert summary["stages"][-1] == {"name": "pii", "docs_in": 8, "docs_out": 8, "dropped": {}, "status": "off"}
     data = pl.read_parquet(sorted((tmp_path / "out" / "data").glob("*.parquet")))
     assert data["text"].str.contains("jane.doe@gmail.com", literal=True).all()
 
