@@ -1,14 +1,48 @@
-"""The `fineforge` command line: parses arguments, builds configs and delegates to the library."""
+"""The `fineforge` command line: parses arguments, builds configs and delegates to the library.
+
+Errors that are the user's to fix (`pipelines.common.errors.USER_ERRORS`: bad inputs, settings and folders) are
+caught once, by the root command group, for every command: one line `error: FILE: problem` and exit code 2;
+`fineforge --debug COMMAND` (or `FINEFORGE_DEBUG=1`) shows the traceback instead. Commands only parse and call.
+"""
 
 import os
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
+from pipelines.common.errors import USER_ERRORS, describe
 from trainer.launch import make_train_command
 from trainer.stage import run_train_command
 
-app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """The root command group: the one place where a user's error becomes `error: ...` and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the chosen command; print the user's errors in one line (their traceback with --debug)."""
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as e:
+            if ctx.params.get("debug"):
+                raise
+            typer.echo(f"error: {describe(e)}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True, cls=_Commands)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", envvar="FINEFORGE_DEBUG", help="show the traceback of an error instead of one line"
+    ),
+) -> None:
+    """FineForge: raw web crawl to a trained GPT-2."""
+
 
 app.command("train")(make_train_command(run_train_command))  # the same flags as `python -m trainer`
 eval_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
@@ -26,12 +60,7 @@ def eval_hellaswag(
 
     from trainer.evaluate import run_hellaswag
 
-    try:
-        result = run_hellaswag(checkpoint, data, limit)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps(result))
+    typer.echo(json.dumps(run_hellaswag(checkpoint, data, limit)))
 
 
 @app.command("sample")
@@ -50,12 +79,8 @@ def sample(
     from model.sampling import sample_text
     from trainer.checkpoint import load_model
 
-    try:
-        model = load_model(checkpoint, device)
-        texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    model = load_model(checkpoint, device)
+    texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
     for i, text in enumerate(texts):
         typer.echo(f"--- sample {i} ---\n{text}")
 
@@ -143,14 +168,10 @@ def report_command(
     train: Path | None = typer.Option(None, help="training run (default: a sibling whose run.json names the shards)"),
 ) -> None:
     """Write a self-contained HTML data-quality report of a curate run and print a short summary."""
-    from pipelines.report import ReportError, print_summary, write_report
+    from pipelines.report import print_summary, write_report
 
-    try:
-        path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
-        print_summary(tables)
-    except ReportError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
+    print_summary(tables)
     typer.echo(f"report: {path}")
 
 
@@ -177,13 +198,9 @@ def tokenize(
     """
     from pipelines.tokenize import run_tokenize
 
-    try:
-        manifest = run_tokenize(
-            inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
-        )
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    manifest = run_tokenize(
+        inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
+    )
     for split in ("train", "val"):
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]
@@ -225,20 +242,18 @@ def curate_command(
     workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
     limit: int | None = typer.Option(None, min=1, help="read at most N documents (for a quick look)"),
     executor: str = typer.Option("local", help="local | ray | slurm (datatrove's executors)"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="write into a folder that is not a curate output (replaces only curate's files)"
+    ),
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     import json
 
-    from pipelines.curate import DropGuardError, load_config, run_curate
+    from pipelines.curate import load_config, run_curate
 
     if executor not in ("local", "ray", "slurm"):
-        typer.echo(f"error: --executor must be local, ray or slurm, not {executor!r}", err=True)
-        raise typer.Exit(2)
-    try:
-        summary = run_curate(load_config(config), inputs, output, workers=workers, executor=executor, limit=limit)
-    except (ValueError, FileNotFoundError, DropGuardError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise ValueError(f"--executor must be local, ray or slurm, not {executor!r}")
+    summary = run_curate(load_config(config), inputs, output, workers, executor, limit, overwrite)
     for stage in summary["stages"]:
         dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
         typer.echo(f"{stage['name']:<18} {stage['docs_in']:>8} -> {stage['docs_out']:>8}  dropped: {dropped}")
@@ -254,11 +269,7 @@ def config_show(
     """Print the effective curate config (defaults merged with FILE) as YAML, with its hash."""
     from pipelines.curate import config_hash, config_yaml, load_config
 
-    try:
-        cfg = load_config(config)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(config)
     typer.echo(f"# config_hash: {config_hash(cfg)}")
     typer.echo(config_yaml(cfg), nl=False)
 
