@@ -22,14 +22,15 @@ published run returns its summary without touching anything. Once a run is publi
 superseded runs are deleted.
 
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
-is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it.
+is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it. Quarantine
+counts too: a run whose document records are >= 99% quarantined (a Parquet file without the text column: 300 of
+300) fails as stage `read`, naming the most common errors.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from collections import Counter
@@ -41,7 +42,8 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
-from pipelines.common.files import link_or_copy, read_json, write_json_atomic
+from pipelines.common.errors import UserError
+from pipelines.common.files import read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs
 from pipelines.common.stage import Stage, Step, run_stage
@@ -50,13 +52,13 @@ from pipelines.curate.dedup import run_dedup
 from pipelines.curate.executors import ExecutorKind, executor_factory
 from pipelines.curate.extract import HtmlExtractor
 from pipelines.curate.filters import build_filter_steps
+from pipelines.curate.output import CurateOutput
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stages import DEDUP_STAGES, FILTER_STAGES, FIRST_PASS, READ_STAGES
 from pipelines.curate.stats import StageStats, merge_task_stats, passthrough, stage_from_counts
 
 DROP_GUARD_MIN_DOCS = 100  # issue 2: a stage dropping >= 99% of >= 100 documents fails the run
 DROP_GUARD_FRACTION = 0.99
-OUTPUT_DIRS = ("data", "rejects", "quarantine")
 _FLAT_KEYS = ("url", "source_file", "language", "language_score")
 DATA_SCHEMA = pa.schema(
     [
@@ -74,7 +76,7 @@ REJECTS_SCHEMA = pa.schema(
 )
 
 
-class DropGuardError(RuntimeError):
+class DropGuardError(UserError):
     """A stage dropped (nearly) everything; the message names the stage and how to allow it."""
 
 
@@ -181,21 +183,58 @@ def check_drop_guard(stages: list[StageStats], expected: list[str]) -> None:
         )
 
 
+def quarantine_reasons(folder: Path, limit: int = 100_000) -> Counter[str]:
+    """Count the errors of the quarantine records in `folder/*.jsonl` (the first `limit` of them)."""
+    reasons: Counter[str] = Counter()
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                reasons[json.loads(line).get("error", "?")] += 1
+                if sum(reasons.values()) >= limit:
+                    return reasons
+    return reasons
+
+
+def check_quarantine_guard(reader: dict[str, int], quarantine_dir: Path, expected: list[str]) -> None:
+    """Fail if >= 99% of >= 100 records that could be documents were quarantined, unless `read` is expected to.
+
+    Records that are not documents (`records_skipped`: WARC requests, metadata, ...) do not count.
+
+    Args:
+        reader: the read step's merged counters (`records`, `quarantined`, `skipped`).
+        quarantine_dir: the run's quarantine folder, for the most common errors.
+        expected: stage names allowed to drop that much (`expected_drop`).
+
+    Raises:
+        DropGuardError: naming the share and the most common quarantine errors.
+    """
+    records = reader.get("records", 0) - reader.get("skipped", 0)
+    quarantined = reader.get("quarantined", 0)
+    if records < DROP_GUARD_MIN_DOCS or quarantined < DROP_GUARD_FRACTION * records or "read" in expected:
+        return
+    top = "; ".join(f"{error} (x{n})" for error, n in quarantine_reasons(quarantine_dir).most_common(3))
+    raise DropGuardError(
+        f"stage 'read' quarantined {quarantined} of {records} records (>= 99%): {top}. The input is probably not "
+        f"what the config expects (see {quarantine_dir}); if it is expected, add 'read' to expected_drop."
+    )
+
+
 def check_invariants(summary: dict[str, Any], rows_in_data: int) -> None:
     """Check the accounting of a finished run.
 
     Args:
-        summary: the summary dict (records_read, quarantined, docs_in, docs_out, stages).
+        summary: the summary dict (records_read, quarantined, records_skipped, docs_in, docs_out, stages).
         rows_in_data: rows counted in the published `data/*.parquet`.
 
     Raises:
         InvariantError: listing every violated invariant.
     """
     problems = []
-    if summary["records_read"] != summary["docs_in"] + summary["quarantined"]:
+    skipped = sum(summary["records_skipped"].values())
+    if summary["records_read"] != summary["docs_in"] + summary["quarantined"] + skipped:
         problems.append(
             f"records_read {summary['records_read']} != docs_in {summary['docs_in']} + "
-            f"quarantined {summary['quarantined']}"
+            f"quarantined {summary['quarantined']} + records_skipped {skipped}"
         )
     stages = summary["stages"]
     previous = summary["docs_in"]
@@ -263,6 +302,8 @@ class CurateStage(Stage):
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents in total (split over the tasks); None reads all.
+        overwrite: write into a folder that is not a curate output, replacing files of curate's own kinds
+            (`pipelines.curate.output`); files of other kinds are never deleted.
     """
 
     name = "curate"
@@ -275,6 +316,7 @@ class CurateStage(Stage):
         workers: int = 1,
         executor: ExecutorKind = "local",
         limit: int | None = None,
+        overwrite: bool = False,
     ):
         self.config = config
         self.inputs = [str(i) for i in inputs]
@@ -282,6 +324,7 @@ class CurateStage(Stage):
         self.workers = workers
         self.executor = executor
         self.limit = limit
+        self.output = CurateOutput(self.output_dir, overwrite)
         self.config_hash = config_hash(config)
 
     def plan(self) -> None:
@@ -309,7 +352,13 @@ class CurateStage(Stage):
         return read_json(self.output_dir / "summary.json")
 
     def claim(self) -> None:
-        """Create this run's work folder and record what it is (`job.json`)."""
+        """Take the output folder (`CurateOutput.claim`), create this run's work folder and record it (`job.json`).
+
+        Raises:
+            OutputFolderError: the output is a file, unwritable, holds an input, or holds files curate did not
+                write (see `pipelines.curate.output`).
+        """
+        self.output.claim(self.files)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.work_dir / "job.json", self._job_record())
 
@@ -335,6 +384,7 @@ class CurateStage(Stage):
                 text_key=self.config.read.text_key,
                 id_key=self.config.read.id_key,
                 limit=self.limit,
+                max_record_bytes=int(self.config.read.max_record_mb * 2**20),
             ),
             HtmlExtractor(
                 timeout=self.config.extract.timeout_s,
@@ -347,7 +397,9 @@ class CurateStage(Stage):
         ]
         (self.work_dir / "filtered").mkdir(exist_ok=True)  # exists even when no document survives
         self._run_executor(pipeline, "filter")
-        check_drop_guard(self.filter_stats()[1], self.config.expected_drop)
+        reader, stages = self.filter_stats()
+        check_quarantine_guard(reader, self._out / "quarantine", self.config.expected_drop)
+        check_drop_guard(stages, self.config.expected_drop)
 
     def run_dedup(self) -> None:
         """Stage 2: exact and MinHash dedup; the survivors are written to `data/` as Parquet."""
@@ -383,6 +435,7 @@ class CurateStage(Stage):
             The summary dict.
         """
         reader, stages = self.filter_stats()
+        check_quarantine_guard(reader, self._out / "quarantine", self.config.expected_drop)
         dedup_file = self.work_dir / "dedup_stats.json"
         if not dedup_file.exists():
             raise RuntimeError(f"dedup has not finished for run {self.run_id}; run the dedup stage first")
@@ -398,6 +451,11 @@ class CurateStage(Stage):
             "input_files": len(self.files),
             "records_read": reader.get("records", 0),
             "quarantined": reader.get("quarantined", 0),
+            "records_skipped": {
+                key.removeprefix("skipped_"): n
+                for key, n in sorted(reader.items())
+                if key.startswith("skipped_") and n
+            },
             "docs_in": docs_in,
             "docs_out": stages[-1].docs_out,
             "stages": [s.to_dict() for s in stages],
@@ -409,16 +467,17 @@ class CurateStage(Stage):
             "limit": self.limit,
         }
         check_invariants(summary, parquet_rows(self._out / "data"))
-        self._publish()
+        (self.output_dir / "summary.json").unlink(missing_ok=True)  # the folder is unfinished until it is back
+        self.output.publish(self._out)
         write_json_atomic(self.output_dir / "summary.json", summary)
         self._remove_superseded_runs()
         return summary
 
     def _remove_superseded_runs(self) -> None:
-        """Delete the work state of earlier runs (other configs or inputs) now that this run is published."""
-        for other in (self.output_dir / ".work").iterdir():
-            if other.name != self.run_id:
-                shutil.rmtree(other, ignore_errors=True)
+        """Delete the work folders of earlier runs (other configs or inputs) now that this run is published."""
+        for job in (self.output_dir / ".work").glob("*/job.json"):
+            if job.parent.name != self.run_id:
+                shutil.rmtree(job.parent, ignore_errors=True)
 
     @staticmethod
     def _complete(by_name: dict[str, StageStats], names: tuple[str, ...], docs_in: int) -> list[StageStats]:
@@ -452,20 +511,6 @@ class CurateStage(Stage):
             "limit": self.limit,
         }
 
-    def _publish(self) -> None:
-        """Replace DIR/{data,rejects,quarantine} by this run's (hard links where possible), summary.json first out."""
-        (self.output_dir / "summary.json").unlink(missing_ok=True)
-        for name in OUTPUT_DIRS:
-            source, target = self._out / name, self.output_dir / name
-            staging = self.output_dir / f".{name}.publishing"
-            shutil.rmtree(staging, ignore_errors=True)
-            if source.exists():
-                shutil.copytree(source, staging, copy_function=link_or_copy)
-            else:
-                staging.mkdir(parents=True)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
-
 
 def run_curate(
     config: CurateConfig,
@@ -474,6 +519,7 @@ def run_curate(
     workers: int = 1,
     executor: ExecutorKind = "local",
     limit: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume, or reuse the finished output of) a curate run: the whole of `fineforge curate`.
 
@@ -484,9 +530,12 @@ def run_curate(
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents (None: all).
+        overwrite: write into a folder that is not a curate output (files of curate's own kinds are replaced).
 
     Returns:
         The summary dict (also written as output_dir/summary.json).
     """
-    stage = CurateStage(config, inputs, output_dir, workers=workers, executor=executor, limit=limit)
+    stage = CurateStage(
+        config, inputs, output_dir, workers=workers, executor=executor, limit=limit, overwrite=overwrite
+    )
     return run_stage(stage).result
