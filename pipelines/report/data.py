@@ -80,7 +80,7 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
     summary.setdefault("records_skipped", {})  # summaries written before records were skipped by type
     _check_counts(path, "records_skipped", summary["records_skipped"])
     if not isinstance(summary["stages"], list):
-        raise ReportError(f"{path}: 'stages' is {_kind(summary['stages'])}, expected a list")
+        raise ReportError(f"{path}: stages is {_kind(summary['stages'])}, expected a list")
     for i, stage in enumerate(summary["stages"]):
         if not isinstance(stage, dict):
             raise ReportError(f"{path}: stages[{i}] is {_kind(stage)}, expected an object")
@@ -103,13 +103,13 @@ def _check_count(path: Path, field: str, value: Any) -> None:
     """Raise unless `value` is a non-negative integer (a JSON bool is not a count)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         shown = _kind(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
-        raise ReportError(f"{path}: {field!r} is {shown}, expected a count (an integer >= 0)")
+        raise ReportError(f"{path}: {field} is {shown}, expected a count (an integer >= 0)")
 
 
 def _check_counts(path: Path, field: str, value: Any) -> None:
     """Raise unless `value` maps names to counts."""
     if not isinstance(value, dict):
-        raise ReportError(f"{path}: {field!r} is {_kind(value)}, expected an object of counts")
+        raise ReportError(f"{path}: {field} is {_kind(value)}, expected an object of counts")
     for key, count in value.items():
         _check_count(path, f"{field}[{key!r}]", count)
 
