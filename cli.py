@@ -181,7 +181,9 @@ def tokenize(
         ..., "--input", "-i", help="curate output folder, Parquet/JSONL file, folder, glob or fsspec URL (repeatable)"
     ),
     output: Path = typer.Option(..., "--output", "-o", help="folder for the shards and manifest.json"),
-    shard_tokens: int = typer.Option(100_000_000, min=1, help="tokens per shard (all but each split's last are full)"),
+    shard_tokens: int = typer.Option(
+        100_000_000, help="tokens per shard, >= 1025 (all but each split's last are full)"
+    ),
     val_tokens: int | None = typer.Option(
         None, min=0, help="validation tokens, whole documents from the front of the order (default 1% of all; 0: none)"
     ),
