@@ -5,7 +5,9 @@ caught once, by the root command group, for every command: one line `error: FILE
 `fineforge --debug COMMAND` (or `FINEFORGE_DEBUG=1`) shows the traceback instead. Commands only parse and call.
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,18 +99,25 @@ def server_command(
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
 ) -> None:
     """Run a local Prefect server (API and UI) with its database under the FineForge home; Ctrl-C stops it."""
-    from orchestration.server import default_api_url, start_server, wait_healthy
-    from pipelines.common.processes import stop_process
+    from orchestration.server import default_api_url, running_server
 
-    proc = start_server(port, _home(home))
-    try:
-        wait_healthy(default_api_url(port), proc=proc)
+    with _until_stopped(), running_server(port, _home(home)) as proc:
         typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (API {default_api_url(port)})")
         proc.wait()
+
+
+@contextlib.contextmanager
+def _until_stopped() -> Iterator[None]:
+    """End quietly on Ctrl-C; exit 128 + signal on SIGTERM or SIGHUP (what started has been stopped by then)."""
+    from pipelines.common.processes import StopRequested
+
+    try:
+        yield
     except KeyboardInterrupt:
         pass
-    finally:
-        stop_process(proc)
+    except StopRequested as e:
+        typer.echo(f"{e}; stopped what it started", err=True)
+        raise typer.Exit(128 + e.signum) from None
 
 
 @app.command("serve")
@@ -140,23 +149,16 @@ def up_command(
     train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
 ) -> None:
-    """Start the server and serve every deployment, in one command; Ctrl-C stops both."""
-    from orchestration.server import default_api_url, start_server, wait_healthy
-    from pipelines.common.processes import stop_process
+    """Start the server and serve every deployment, in one command; Ctrl-C or SIGTERM stops both."""
+    from orchestration.server import default_api_url, running_server
 
     root = _home(home)
     log = root / "prefect" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = start_server(port, root, log_path=log)
-    try:
-        wait_healthy(default_api_url(port), proc=proc)
+    with _until_stopped(), running_server(port, root, log_path=log):
         typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (server log: {log})")
         _serve(default_api_url(port), train_model, train_steps, None, None)
-    except KeyboardInterrupt:
-        pass
-    finally:
         typer.echo("stopping the server")
-        stop_process(proc)
 
 
 @app.command("report")
