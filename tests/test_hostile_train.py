@@ -185,3 +185,17 @@ def test_hellaswag_without_data_caches_under_home_and_leaves_nothing_on_failure(
     assert result.output.startswith("error: cannot download http://127.0.0.1:9/hellaswag_val.jsonl")
     assert "pass --data" in result.output
     assert list(work.iterdir()) == [] and not home.exists()
+
+
+def test_outputs_that_are_files(shards: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    (tmp_path / "docs.jsonl").write_text(json.dumps({"text": demo_texts(1)[0]}) + "\n")
+    result = invoke("tokenize", "--input", str(tmp_path / "docs.jsonl"), "--output", str(taken))
+    assert (
+        result.exit_code == 2
+        and result.output == f"error: {taken}: is a file, not a folder; give a folder as the output\n"
+    )
+    result = train(shards, taken)
+    assert result.exit_code == 2 and f"{taken}: is a file, not a folder" in result.output
+    assert taken.read_text() == "a file"

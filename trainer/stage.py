@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.files import atomic_write
+from pipelines.common.files import atomic_write, make_output_dir
 from pipelines.common.hashing import file_sha256
 from pipelines.common.processes import StopRequested, signals_raise
 from pipelines.common.stage import Stage, Step
@@ -92,7 +92,7 @@ class TrainStage(Stage):
 
     def claim(self) -> None:
         """Create the run directory, refuse one trained on other shards, and write the effective config.yaml."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.run_dir)
         check_same_data(self.run_dir, self.manifest_path, self.manifest_sha256)
         settings = self.config.model_copy(update={"data": str(self.manifest_path), "out": str(self.run_dir)})
         with atomic_write(self.config_path, "w") as f:

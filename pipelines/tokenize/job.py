@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
-from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.shards import (
@@ -420,7 +420,9 @@ class TokenizeStage(Stage):
         Raises:
             TokenizeError: the folder holds a finished shard set of other settings or inputs, or shard files of
                 unknown origin, and `overwrite` is not set.
+            OutputFolderError: the output is a file or cannot be created.
         """
+        make_output_dir(self.output_dir)
         job_path = self.work / "job.json"
         manifest_path = self.output_dir / MANIFEST_NAME
         conflict = self._conflict(job_path, manifest_path)
