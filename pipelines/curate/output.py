@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.common.files import OutputFolderError, link_or_copy, make_output_dir, read_json, write_json_atomic
@@ -164,5 +163,4 @@ class CurateOutput:
         self._write_record(new)
 
     def _write_record(self, published: dict[str, list[str]]) -> None:
-        created = (self._record() or {}).get("created") or datetime.now(UTC).isoformat(timespec="seconds")
-        write_json_atomic(self.owner_file, {"stage": "curate", "created": created, "published": published})
+        write_json_atomic(self.owner_file, {"stage": "curate", "published": published})
