@@ -385,3 +385,32 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     path.write_text("read: [unclosed\n")
     result = CliRunner().invoke(app, ["--debug", "config", "show", "--config", str(path)])
     assert result.exit_code == 1 and type(result.exception).__name__ == "SettingsFileError"
+
+
+@pytest.mark.parametrize("name", ["crawl.warc.gz", "crawl.warc"])
+def test_warc_records_over_the_cap_are_skipped_unread(crawl: Path, tmp_path: Path, name: str) -> None:
+    from pipelines.common.inputs import discover_inputs
+    from pipelines.curate.read import SourceReader
+
+    records = members((crawl / "crawl.warc.gz").read_bytes())
+    path = tmp_path / name
+    path.write_bytes(b"".join(gzip.compress(r, mtime=0) if name.endswith(".gz") else r for r in records))
+    lengths = [int(re.search(rb"Content-Length: (\d+)\r\n", r).group(1)) for r in records]
+    cap = 4000
+    reader = SourceReader(discover_inputs([str(path)]), str(tmp_path / "q"), max_record_bytes=cap)
+    docs = list(reader.run(None))
+    bad = [json.loads(line) for line in (tmp_path / "q" / "00000.jsonl").open()]
+    assert len(bad) == sum(n > cap for n in lengths) > 0
+    assert all(
+        re.search(r"record of [\d,]+ bytes is larger than read.max_record_mb \(.+\); skipped", q["error"]) for q in bad
+    )
+    ends = {q["end"] for q in bad}
+    if name.endswith(".gz"):  # each skipped range ends where the next gzip member starts
+        starts, offset = set(), 0
+        for record in records:
+            offset += len(gzip.compress(record, mtime=0))
+            starts.add(offset)
+        assert ends <= starts
+    counts = {key: int(metric.total) for key, metric in reader.stats.stats.items()}
+    assert counts["records"] == 181 == counts["quarantined"] + counts["skipped"] + counts["total"]
+    assert len(docs) == counts["forwarded"] > 0

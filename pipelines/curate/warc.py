@@ -28,7 +28,7 @@ import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 CHUNK_BYTES = 1 << 20  # compressed or plain bytes read at a time, and the most decompressed bytes per step
 MAX_HEADER_BYTES = 1 << 16  # a WARC header block longer than this is not a header (real ones are under 2 KB)
@@ -45,13 +45,11 @@ _ALL = 1 << 62
 
 @dataclass(frozen=True)
 class Framed:
-    """One whole WARC record: its bytes (header block, content, terminator), where it starts, its type, and how many
-    bytes its terminator came after the one its `Content-Length` promised (see `LATE_END_BYTES`)."""
+    """One whole WARC record: its bytes (header block, content, terminator), where it starts and its type."""
 
     data: bytes
     offset: int
     rec_type: str
-    late: int = 0
 
 
 @dataclass(frozen=True)
@@ -227,6 +225,11 @@ class _Stream:
         """The offset reported for a decompressed position: its member's compressed offset when it starts one."""
         return self.members.get(position, position)
 
+    def here(self) -> int:
+        """The reported offset of the current position (looking ahead first, so a member starting here is known)."""
+        self.peek(1)
+        return self.offset_of(self.pos)
+
     def start_in_buffer(self, begin: int = 1) -> int:
         """Index (>= begin) in the buffered bytes of a `WARC/1.` that starts a line or a member, or -1."""
         index = self._buf.find(RECORD_START, begin)
@@ -287,14 +290,14 @@ class WarcFramer:
 
     def __init__(self, raw: IO[bytes], gzip: bool, max_record_bytes: int):
         self.stream = _Stream(_gzip_items(raw) if gzip else _plain_items(raw))
-        self.gap_aware = gzip
+        self.gzip = gzip
         self.max_record_bytes = max_record_bytes
 
     def _span(self, start: int, end: int | None) -> str:
         """Describe a damaged range in the file's own offsets."""
         members = self.stream.members
-        if not self.gap_aware or (start in members and (end is None or end in members)):
-            unit = "gzip members at bytes" if self.gap_aware else "bytes"
+        if not self.gzip or (start in members and (end is None or end in members)):
+            unit = "gzip members at bytes" if self.gzip else "bytes"
             first, last = self.stream.offset_of(start), None if end is None else self.stream.offset_of(end)
         else:
             unit, first, last = "decompressed bytes", start, end
@@ -318,7 +321,7 @@ class WarcFramer:
     def _record(self) -> Framed | Damaged:
         s = self.stream
         start = s.pos
-        if not s.peek(len(RECORD_START)) == RECORD_START:
+        if s.peek(len(RECORD_START)) != RECORD_START:
             return self._damaged(start, "bytes that are not a WARC record header")
         header_end = s.find(RECORD_END, 0, MAX_HEADER_BYTES)
         if header_end == -1:
@@ -340,7 +343,7 @@ class WarcFramer:
         if late is None:
             return self._damaged(start, f"Content-Length {length} does not end at a record boundary")
         s.consume(total + late)
-        return Framed(data[: total + late], s.offset_of(start), rec_type, late)
+        return Framed(data[: total + late], s.offset_of(start), rec_type)
 
     def _damaged(self, start: int, why: str) -> Damaged:
         """Skip from the record at `start` to the next record start and describe the skipped range."""
@@ -350,7 +353,7 @@ class WarcFramer:
             return Damaged(
                 f"damaged WARC data ({why}); skipped {self._span(start, s.pos)}, read on at the next WARC/1. header",
                 s.offset_of(start),
-                s.offset_of(s.pos),
+                s.here(),
                 snippet,
             )
         if s.gap is not None:  # the damaged gzip member that ends this stretch is reported next
@@ -388,14 +391,14 @@ class WarcFramer:
             return Damaged(f"{reason}, and cut short", s.offset_of(start), None)
         if s.peek(len(RECORD_END)) == RECORD_END:
             s.consume(len(RECORD_END))
-        return Damaged(f"{reason}; skipped unread", s.offset_of(start), s.offset_of(s.pos))
+        return Damaged(f"{reason}; skipped unread", s.offset_of(start), s.here())
 
 
 def _gap_span(gap: _Gap) -> str:
     return f"gzip members at bytes {gap.offset}-{'end of file' if gap.end is None else gap.end}"
 
 
-def parse_record(framed: Framed):
+def parse_record(framed: Framed) -> tuple[Any, bytes]:
     """Parse one framed record with warcio.
 
     Args:
