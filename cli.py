@@ -261,7 +261,16 @@ def curate_command(
     for stage in summary["stages"]:
         dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
         typer.echo(f"{stage['name']:<18} {stage['docs_in']:>8} -> {stage['docs_out']:>8}  dropped: {dropped}")
-    keys = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "duration_s", "docs_per_s")
+    keys = (
+        "run_id",
+        "records_read",
+        "quarantined",
+        "records_skipped",
+        "docs_in",
+        "docs_out",
+        "duration_s",
+        "docs_per_s",
+    )
     typer.echo(json.dumps({key: summary[key] for key in keys}))
     typer.echo(f"summary: {output.resolve() / 'summary.json'}")
 
