@@ -1,15 +1,51 @@
-"""The `fineforge` command line: parses arguments, builds configs and delegates to the library."""
+"""The `fineforge` command line: parses arguments, builds configs and delegates to the library.
 
+Errors that are the user's to fix (`pipelines.common.errors.USER_ERRORS`: bad inputs, settings and folders) are
+caught once, by the root command group, for every command: one line `error: FILE: problem` and exit code 2;
+`fineforge --debug COMMAND` (or `FINEFORGE_DEBUG=1`) shows the traceback instead. Commands only parse and call.
+"""
+
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
+from pipelines.common.errors import USER_ERRORS, describe
 from pipelines.quality.config import ClassifierSettings
 from trainer.launch import make_train_command
 from trainer.stage import run_train_command
 
-app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """The root command group: the one place where a user's error becomes `error: ...` and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the chosen command; print the user's errors in one line (their traceback with --debug)."""
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as e:
+            if ctx.params.get("debug"):
+                raise
+            typer.echo(f"error: {describe(e)}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True, cls=_Commands)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", envvar="FINEFORGE_DEBUG", help="show the traceback of an error instead of one line"
+    ),
+) -> None:
+    """FineForge: raw web crawl to a trained GPT-2."""
+
 
 app.command("train")(make_train_command(run_train_command))  # the same flags as `python -m trainer`
 eval_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
@@ -27,12 +63,7 @@ def eval_hellaswag(
 
     from trainer.evaluate import run_hellaswag
 
-    try:
-        result = run_hellaswag(checkpoint, data, limit)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps(result))
+    typer.echo(json.dumps(run_hellaswag(checkpoint, data, limit)))
 
 
 @app.command("sample")
@@ -51,12 +82,8 @@ def sample(
     from model.sampling import sample_text
     from trainer.checkpoint import load_model
 
-    try:
-        model = load_model(checkpoint, device)
-        texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    model = load_model(checkpoint, device)
+    texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
     for i, text in enumerate(texts):
         typer.echo(f"--- sample {i} ---\n{text}")
 
@@ -73,18 +100,25 @@ def server_command(
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
 ) -> None:
     """Run a local Prefect server (API and UI) with its database under the FineForge home; Ctrl-C stops it."""
-    from orchestration.server import default_api_url, start_server, wait_healthy
-    from pipelines.common.processes import stop_process
+    from orchestration.server import default_api_url, running_server
 
-    proc = start_server(port, _home(home))
-    try:
-        wait_healthy(default_api_url(port), proc=proc)
+    with _until_stopped(), running_server(port, _home(home)) as proc:
         typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (API {default_api_url(port)})")
         proc.wait()
+
+
+@contextlib.contextmanager
+def _until_stopped() -> Iterator[None]:
+    """End quietly on Ctrl-C; exit 128 + signal on SIGTERM or SIGHUP (what started has been stopped by then)."""
+    from pipelines.common.processes import StopRequested
+
+    try:
+        yield
     except KeyboardInterrupt:
         pass
-    finally:
-        stop_process(proc)
+    except StopRequested as e:
+        typer.echo(f"{e}; stopped what it started", err=True)
+        raise typer.Exit(128 + e.signum) from None
 
 
 @app.command("serve")
@@ -116,23 +150,16 @@ def up_command(
     train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
 ) -> None:
-    """Start the server and serve every deployment, in one command; Ctrl-C stops both."""
-    from orchestration.server import default_api_url, start_server, wait_healthy
-    from pipelines.common.processes import stop_process
+    """Start the server and serve every deployment, in one command; Ctrl-C or SIGTERM stops both."""
+    from orchestration.server import default_api_url, running_server
 
     root = _home(home)
     log = root / "prefect" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = start_server(port, root, log_path=log)
-    try:
-        wait_healthy(default_api_url(port), proc=proc)
+    with _until_stopped(), running_server(port, root, log_path=log):
         typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (server log: {log})")
         _serve(default_api_url(port), train_model, train_steps, None, None)
-    except KeyboardInterrupt:
-        pass
-    finally:
         typer.echo("stopping the server")
-        stop_process(proc)
 
 
 @app.command("report")
@@ -144,14 +171,10 @@ def report_command(
     train: Path | None = typer.Option(None, help="training run (default: a sibling whose run.json names the shards)"),
 ) -> None:
     """Write a self-contained HTML data-quality report of a curate run and print a short summary."""
-    from pipelines.report import ReportError, print_summary, write_report
+    from pipelines.report import print_summary, write_report
 
-    try:
-        path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
-        print_summary(tables)
-    except ReportError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
+    print_summary(tables)
     typer.echo(f"report: {path}")
 
 
@@ -161,7 +184,9 @@ def tokenize(
         ..., "--input", "-i", help="curate output folder, Parquet/JSONL file, folder, glob or fsspec URL (repeatable)"
     ),
     output: Path = typer.Option(..., "--output", "-o", help="folder for the shards and manifest.json"),
-    shard_tokens: int = typer.Option(100_000_000, min=1, help="tokens per shard (all but each split's last are full)"),
+    shard_tokens: int = typer.Option(
+        100_000_000, help="tokens per shard, >= 1025 (all but each split's last are full)"
+    ),
     val_tokens: int | None = typer.Option(
         None, min=0, help="validation tokens, whole documents from the front of the order (default 1% of all; 0: none)"
     ),
@@ -178,13 +203,9 @@ def tokenize(
     """
     from pipelines.tokenize import run_tokenize
 
-    try:
-        manifest = run_tokenize(
-            inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
-        )
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    manifest = run_tokenize(
+        inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
+    )
     for split in ("train", "val"):
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]
@@ -226,25 +247,32 @@ def curate_command(
     workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
     limit: int | None = typer.Option(None, min=1, help="read at most N documents (for a quick look)"),
     executor: str = typer.Option("local", help="local | ray | slurm (datatrove's executors)"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="write into a folder that is not a curate output (replaces only curate's files)"
+    ),
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     import json
 
-    from pipelines.curate import DropGuardError, load_config, run_curate
+    from pipelines.curate import load_config, run_curate
 
     if executor not in ("local", "ray", "slurm"):
-        typer.echo(f"error: --executor must be local, ray or slurm, not {executor!r}", err=True)
-        raise typer.Exit(2)
-    try:
-        summary = run_curate(load_config(config), inputs, output, workers=workers, executor=executor, limit=limit)
-    except (ValueError, FileNotFoundError, DropGuardError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise ValueError(f"--executor must be local, ray or slurm, not {executor!r}")
+    summary = run_curate(load_config(config), inputs, output, workers, executor, limit, overwrite)
     for stage in summary["stages"]:
         dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
         counts = f"{stage['docs_in']:>8} -> {stage['docs_out']:>8}"
         typer.echo(f"{stage['name']:<18} {counts}  {stage['status']:<6}  dropped: {dropped}")
-    keys = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "duration_s", "docs_per_s")
+    keys = (
+        "run_id",
+        "records_read",
+        "quarantined",
+        "records_skipped",
+        "docs_in",
+        "docs_out",
+        "duration_s",
+        "docs_per_s",
+    )
     typer.echo(json.dumps({key: summary[key] for key in keys}))
     typer.echo(f"summary: {output.resolve() / 'summary.json'}")
 
@@ -256,11 +284,7 @@ def config_show(
     """Print the effective curate config (defaults merged with FILE) as YAML, with its hash."""
     from pipelines.curate import config_hash, config_yaml, load_config
 
-    try:
-        cfg = load_config(config)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(config)
     typer.echo(f"# config_hash: {config_hash(cfg)}")
     typer.echo(config_yaml(cfg), nl=False)
 
@@ -283,11 +307,7 @@ def decontam_index(
     """Index the word n-grams of evaluation sets; `decontaminate: {enabled: true, index: OUT}` uses it."""
     from pipelines.curate.decontam_index import build_index, parse_eval_arg
 
-    try:
-        meta = build_index([parse_eval_arg(value) for value in evals], out, ngram, text_field)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    meta = build_index([parse_eval_arg(value) for value in evals], out, ngram, text_field)
     for s in meta["sets"]:
         typer.echo(
             f"{s['name']}: {s['records']:,} {s['kind']} records, {s['passages']:,} passages, {s['ngrams']:,} "
@@ -320,24 +340,19 @@ def quality_train(
     min_count: int = typer.Option(_TRAIN.min_count, help="ignore words seen fewer times"),
 ) -> None:
     """Train a fastText classifier on labelled texts; write MODEL.bin and MODEL.json and print held-out metrics."""
-    from pipelines.quality.backend import FastTextBackendError
     from pipelines.quality.train import train_from_inputs
 
-    try:
-        settings = ClassifierSettings(
-            test_fraction=test_fraction,
-            seed=seed,
-            epochs=epochs,
-            ngrams=ngrams,
-            lr=lr,
-            dim=dim,
-            buckets=buckets,
-            min_count=min_count,
-        )
-        card = train_from_inputs(out, settings, data, positive, negative, text_field, label_field, positive_label)
-    except (ValueError, FileNotFoundError, FastTextBackendError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    settings = ClassifierSettings(
+        test_fraction=test_fraction,
+        seed=seed,
+        epochs=epochs,
+        ngrams=ngrams,
+        lr=lr,
+        dim=dim,
+        buckets=buckets,
+        min_count=min_count,
+    )
+    card = train_from_inputs(out, settings, data, positive, negative, text_field, label_field, positive_label)
     typer.echo(_held_out(card))
     typer.echo(f"model: {out.resolve()}  card: {out.resolve().with_suffix('.json')}")
 
@@ -366,14 +381,9 @@ def quality_score(
     text_field: str = typer.Option("text", help="field or column holding the text"),
 ) -> None:
     """Score documents with a trained classifier into Parquet like curate's data/ plus a quality_score column."""
-    from pipelines.curate import DropGuardError
     from pipelines.quality.score import run_scoring
 
-    try:
-        summary = run_scoring(model, inputs, output, workers=workers, text_field=text_field)
-    except (ValueError, FileNotFoundError, DropGuardError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    summary = run_scoring(model, inputs, output, workers=workers, text_field=text_field)
     quality = summary["quality"]
     typer.echo(
         f"scored {quality['scored']:,} documents ({summary['quarantined']:,} records quarantined) "

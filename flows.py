@@ -42,6 +42,7 @@ from orchestration import layout
 from pipelines.common.metrics import read_metrics
 from pipelines.common.stage import StepRunner, run_stage
 from pipelines.quality.config import ClassifierSettings, QualityConfig
+from pipelines.tokenize.job import MIN_SHARD_TOKENS
 
 SHARDS_READY = "fineforge.shards.ready"
 
@@ -117,7 +118,9 @@ class QualityTrainParams(BaseModel):
 class TokenizeOptions(BaseModel):
     """How to cut token shards."""
 
-    shard_tokens: int = Field(100_000_000, ge=1, description="Tokens per shard (every shard but the last).")
+    shard_tokens: int = Field(
+        100_000_000, ge=MIN_SHARD_TOKENS, description="Tokens per shard (every shard but the last)."
+    )
     val_tokens: int | None = Field(None, ge=0, description="Validation tokens (whole documents); default: tokenize's.")
     seed: int | None = Field(0, description="Document shuffle seed; empty keeps the input order.")
     workers: int = Field(1, ge=1, description="Tokenizer processes.")

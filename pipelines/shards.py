@@ -112,6 +112,20 @@ def read_shard(path: str | Path) -> np.memmap:
     return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(n_tokens,))
 
 
+def check_token_range(path: str | Path, vocab_size: int) -> None:
+    """Check that every token id of a shard is below `vocab_size` (reads every token; memory-speed, no hashing).
+
+    Raises:
+        ShardError: naming the shard, the first offending position and its id.
+    """
+    tokens = read_shard(path)
+    if tokens.size and int(tokens.max()) >= vocab_size:
+        position = int(np.argmax(tokens >= vocab_size))
+        raise ShardError(
+            f"{path}: token {position} is id {int(tokens[position])}, outside the vocabulary (vocab_size {vocab_size})"
+        )
+
+
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
     """Write `manifest.json` into `directory` atomically and return its path."""
     return write_json_atomic(Path(directory) / MANIFEST_NAME, manifest)
@@ -134,7 +148,7 @@ def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
     Args:
         manifest_path: `manifest.json` or the directory holding it.
         checksums: also read every byte: recompute each shard's sha256 and check that every token id is
-            below the manifest's `vocab_size`.
+            below the manifest's `vocab_size` (`check_token_range`, which the trainer runs in any case).
 
     Returns:
         The loaded manifest.
@@ -158,8 +172,7 @@ def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
         if checksums:
             if file_sha256(path) != entry["sha256"]:
                 raise ShardError(f"{path}: sha256 does not match the manifest (corrupt or replaced shard)")
-            if n_tokens and int(read_shard(path).max()) >= manifest["vocab_size"]:
-                raise ShardError(f"{path}: holds a token id >= vocab_size {manifest['vocab_size']}")
+            check_token_range(path, manifest["vocab_size"])
     for split, total in manifest.get("total_tokens", {}).items():
         if split_tokens.get(split, 0) != total:
             raise ShardError(

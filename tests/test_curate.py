@@ -26,7 +26,8 @@ def assert_accounting(out: Path) -> dict:
     data = pl.read_parquet(sorted((out / "data").glob("*.parquet"))) if list((out / "data").glob("*")) else None
     rows = 0 if data is None else data.height
     assert [s["name"] for s in summary["stages"]] == list(STAGES)
-    assert summary["records_read"] == summary["docs_in"] + summary["quarantined"]
+    skipped = sum(summary["records_skipped"].values())
+    assert summary["records_read"] == summary["docs_in"] + summary["quarantined"] + skipped
     previous = summary["docs_in"]
     for stage in summary["stages"]:
         assert stage["docs_in"] == previous, stage
@@ -53,6 +54,7 @@ def test_shared_corpora_invariants(corpora_run: tuple[Path, dict]) -> None:
     assert assert_accounting(out) == summary
     assert summary["input_files"] == 2 + 104
     assert summary["records_read"] == 436 + 580 + 104  # WARC records (warcinfo too), text lines, HTML files
+    assert summary["records_skipped"] == {"warcinfo": 1}  # not a document, outside the funnel
     stages = {s["name"]: s for s in summary["stages"]}
     assert stages["read"]["docs_out"] == 435 + 580 + 104
     assert stages["extract"]["docs_out"] > 0.8 * stages["extract"]["docs_in"]  # text docs pass through

@@ -8,12 +8,14 @@ base model without instruction tuning: for each of the 4 endings, the model read
 and the ending's tokens are scored by their mean cross-entropy; the ending with the lowest mean loss is the
 prediction (`acc_norm`; the sum of losses gives `acc`). GPT-2 124M scores about 0.294 acc_norm this way
 (llm.c README), 0.25 is chance. The official validation file (10,042 items) is downloaded once into
-`FINEFORGE_HOME/hellaswag/` when online; `--data` takes any file in the same JSONL format offline.
+`FINEFORGE_HOME/hellaswag/` when online (from `FINEFORGE_HELLASWAG_URL` when set, a mirror); a failed download
+creates nothing; `--data` takes any file in the same JSONL format offline.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from pipelines.common.home import fineforge_home
 from trainer.dist import DistInfo, all_reduce_sum
 
 HELLASWAG_VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
+HELLASWAG_URL_ENV = "FINEFORGE_HELLASWAG_URL"  # a mirror of the file, where GitHub is out of reach
 
 
 @torch.no_grad()
@@ -69,12 +72,13 @@ def hellaswag_file(data: str | Path | None = None) -> Path:
         return path
     cache = fineforge_home() / "hellaswag" / "hellaswag_val.jsonl"
     if not cache.is_file():
+        url = os.environ.get(HELLASWAG_URL_ENV) or HELLASWAG_VAL_URL
         try:  # the whole file first, so that a failed download leaves nothing behind
-            with urllib.request.urlopen(HELLASWAG_VAL_URL, timeout=60) as response:
+            with urllib.request.urlopen(url, timeout=60) as response:
                 body = response.read()
         except OSError as e:
             raise FileNotFoundError(
-                f"cannot download {HELLASWAG_VAL_URL} ({e}); pass --data with a local copy of hellaswag_val.jsonl"
+                f"cannot download {url} ({e}); pass --data with a local copy of hellaswag_val.jsonl"
             ) from e
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(cache) as f:

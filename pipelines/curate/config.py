@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipelines.common.files import read_yaml_mapping
 from pipelines.common.hashing import stable_hash
 from pipelines.curate.decontam import DecontamConfig
 from pipelines.curate.dedup import DedupConfig
@@ -39,6 +40,9 @@ class ReadConfig(BaseModel):
 
     text_key: str = "text"  # JSONL/Parquet field holding the text
     id_key: str = "id"  # JSONL/Parquet field holding the id (made from file and line if absent)
+    # A larger record (WARC record, JSONL line, Parquet text, HTML file) is quarantined unread. Common Crawl truncates
+    # payloads at 1 MiB (5 MiB planned from 2025; commoncrawl/cc-notebooks), so 16 MiB keeps every real page whole.
+    max_record_mb: float = Field(16, gt=0, le=2048)
 
 
 class RejectsConfig(BaseModel):
@@ -104,9 +108,7 @@ def load_config(path: Path | None) -> CurateConfig:
     """
     if path is None:
         return CurateConfig()
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    data = read_yaml_mapping(path)
     try:
         return CurateConfig.model_validate(data)
     except ValueError as err:

@@ -90,7 +90,7 @@ class DedupConfig(BaseModel):
     n_grams: int = Field(5, ge=1)  # FineWeb (Penedo et al. 2024): 5-gram word shingles
     num_buckets: int = Field(14, ge=1)  # FineWeb: 14 buckets ...
     hashes_per_bucket: int = Field(8, ge=1)  # ... of 8 hashes: threshold near (1/14)**(1/8) = 0.72
-    seed: int = 1  # seed of the hash permutations (datatrove's default); the same in every task
+    seed: int = Field(1, ge=0, lt=2**32)  # datatrove's default, the same in every task; RandomState takes [0, 2**32)
     word_tokenizer: WordTokenizerName = "regex"  # pipelines.curate.words tokenizer used for shingling
 
     def minhash_config(self) -> MinhashConfig:

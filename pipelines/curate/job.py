@@ -31,7 +31,12 @@ reused. A rerun of a published run returns its summary without touching anything
 step folders it did not use are deleted.
 
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
-is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it.
+is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it. Quarantine
+counts too: a run whose document records are >= 99% quarantined (a Parquet file without the text column: 300 of
+300) fails as stage `read`, naming the most common errors.
+
+The output folder is FineForge's only where it says so (`pipelines.curate.output`): `claim()` refuses a folder
+holding files curate did not write, and publishing replaces only what curate published there.
 """
 
 from __future__ import annotations
@@ -39,8 +44,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -52,7 +55,8 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
-from pipelines.common.files import atomic_write, link_or_copy, read_json, write_json_atomic
+from pipelines.common.errors import UserError
+from pipelines.common.files import atomic_write, read_json, write_json_atomic
 from pipelines.common.hashing import file_sha256, stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs
 from pipelines.common.stage import Stage, Step, run_stage
@@ -63,6 +67,7 @@ from pipelines.curate.dedup import docs_reader, has_documents, run_dedup
 from pipelines.curate.executors import ExecutorKind, executor_factory
 from pipelines.curate.extract import HtmlExtractor, make_engine
 from pipelines.curate.filters import build_filter_steps
+from pipelines.curate.output import CurateOutput
 from pipelines.curate.pii import PiiStep, pii_stage_stats
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stages import (
@@ -90,7 +95,6 @@ from pipelines.quality.steps import (
 
 DROP_GUARD_MIN_DOCS = 100  # issue 2: a stage dropping >= 99% of >= 100 documents fails the run
 DROP_GUARD_FRACTION = 0.99
-OUTPUT_DIRS = ("data", "rejects", "quarantine", "quality")
 DOCS = "docs"  # a step's surviving documents (datatrove JSONL), the next step's input
 STEP_STAGES = {
     "filter": FIRST_PASS,
@@ -119,7 +123,7 @@ SCORED_DATA_SCHEMA = DATA_SCHEMA.append(SCORE_FIELD)
 SCORED_REJECTS_SCHEMA = REJECTS_SCHEMA.append(SCORE_FIELD)
 
 
-class DropGuardError(RuntimeError):
+class DropGuardError(UserError):
     """A stage dropped (nearly) everything; the message names the stage and how to allow it."""
 
 
@@ -244,21 +248,60 @@ def check_drop_guard(stages: list[StageStats], expected: list[str]) -> None:
         )
 
 
+def quarantine_reasons(folder: Path, limit: int = 100_000) -> Counter[str]:
+    """Count the errors of the quarantine records in `folder/*.jsonl` (the first `limit` of them)."""
+    reasons: Counter[str] = Counter()
+    seen = 0
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                reasons[json.loads(line).get("error", "?")] += 1
+                seen += 1
+                if seen >= limit:
+                    return reasons
+    return reasons
+
+
+def check_quarantine_guard(reader: dict[str, int], quarantine_dir: Path, expected: list[str]) -> None:
+    """Fail if >= 99% of >= 100 records that could be documents were quarantined, unless `read` is expected to.
+
+    Records that are not documents (`records_skipped`: WARC requests, metadata, ...) do not count.
+
+    Args:
+        reader: the read step's merged counters (`records`, `quarantined`, `skipped`).
+        quarantine_dir: the run's quarantine folder, for the most common errors.
+        expected: stage names allowed to drop that much (`expected_drop`).
+
+    Raises:
+        DropGuardError: naming the share and the most common quarantine errors.
+    """
+    records = reader.get("records", 0) - reader.get("skipped", 0)
+    quarantined = reader.get("quarantined", 0)
+    if records < DROP_GUARD_MIN_DOCS or quarantined < DROP_GUARD_FRACTION * records or "read" in expected:
+        return
+    top = "; ".join(f"{error} (x{n})" for error, n in quarantine_reasons(quarantine_dir).most_common(3))
+    raise DropGuardError(
+        f"stage 'read' quarantined {quarantined} of {records} records (>= 99%): {top}. The input is probably not "
+        f"what the config expects (see {quarantine_dir}); if it is expected, add 'read' to expected_drop."
+    )
+
+
 def check_invariants(summary: dict[str, Any], rows_in_data: int) -> None:
     """Check the accounting of a finished run.
 
     Args:
-        summary: the summary dict (records_read, quarantined, docs_in, docs_out, stages).
+        summary: the summary dict (records_read, quarantined, records_skipped, docs_in, docs_out, stages).
         rows_in_data: rows counted in the published `data/*.parquet`.
 
     Raises:
         InvariantError: listing every violated invariant.
     """
     problems = []
-    if summary["records_read"] != summary["docs_in"] + summary["quarantined"]:
+    skipped = sum(summary["records_skipped"].values())
+    if summary["records_read"] != summary["docs_in"] + summary["quarantined"] + skipped:
         problems.append(
             f"records_read {summary['records_read']} != docs_in {summary['docs_in']} + "
-            f"quarantined {summary['quarantined']}"
+            f"quarantined {summary['quarantined']} + records_skipped {skipped}"
         )
     stages = summary["stages"]
     previous = summary["docs_in"]
@@ -328,6 +371,8 @@ class CurateStage(Stage):
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents in total (split over the tasks); None reads all.
+        overwrite: write into a folder that is not a curate output, replacing files of curate's own kinds
+            (`pipelines.curate.output`); files of other kinds are never deleted.
     """
 
     name = "curate"
@@ -340,6 +385,7 @@ class CurateStage(Stage):
         workers: int = 1,
         executor: ExecutorKind = "local",
         limit: int | None = None,
+        overwrite: bool = False,
     ):
         self.config = config
         self.inputs = [str(i) for i in inputs]
@@ -347,6 +393,7 @@ class CurateStage(Stage):
         self.workers = workers
         self.executor = executor
         self.limit = limit
+        self.output = CurateOutput(self.output_dir, overwrite)
         self.config_hash = config_hash(config)
 
     def plan(self) -> None:
@@ -400,7 +447,13 @@ class CurateStage(Stage):
         return read_json(self.output_dir / "summary.json")
 
     def claim(self) -> None:
-        """Create the work folder and record this run's plan (`.work/job.json`)."""
+        """Take the output folder (`CurateOutput.claim`), create the work folder and record this run's plan.
+
+        Raises:
+            OutputFolderError: the output is a file, unwritable, holds an input, or holds files curate did not
+                write (see `pipelines.curate.output`).
+        """
+        self.output.claim(self.files)
         (self.output_dir / ".work").mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.output_dir / ".work" / "job.json", self._job_record())
 
@@ -442,6 +495,7 @@ class CurateStage(Stage):
                 text_key=self.config.read.text_key,
                 id_key=self.config.read.id_key,
                 limit=self.limit,
+                max_record_bytes=int(self.config.read.max_record_mb * 2**20),
             ),
             HtmlExtractor(
                 make_engine(self.config.extract),
@@ -456,6 +510,7 @@ class CurateStage(Stage):
         enabled = [*READ_STAGES, *names]
         by_name = {name: stage_from_counts(name, c) for name, c in zip(enabled, counts[: len(enabled)], strict=True)}
         stages = self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
+        check_quarantine_guard(counts[0], work.dir / "quarantine", self.config.expected_drop)
         return {"reader": counts[0], "enabled": enabled, "stages": [s.to_dict() for s in stages]}
 
     def run_score(self, work: StepWork) -> dict[str, Any]:
@@ -544,10 +599,11 @@ class CurateStage(Stage):
         if unfinished := [name for name, record in done.items() if record is None]:
             raise RuntimeError(f"curate steps {unfinished} have not finished for run {self.run_id}; run them first")
         stages = self._stages(done)
+        reader = done["filter"]["reader"]
+        check_quarantine_guard(reader, self.work["filter"].dir / "quarantine", self.config.expected_drop)
         check_drop_guard(stages, self.config.expected_drop)
         duration = time.monotonic() - self._started
         docs_in = stages[0].docs_in
-        reader = done["filter"]["reader"]
         summary = {
             "run_id": self.run_id,
             "config_hash": self.config_hash,
@@ -555,6 +611,11 @@ class CurateStage(Stage):
             "input_files": len(self.files),
             "records_read": reader.get("records", 0),
             "quarantined": reader.get("quarantined", 0),
+            "records_skipped": {
+                key.removeprefix("skipped_"): n
+                for key, n in sorted(reader.items())
+                if key.startswith("skipped_") and n
+            },
             "docs_in": docs_in,
             "docs_out": stages[-1].docs_out,
             "stages": [s.to_dict() | {"status": self._stage_status(s.name, done)} for s in stages],
@@ -568,7 +629,8 @@ class CurateStage(Stage):
             "limit": self.limit,
         }
         check_invariants(summary, parquet_rows(self.work["dedup"].dir / "data"))
-        self._publish()
+        (self.output_dir / "summary.json").unlink(missing_ok=True)  # the folder is unfinished until it is back
+        self.output.publish(self._published())
         write_json_atomic(self.output_dir / "summary.json", summary)
         remove_unused(self.output_dir / ".work", list(self.work.values()))
         return summary
@@ -663,7 +725,7 @@ class CurateStage(Stage):
         }
 
     def _published(self) -> dict[str, list[Path]]:
-        """Where each output folder comes from: the steps' folders (quality/ only when the stage is on)."""
+        """Where each published folder comes from: the steps' folders (quality/ only when the stage is on)."""
         works = list(self.work.values())
         sources = {
             "data": [self.work["dedup"].dir / "data"],
@@ -674,25 +736,6 @@ class CurateStage(Stage):
             sources["quality"] = [self.work["select"].dir / "quality"]
         return sources
 
-    def _publish(self) -> None:
-        """Replace DIR/{data,rejects,quarantine,quality} by this run's (hard links where possible), summary.json
-        first out; a folder this run has no source for (quality/ with the stage off) is removed."""
-        (self.output_dir / "summary.json").unlink(missing_ok=True)
-        sources = self._published()
-        for name in OUTPUT_DIRS:
-            target = self.output_dir / name
-            if name not in sources:
-                shutil.rmtree(target, ignore_errors=True)
-                continue
-            staging = self.output_dir / f".{name}.publishing"
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            for source in sources[name]:
-                if source.exists():
-                    shutil.copytree(source, staging, copy_function=link_or_copy, dirs_exist_ok=True)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
-
 
 def run_curate(
     config: CurateConfig,
@@ -701,6 +744,7 @@ def run_curate(
     workers: int = 1,
     executor: ExecutorKind = "local",
     limit: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume, or reuse the finished output of) a curate run: the whole of `fineforge curate`.
 
@@ -711,9 +755,12 @@ def run_curate(
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents (None: all).
+        overwrite: write into a folder that is not a curate output (files of curate's own kinds are replaced).
 
     Returns:
         The summary dict (also written as output_dir/summary.json).
     """
-    stage = CurateStage(config, inputs, output_dir, workers=workers, executor=executor, limit=limit)
+    stage = CurateStage(
+        config, inputs, output_dir, workers=workers, executor=executor, limit=limit, overwrite=overwrite
+    )
     return run_stage(stage).result

@@ -14,11 +14,13 @@ import importlib
 import importlib.metadata
 from types import ModuleType
 
+from pipelines.common.errors import UserError
+
 TRAINING_WHEEL = "fasttext-numpy2-wheel"
 
 
-class FastTextBackendError(RuntimeError):
-    """The installed `fasttext` module cannot train (the prediction-only wheel owns it)."""
+class FastTextBackendError(UserError):
+    """The installed `fasttext` module cannot train (the prediction-only wheel owns it); the message says the fix."""
 
 
 def training_fasttext() -> ModuleType:

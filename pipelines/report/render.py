@@ -204,6 +204,7 @@ def _overview(t: dict[str, Any]) -> str:
         ("kept share", fmt_pct(totals["kept_share"])),
         ("documents dropped", fmt_int(totals["dropped"])),
         ("quarantined", fmt_int(totals["quarantined"])),
+        ("records skipped (not documents)", fmt_int(sum(totals["records_skipped"].values()))),
         ("characters kept", fmt_int(totals["kept_chars"])),
     ]
     if t.get("tokens"):
@@ -216,6 +217,12 @@ def _overview(t: dict[str, Any]) -> str:
         f'<p class="muted">run <code>{escape(str(run.get("run_id")))}</code> · config '
         f"<code>{escape(str(run.get('config_hash')))}</code> · inputs: {shown or '—'}</p>"
     )
+    if skipped := totals["records_skipped"]:
+        kinds = ", ".join(f"{escape(str(kind))} {fmt_int(n)}" for kind, n in skipped.items())
+        meta += (
+            f'<p class="muted">Records that are not documents, outside the funnel and the drops: {kinds} '
+            "(WARC record types).</p>"
+        )
     checks = table(
         "checks",
         [("check", "invariant", "text"), ("ok", "result", "check"), ("detail", "detail", "mono")],

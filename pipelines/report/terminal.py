@@ -25,6 +25,9 @@ def print_summary(tables: dict[str, Any], console: Console | None = None, top_re
         f"[green]{fmt_int(totals['docs_out'])} kept[/] ({fmt_pct(totals['kept_share'])}), "
         f"{fmt_int(totals['dropped'])} dropped, {fmt_int(totals['quarantined'])} quarantined"
     )
+    if skipped := totals.get("records_skipped"):
+        kinds = ", ".join(f"{kind} {fmt_int(n)}" for kind, n in skipped.items())
+        console.print(f"{fmt_int(sum(skipped.values()))} records are not documents ({kinds})")
     funnel = Table(title="funnel", title_justify="left")
     for name, justify in (("stage", "left"), ("in", "right"), ("out", "right"), ("dropped", "right"), ("%", "right")):
         funnel.add_column(name, justify=justify)
