@@ -161,3 +161,43 @@ class TextSource:
     name: str
     path: Path
     texts: list[str]
+
+
+def _lines(text: str) -> list[str]:
+    return [line for paragraph in text.split("\n\n") for line in paragraph.split(". ") if line]
+
+
+# Ways web pages go wrong, each aimed at one rule of the Gopher, C4 or FineWeb filters (a page may trip others;
+# C4 removes JavaScript notices and policy lines from a page rather than dropping it).
+DEGRADATIONS = {
+    "repeated_lines": lambda t: t + "\n" + "\n".join(["Buy cheap shoes online today at our store."] * 15),
+    "top_ngram": lambda t: t + " " + " ".join(["click here"] * 80),
+    "repeated_paragraphs": lambda t: "\n\n".join([t.split("\n\n")[0]] * 4 + [t]),
+    "short": lambda t: t.split(". ")[0] + ".",
+    "hashtags": lambda t: " ".join(f"#tag{i % 3}" for i in range(80)) + "\n" + t,
+    "bullets": lambda t: "\n".join(f"- {line}" for line in _lines(t)),
+    "ellipsis_lines": lambda t: "\n".join(f"{line[:40]}..." for line in _lines(t)),
+    "lorem_ipsum": lambda t: t + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.",
+    "curly_brackets": lambda t: t + "\nfunction show() { return document.title; }",
+    "javascript_notice": lambda t: t + "\nPlease enable JavaScript to view the comments.",
+    "policy_lines": lambda t: t + "\nRead our privacy policy and terms of use.\nWe use cookies on this site.",
+    "no_punctuation": lambda t: "\n".join(line.rstrip(".") for line in _lines(t)),
+    "menu_lines": lambda t: "\n".join(["Home", "News", "Sport", "Weather", "Contact", "About", "Jobs"] * 3 + [t]),
+    "duplicate_chars": lambda t: t + "\n" + "\n".join([t.split("\n\n")[0]] * 3),
+    "upper_case": lambda t: t.upper(),
+    "no_stop_words": lambda t: " ".join(w for w in t.split() if w.lower() not in {"the", "and", "of", "that", "a"}),
+    "symbols": lambda t: " ".join(f"{w} @@ ## $$" for w in t.split()[:120]),
+}
+
+
+def degraded_texts(texts: list[str]) -> list[str]:
+    """Each text damaged by one of `DEGRADATIONS` in turn: pages that the quality filters should drop.
+
+    Args:
+        texts: clean articles (`demo_texts`), at least one per degradation for full coverage.
+
+    Returns:
+        One damaged text per input text.
+    """
+    damage = list(DEGRADATIONS.values())
+    return [damage[i % len(damage)](text) for i, text in enumerate(texts)]

@@ -218,4 +218,3 @@ def served_chain(served, tmp_path_factory) -> ChainRun:
     if run.state.is_completed():
         trained = wait_for(finished_training, 180, "the train-on-shards run", home / "serve.log")
     return ChainRun(url, home, dataset, run, trained, time.monotonic() - t0)
-
