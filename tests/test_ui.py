@@ -20,7 +20,9 @@ from tests.conftest import ChainRun
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
-DEPLOYMENTS = ("curate", "tokenize", "train", "train-on-shards", "report", "pipeline")  # flows.deployments()
+# flows.deployments(): deployment name -> the flow it runs
+DEPLOYMENTS = {"curate": "curate", "tokenize": "tokenize", "train": "train", "train-on-shards": "train",
+               "report": "report", "pipeline": "pipeline"}  # fmt: skip
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--hide-scrollbars",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,900",
          "--virtual-time-budget=15000"]  # fmt: skip
@@ -72,12 +74,21 @@ def _number(value: object) -> set[str]:
     return {str(value), f"{value:,}"} if isinstance(value, int) else {str(value)}
 
 
+def _shows_row(texts: list[str], cells: list[object]) -> bool:
+    """Whether the cells appear as consecutive text nodes somewhere on the page (one table row)."""
+    for start in range(len(texts) - len(cells) + 1):
+        if all(texts[start + i] in _number(cell) for i, cell in enumerate(cells)):
+            return True
+    return False
+
+
 def test_deployments_page_lists_every_deployment(served, tmp_path):
-    """The deployments page names each served FineForge deployment (the UI shows them as flow/deployment)."""
+    """The deployments page counts the six deployments and shows a row for each: its name, its flow, Ready."""
     url, _, _ = served
     texts = rendered_text(f"{url.removesuffix('/api')}/deployments", tmp_path / "profile", "deployments")
-    missing = [name for name in DEPLOYMENTS if name not in texts]
-    assert not missing, f"deployments page does not show {missing}; its text: {texts}"
+    assert f"{len(DEPLOYMENTS)} Deployments" in texts, texts
+    for name, flow in DEPLOYMENTS.items():
+        assert _shows_row(texts, [name, flow, "Ready"]), f"deployments page lacks {name} ({flow}); its text: {texts}"
 
 
 def _artifact_page(chain: ChainRun, key: str, profile: Path) -> list[str]:
@@ -88,14 +99,6 @@ def _artifact_page(chain: ChainRun, key: str, profile: Path) -> list[str]:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
     assert found, f"no artifact with key {key}"
     return rendered_text(f"{chain.url.removesuffix('/api')}/artifacts/artifact/{found[0].id}", profile, key)
-
-
-def _shows_row(texts: list[str], cells: list[object]) -> bool:
-    """Whether the cells appear as consecutive text nodes somewhere on the page (one table row)."""
-    for start in range(len(texts) - len(cells) + 1):
-        if all(texts[start + i] in _number(cell) for i, cell in enumerate(cells)):
-            return True
-    return False
 
 
 def test_curate_artifact_pages_show_the_funnel(served_chain: ChainRun, tmp_path):
