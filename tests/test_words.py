@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 import pytest
+import spacy  # the reference tokenizer (dev extra): a broken install must fail here, not skip
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
     C4QualityFilter,
@@ -38,8 +39,6 @@ from pipelines.curate.filters import (
 from pipelines.curate.words import SpacyCompatTokenizer, get_word_tokenizer
 from tests.builtin_text import DEGRADATIONS, builtin_web_texts, degraded_texts, read_jsonl_texts
 from tests.conftest import SOURCES
-
-spacy = pytest.importorskip("spacy", reason="spaCy is the reference tokenizer (dev extra)")
 
 FILTERS = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
 
