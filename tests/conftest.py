@@ -216,5 +216,5 @@ def served_chain(served, tmp_path_factory) -> ChainRun:
     run = run_deployment("curate/curate", parameters=params, timeout=240, poll_interval=2)
     trained = []
     if run.state.is_completed():
-        trained = wait_for(finished_training, 180, "the train-on-shards run", home / "serve.log")
+        trained = wait_for(finished_training, 300, "the train-on-shards run", home / "serve.log")
     return ChainRun(url, home, dataset, run, trained, time.monotonic() - t0)

@@ -111,7 +111,9 @@ def test_cancel_stops_trainer_and_resumes(served, small_shards, tmp_path):
     url, home, _ = served
     manifest = small_shards
     run_dir = tmp_path / "run"
-    params = {"manifest": str(manifest), "run_dir": str(run_dir), "settings": {"model": "tiny", "steps": 60}}
+    # No evaluations or samples: this test is about stopping and resuming, and a machine under load is slow enough.
+    settings = {"model": "tiny", "steps": 60, "extra_args": ["--eval-every", "0", "--sample-every", "0"]}
+    params = {"manifest": str(manifest), "run_dir": str(run_dir), "settings": settings}
     run = run_deployment("train/train", parameters=params, timeout=0)
     wait_for(lambda: len([r for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]) >= 3, 120,
              "training steps", home / "serve.log")  # fmt: skip
@@ -129,7 +131,7 @@ def test_cancel_stops_trainer_and_resumes(served, small_shards, tmp_path):
     stopped_at = run_json["step"]
     assert stopped_at < 60 and any((run_dir / "checkpoints").iterdir())
 
-    again = run_deployment("train/train", parameters=params, timeout=240, poll_interval=2)
+    again = run_deployment("train/train", parameters=params, timeout=480, poll_interval=2)
     assert again.state.is_completed(), again.state
     steps = [r["step"] for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]
     assert steps[-1] == 60 and stopped_at in steps
