@@ -19,7 +19,8 @@ from pipelines.curate.executors import SlurmSettings, WaitingSlurmExecutor, make
 
 @pytest.mark.slow
 def test_curate_on_local_ray_with_two_cpus(tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
+    import ray  # the `ray` extra, which `make install` installs: a broken install must fail, not skip
+
     truth = write_demo_crawl(tmp_path / "crawl")
     # No URL filter here: its block lists take ~10 s to load in each Ray task, and it is tested elsewhere.
     cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}})

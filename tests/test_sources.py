@@ -8,6 +8,7 @@ through.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -176,6 +177,45 @@ def test_htmldate_warc_keeps_pages_libmagic_misses(corpora: Path, tmp_path: Path
     assert counts["records"] == 436 and counts["skipped_warcinfo"] == 1 and counts["total"] == 435
     assert len(stock) < len(docs)  # 368 with datatrove 0.10.1 here: 67 pages lost without a trace
     assert all(d.metadata["url"].startswith("http") for d in docs)
+
+
+def _wget_style_warc(path: Path, bodies: list[bytes]) -> Path:
+    """A WARC of HTML responses that carry an HTTP Content-Type but no WARC-Identified-Payload-Type header."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as f:
+        writer = WARCWriter(f, gzip=True)
+        for i, body in enumerate(bodies):
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+            url = f"https://pages.example.org/{i}"
+            writer.write_record(
+                writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
+            )
+    return path
+
+
+def test_warc_keeps_pages_libmagic_misses(tmp_path: Path) -> None:
+    """The built-in case of the htmldate test below: pages that start with a fragment or an XML declaration are
+    `text/plain` or `text/xml` to libmagic, which datatrove's WarcReader drops without a trace."""
+    from datatrove.pipeline.readers import WarcReader
+    from warcio.archiveiterator import ArchiveIterator
+
+    article = "<p>The council met on Tuesday and agreed to keep the library open in the evenings.</p>"
+    bodies = [f"<!DOCTYPE html><html><body>{article}</body></html>".encode()] * 2
+    bodies += [f"\n<div class='story'>{article}</div>".encode()] * 2  # a fragment, as some servers send
+    bodies += [
+        f'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body>{article}</body></html>'.encode()
+    ]
+    warc = _wget_style_warc(tmp_path / "wget.warc.gz", bodies)
+    with open(warc, "rb") as f:
+        assert not any(r.rec_headers.get_header("WARC-Identified-Payload-Type") for r in ArchiveIterator(f))
+
+    docs, quarantine, counts = read_all([str(warc)], tmp_path)
+    stock = list(WarcReader(str(warc.parent), glob_pattern=warc.name).run(None))
+    assert len(docs) == len(bodies) and not quarantine and counts["records"] == len(bodies)
+    assert len(stock) == 2  # only the pages libmagic calls text/html
+    assert [d.metadata["url"] for d in docs] == [f"https://pages.example.org/{i}" for i in range(len(bodies))]
 
 
 def test_limit_is_split_over_tasks(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Acceptance 6 of issue 2: kill -9 a curate run at a random point, rerun it, get byte-identical data/.
+"""Curate resume (acceptance 6 of issue 2): kill -9 a curate run at a random point, rerun it, get byte-identical data/.
 
 The run is the real CLI in a subprocess (its own process group, so the kill also takes the extraction sandbox)
 on the demo crawl, split into two tasks so that a kill can land between finished and unfinished tasks as well
