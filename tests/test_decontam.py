@@ -242,7 +242,7 @@ def test_a_changed_index_is_a_new_run(builtin: dict, tmp_path: Path) -> None:
 def test_bad_eval_sets_and_outputs_give_clear_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "fine line of text"}\n{"text": oops}\n')
-    with pytest.raises(DecontamIndexError, match=r"broken.jsonl:2: not a UTF-8 JSON line"):
+    with pytest.raises(DecontamIndexError, match=r"broken.jsonl: line 2: invalid JSON"):
         build_index([parse_eval_arg(str(broken))], tmp_path / "a.idx")
     odd = write_jsonl(tmp_path / "odd.jsonl", [{"question": "what?"}])
     with pytest.raises(DecontamIndexError, match=r"odd.jsonl:1: neither a HellaSwag item"):

@@ -14,7 +14,6 @@ creates nothing; `--data` takes any file in the same JSONL format offline.
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from model import tokenizer
 from pipelines.common.files import atomic_write
 from pipelines.common.home import fineforge_home
+from pipelines.common.inputs import iter_json_lines
 from trainer.dist import DistInfo, all_reduce_sum
 
 HELLASWAG_VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -92,22 +92,16 @@ def iter_hellaswag(path: Path, limit: int | None = None) -> Iterator[dict]:
     Raises:
         ValueError: naming the file and line of a malformed record.
     """
-    with open(path) as f:
-        n = 0
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if limit is not None and n >= limit:
-                return
-            try:
-                item = json.loads(line)
-                ok = isinstance(item["ctx"], str) and len(item["endings"]) == 4 and int(item["label"]) in range(4)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{path}:{lineno}: not a HellaSwag record ({e})") from e
-            if not ok:
-                raise ValueError(f"{path}:{lineno}: a HellaSwag record needs ctx, 4 endings and a label in 0..3")
-            n += 1
-            yield item
+    for n, (lineno, item) in enumerate(iter_json_lines(str(path))):
+        if limit is not None and n >= limit:
+            return
+        try:
+            ok = isinstance(item["ctx"], str) and len(item["endings"]) == 4 and int(item["label"]) in range(4)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: line {lineno}: not a HellaSwag record ({e})") from e
+        if not ok:
+            raise ValueError(f"{path}: line {lineno}: a HellaSwag record needs ctx, 4 endings and a label in 0..3")
+        yield item
 
 
 @torch.no_grad()

@@ -296,3 +296,38 @@ def discover_inputs(
     exclude = list(exclude)
     found = {f.url: f for spec in inputs for f in discover(str(spec), formats, exclude).files}
     return [found[url] for url in sorted(found)]
+
+
+def iter_json_lines(url: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(line number, object)` for every non-blank line of a JSON Lines input, strictly.
+
+    For inputs that must be read whole (text to tokenize, labelled examples, eval sets, FineForge's own records);
+    curate's `read` stage, which quarantines a bad line and reads on, has its own loop.
+
+    Args:
+        url: local path or fsspec URL (any compression, told by magic bytes).
+
+    Yields:
+        1-based line numbers and the JSON objects.
+
+    Raises:
+        InputError: invalid JSON or a value that is not an object (naming the file and line), or damaged
+            compression or invalid UTF-8 (naming the file and the last good line).
+    """
+    line_no = 0
+    with open_input(url) as raw:
+        try:
+            for line_no, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{url}: line {line_no}: invalid JSON ({e})") from e
+                if not isinstance(record, dict):
+                    raise InputError(f"{url}: line {line_no}: a JSON {type(record).__name__}, not an object")
+                yield line_no, record
+        except InputError:
+            raise
+        except STREAM_ERRORS as e:  # gzip/zstd/bzip2/xz damage, bad UTF-8 (a ValueError)
+            raise InputError(f"{url}: unreadable after line {line_no}: {e}") from e

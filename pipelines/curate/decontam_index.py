@@ -43,7 +43,7 @@ import xxhash
 
 from pipelines.common.files import atomic_write
 from pipelines.common.hashing import file_sha256
-from pipelines.common.inputs import STREAM_ERRORS, open_input
+from pipelines.common.inputs import InputError, iter_json_lines
 
 FORMAT = "fineforge-decontam-index"
 VERSION = 1
@@ -173,18 +173,9 @@ def _records(path: Path) -> Any:
             raise DecontamIndexError(f"{path}: unreadable Parquet ({err})") from err
         return
     try:
-        with open_input(str(path)) as stream:
-            for line_no, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield line_no, json.loads(line.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                    raise DecontamIndexError(f"{path}:{line_no}: not a UTF-8 JSON line ({err})") from err
-    except DecontamIndexError:
-        raise
-    except STREAM_ERRORS as err:
-        raise DecontamIndexError(f"{path}: unreadable as JSONL ({err})") from err
+        yield from iter_json_lines(str(path))
+    except InputError as err:
+        raise DecontamIndexError(str(err)) from None
 
 
 def set_passages(eval_set: EvalSet, text_field: str = "text") -> tuple[str, int, list[str]]:

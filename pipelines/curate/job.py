@@ -58,7 +58,7 @@ from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 from pipelines.common.errors import UserError
 from pipelines.common.files import atomic_write, read_json, write_json_atomic
 from pipelines.common.hashing import file_sha256, stable_hash
-from pipelines.common.inputs import InputFile, discover_inputs
+from pipelines.common.inputs import InputFile, discover_inputs, iter_json_lines
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.curate.config import CurateConfig, config_hash
 from pipelines.curate.decontam import Decontaminator, decontam_stage_stats
@@ -251,14 +251,11 @@ def check_drop_guard(stages: list[StageStats], expected: list[str]) -> None:
 def quarantine_reasons(folder: Path, limit: int = 100_000) -> Counter[str]:
     """Count the errors of the quarantine records in `folder/*.jsonl` (the first `limit` of them)."""
     reasons: Counter[str] = Counter()
-    seen = 0
     for path in sorted(Path(folder).glob("*.jsonl")):
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
-                reasons[json.loads(line).get("error", "?")] += 1
-                seen += 1
-                if seen >= limit:
-                    return reasons
+        for _, record in iter_json_lines(str(path)):
+            reasons[record.get("error", "?")] += 1
+            if reasons.total() >= limit:
+                return reasons
     return reasons
 
 

@@ -17,8 +17,6 @@ test set and a seed gives the same split on every machine.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import math
 import random
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.common.inputs import STREAM_ERRORS, TEXT_FORMATS, InputError, InputFile, discover, open_input
+from pipelines.common.inputs import TEXT_FORMATS, InputError, InputFile, discover, iter_json_lines
 from pipelines.quality.model import Label
 from pipelines.tokenize.inputs import iter_text_batches
 
@@ -107,24 +105,8 @@ def label_of(value: Any, where: str) -> Label:
 
 
 def _jsonl_records(file: InputFile, text_field: str, label_field: str) -> Iterator[tuple[str, Label]]:
-    line_no = 0
-    with open_input(file.url) as raw:
-        try:
-            for line_no, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
-                if not line.strip():
-                    continue
-                where = f"{file.url}: line {line_no}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise InputError(f"{where}: invalid JSON ({err})") from err
-                if not isinstance(record, dict):
-                    raise InputError(f"{where}: a JSON {type(record).__name__}, not an object")
-                yield _record(record, where, text_field, label_field)
-        except InputError:
-            raise
-        except STREAM_ERRORS as err:  # damaged compression, invalid UTF-8
-            raise InputError(f"{file.url}: unreadable after line {line_no}: {err}") from err
+    for line_no, record in iter_json_lines(file.url):
+        yield _record(record, f"{file.url}: line {line_no}", text_field, label_field)
 
 
 def _parquet_records(file: InputFile, text_field: str, label_field: str) -> Iterator[tuple[str, Label]]:

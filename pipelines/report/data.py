@@ -17,7 +17,6 @@ whole report takes 4-15 s here, depending on load (see `benchmarks/report.py`).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from html import unescape
@@ -27,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.common.files import load_contract
+from pipelines.common.inputs import InputError, iter_json_lines
 from pipelines.curate.stages import READ_STAGES, STAGES
 
 RAW_STAGES = frozenset(READ_STAGES)
@@ -213,17 +213,13 @@ def count_quarantine(run_dir: Path) -> tuple[int | None, list[dict[str, Any]]]:
         return None, []
     total, groups = 0, {}
     for path in sorted(folder.glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ReportError(f"{path}:{lineno}: quarantine record is not JSON ({e})") from e
+        try:
+            for _, record in iter_json_lines(str(path)):
                 total += 1
                 key = (str(record.get("error", "?"))[:120], Path(str(record.get("file", "?"))).name)
                 groups[key] = groups.get(key, 0) + 1
+        except InputError as e:
+            raise ReportError(f"quarantine record: {e}") from None
     rows = [{"error": e, "file": f, "records": n} for (e, f), n in groups.items()]
     rows.sort(key=lambda r: (-r["records"], r["error"], r["file"]))
     return total, rows
