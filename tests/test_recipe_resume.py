@@ -20,7 +20,7 @@ import pytest
 
 from orchestration.demo_data import demo_texts
 from pipelines.curate.decontam_index import EvalSet, build_index
-from tests.test_resume import curate_cmd, tree_bytes
+from tests.test_curate_resume import curate_cmd, tree_bytes
 
 SECRETS = ["jane.doe@gmail.com", "93.184.216.34", "2606:4700:4700::1111", "ops@wikipedia.org"]
 
