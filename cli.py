@@ -132,7 +132,9 @@ def serve_command(
     """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train)."""
     from orchestration.server import default_api_url
 
-    _serve(os.environ.get("PREFECT_API_URL") or default_api_url(port), train_model, train_steps, train_config, limit)
+    api_url = os.environ.get("PREFECT_API_URL") or default_api_url(port)
+    with _until_stopped():
+        _serve(api_url, train_model, train_steps, train_config, limit)
 
 
 def _serve(api_url: str, model: str, steps: int | None, config: Path | None, limit: int | None) -> None:

@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 from orchestration import artifacts as art
 from orchestration import layout
 from pipelines.common.metrics import read_metrics
+from pipelines.common.processes import StopRequested
 from pipelines.common.stage import StepRunner, run_stage
 from pipelines.quality.config import ClassifierSettings, QualityConfig
 from pipelines.tokenize.job import MIN_SHARD_TOKENS
@@ -490,8 +491,11 @@ def serve_all(api_url: str, train_settings: TrainSettings | None = None, limit: 
         train_settings: default settings of `train` and `train-on-shards`.
         limit: most flow runs at once (None: no limit).
     """
-    from prefect import serve
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from orchestration.runner import serve_until_signalled
+
     with temporary_settings({PREFECT_API_URL: api_url}):
-        serve(*deployments(train_settings), pause_on_shutdown=False, limit=limit)
+        signum = serve_until_signalled(deployments(train_settings), limit=limit)
+    if signum is not None:
+        raise StopRequested(signum)

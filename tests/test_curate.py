@@ -82,9 +82,10 @@ def test_builtin_invariants(builtin_run: tuple[Path, dict, dict]) -> None:
     assert summary["input_files"] == 3
     assert summary["records_read"] == (1 + 2 * pages) + lines + extra  # warcinfo, request and response per page
     assert summary["quarantined"] == truth["counts"]["broken_line"] == 1
+    assert summary["records_skipped"] == {"warcinfo": 1, "request": pages}  # not documents, outside the funnel
     stages = {s["name"]: s for s in summary["stages"]}
-    assert stages["read"]["dropped"] == {"warc_warcinfo": 1, "warc_request": pages, "warc_non_html": 1,
-                                         "empty_text": sum(not t.strip() for t in EDGE_TEXTS)}  # fmt: skip
+    assert stages["read"]["docs_in"] == summary["records_read"] - 1 - pages - summary["quarantined"]
+    assert stages["read"]["dropped"] == {"warc_non_html": 1, "empty_text": sum(not t.strip() for t in EDGE_TEXTS)}
     assert stages["language_filter"]["dropped"]["wrong_language"] >= len(MULTILINGUAL)
     assert summary["docs_out"] == truth["counts"]["good"]
 

@@ -74,7 +74,7 @@ def test_up_ends_the_server_on_sigterm(tmp_path: Path) -> None:
     try:
         os.kill(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=90)
-        assert proc.returncode is not None and gone(started) == [], out
+        assert proc.returncode == 128 + signal.SIGTERM and gone(started) == [], out
         with pytest.raises(RuntimeError):
             server.wait_healthy(server.default_api_url(port), timeout=2)
     finally:

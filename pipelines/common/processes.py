@@ -27,8 +27,12 @@ from collections.abc import Callable, Iterator
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-class StopRequested(Exception):
+class StopRequested(BaseException):
     """A termination signal (SIGTERM, SIGHUP) reached this process; raised so that cleanup runs.
+
+    A `BaseException`, like `KeyboardInterrupt`: raised wherever the main thread happens to be, it must not be
+    swallowed by a library's `except Exception` (an optional import, a retry loop), which once left
+    `fineforge up` serving after SIGTERM.
 
     Attributes:
         signum: the signal number; the conventional exit code is 128 + signum.
