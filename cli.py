@@ -74,6 +74,9 @@ def ablate_command(
     eval_points: int | None = typer.Option(
         None, min=1, help="checkpoints per run scored on the eval sets, also the resume points (default: 4)"
     ),
+    training_concurrency: int = typer.Option(
+        1, min=1, help="training runs at once, each with its share of the cores (2 on 2 cores: seeds side by side)"
+    ),
 ) -> None:
     """Which curate recipe makes the better model? Curate, tokenize and train each variant alike, then compare.
 
@@ -100,6 +103,7 @@ def ablate_command(
             out=str(out),
             seeds=parse_seeds(seeds),
             workers=workers,
+            training_concurrency=training_concurrency,
             **{key: value for key, value in optional.items() if value is not None},
         )
         run_ablation(spec, typer.echo)

@@ -16,9 +16,9 @@ record what they were made from); a changed input or setting therefore reruns th
 stage resumes through the library's own completion markers.
 
 `ablation` runs an ablation (`pipelines.ablate`): a subflow per variant (curate, tokenize) and per training run
-(train, then scoring), each run holding a slot of the global concurrency limit `fineforge-training` (set from the
-`training_concurrency` parameter, default 1), so ablations started side by side on one machine train one run at a
-time instead of oversubscribing its cores.
+(train, then scoring). Each run holds a slot of the global concurrency limit `fineforge-training` (set from
+`spec.training_concurrency`, default 1) while it computes, and each trainer gets its share of the cores, so the
+runs of one ablation, or of ablations started side by side, never oversubscribe the machine.
 
 Library modules are imported inside the flows: `fineforge serve` then starts in about 2 s instead of paying
 for datatrove and torch imports in the runner process, which never runs a stage itself.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -407,7 +407,7 @@ def ablation_run(spec: AblationSpec, variant: str, seed: int) -> dict:
     from trainer.stage import TrainStage
 
     ablation_ = _ablation(spec)
-    stage = TrainStage(ablation_.train_args(variant, seed))
+    stage = TrainStage(ablation_.train_args(variant, seed), env=ablation_.train_env())
     progress = _TrainProgress(
         stage, art.artifact_key("ablation-progress", f"{ablation_.out.name}-{variant}-seed-{seed}")
     )
@@ -417,6 +417,12 @@ def ablation_run(spec: AblationSpec, variant: str, seed: int) -> dict:
             get_run_logger().info("run %s already completed: skipped", stage.run_dir)
         progress.done()
         return ablation_.evaluate_run(variant, seed)
+
+
+@task(name="ablation-train")
+def _ablation_run_task(spec: AblationSpec, variant: str, seed: int) -> dict:
+    """Run one `ablation-run` subflow from a task, so that the runs of a variant can go side by side."""
+    return ablation_run(spec, variant, seed)
 
 
 def _set_training_limit(slots: int) -> None:
@@ -442,27 +448,26 @@ def _stop_ablation_trainers_hook(flow: Any, flow_run: Any, state: Any) -> None:
     on_cancellation=[_stop_ablation_trainers_hook],
     on_crashed=[_stop_ablation_trainers_hook],
 )
-def ablation(
-    spec: AblationSpec,
-    training_concurrency: Annotated[int, Field(ge=1, le=64, description="Training runs at once on this machine.")] = 1,
-) -> dict:
+def ablation(spec: AblationSpec) -> dict:
     """Does a curation choice make a better model? Curate, tokenize and train every variant alike, then compare.
 
-    Rerunning with the same parameters reuses finished variants and runs and resumes an unfinished one.
+    Each variant is curated and tokenized, then its runs are submitted at once and train as slots of the
+    `fineforge-training` limit (set to `spec.training_concurrency`) come free. Rerunning with the same parameters
+    reuses finished variants and runs and resumes an unfinished one.
 
     Args:
         spec: inputs, variants (name and curate config), evaluation sets, output folder and training recipe.
-        training_concurrency: training runs at once on this machine (the `fineforge-training` limit).
 
     Returns:
         The verdicts and the paths of ablation.json and the report.
     """
     ablation_ = _ablation(spec)
-    _set_training_limit(training_concurrency)
+    _set_training_limit(spec.training_concurrency)
     for variant in spec.variants:
         ablation_variant(spec, variant.name)
-        for seed in spec.seeds:
-            ablation_run(spec, variant.name, seed)
+        runs = [_ablation_run_task.submit(spec, variant.name, seed) for seed in spec.seeds]
+        for run in runs:
+            run.result()
     record = ablation_.finish()
     name = ablation_.out.name
     create_table_artifact(

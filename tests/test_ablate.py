@@ -230,6 +230,7 @@ def small_ablation(tmp_path_factory):
         out=str(root / "out"),
         tokens=SMALL_TOKENS,
         seeds=[0, 1],
+        training_concurrency=2,  # the two seeds side by side (the resume tests run them one at a time)
     )
     lines: list[str] = []
     record = run_ablation(ablation_spec, lines.append)
@@ -351,3 +352,29 @@ def test_no_training_tokens_is_a_clear_error(tmp_path):
     (shards / "manifest.json").write_text(json.dumps({"total_tokens": {"train": 100, "val": 0}}))
     with pytest.raises(AblationError, match="variant 'fineweb' kept 100 training tokens"):
         ablation.train_args("fineweb", 0)
+
+
+@pytest.mark.slow
+def test_a_run_whose_trainer_still_runs_is_refused(small_ablation):
+    """After a SIGKILL of the supervisor its trainer lives until its next log line: a rerun must not start a
+    second trainer on the same run directory meanwhile."""
+    import subprocess
+
+    from pipelines.common.processes import stop_process
+    from pipelines.common.stage import run_stage
+    from trainer.process import PGID_FILE
+    from trainer.stage import TrainerBusy, TrainStage
+
+    _, ablation_spec, _, _ = small_ablation
+    ablation = Ablation(ablation_spec)
+    ablation.plan()
+    run_dir = ablation.run_dir("fineweb", 5)
+    run_dir.mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (run_dir / PGID_FILE).write_text(str(orphan.pid))
+        with pytest.raises(TrainerBusy, match=f"process group {orphan.pid}"):
+            run_stage(TrainStage(ablation.train_args("fineweb", 5)))
+    finally:
+        stop_process(orphan, grace=1)
+    assert not (run_dir / "checkpoints").exists()

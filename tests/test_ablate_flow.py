@@ -33,23 +33,25 @@ def test_ablation_deployment(served, tmp_path):
         "eval_data": [str(eval_set)],
         "out": str(out),
         "tokens": 1024,
-        "seeds": [0],
+        "seeds": [0, 1],
         "eval_points": 1,
+        "training_concurrency": 2,
     }
     run = run_deployment("ablation/ablation", parameters={"spec": spec}, timeout=1500, poll_interval=2)
     assert run.state.is_completed(), run.state
 
     variants = sorted(r.name for r in _runs(url, "ablation-variant"))
     runs = sorted(r.name for r in _runs(url, "ablation-run"))
-    assert variants == ["fineweb", "nofilter"] and runs == ["fineweb-seed-0", "nofilter-seed-0"]
+    assert variants == ["fineweb", "nofilter"]
+    assert runs == ["fineweb-seed-0", "fineweb-seed-1", "nofilter-seed-0", "nofilter-seed-1"]
     assert all(r.state.is_completed() for r in _runs(url, "ablation-run"))
     with _client(url) as client:
         limit = client.read_global_concurrency_limit_by_name("fineforge-training")
-    assert limit.limit == 1 and limit.active_slots == 0  # released after the runs
+    assert limit.limit == 2 and limit.active_slots == 0  # released after the runs
 
     record = json.loads((out / "ablation.json").read_text())
     assert _artifact(url, "ablation-results-flow-ablation") == json.loads(json.dumps(art.ablation_rows(record)))
     assert str(out / "report.html") in _artifact(url, "ablation-report-flow-ablation")
     for name in runs:
         assert _artifact(url, f"ablation-progress-flow-ablation-{name}") == 100.0
-    assert len(record["results"]) == 2
+    assert len(record["results"]) == 4 and len(record["verdicts"]) == 1

@@ -27,14 +27,15 @@ FINEFORGE = Path(sys.executable).with_name("fineforge")
 TOKENS = 8192  # 16 steps of 512 tokens, a checkpoint every 4: room to kill between two checkpoints
 
 
-def ablate_cmd(crawl: Path, eval_set: Path, out: Path) -> list[str]:
-    return [
-        str(FINEFORGE), "ablate", "--input", str(crawl / "docs.jsonl"), "--eval-data", str(eval_set),
-        "--out", str(out),
-        "--variant", f"fineweb={REPO_ROOT / 'configs' / 'fineweb.yaml'}",
-        "--variant", f"nofilter={REPO_ROOT / 'configs' / 'nofilter.yaml'}",
-        "--tokens", str(TOKENS), "--seeds", "0",
-    ]  # fmt: skip
+def ablate_cmd(
+    crawl: Path, eval_set: Path, out: Path, variants: tuple[str, ...] = ("fineweb", "nofilter"), *extra: str
+) -> list[str]:
+    """`fineforge ablate` over the demo crawl's JSONL with the shipped configs of `variants`, plus `extra` flags."""
+    cmd = [str(FINEFORGE), "ablate", "--input", str(crawl / "docs.jsonl"), "--eval-data", str(eval_set)]
+    cmd += ["--out", str(out), "--tokens", str(TOKENS), "--seeds", "0", *extra]
+    for name in variants:
+        cmd += ["--variant", f"{name}={REPO_ROOT / 'configs' / f'{name}.yaml'}"]
+    return cmd
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float, what: str) -> None:
@@ -98,3 +99,39 @@ def test_kill_9_in_second_variant_then_rerun_resumes(tmp_path):
     record = json.loads((out / "ablation.json").read_text())
     assert {(r["variant"], r["seed"]) for r in record["results"]} == {("fineweb", 0), ("nofilter", 0)}
     assert (first_run / "evals.json").is_file()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_parallel_runs_with_checkpoints_then_rerun_resumes(tmp_path):
+    """Two seeds training side by side (--training-concurrency 2): SIGTERM to the command stops both trainers
+    with a checkpoint and exits 143; the rerun resumes both."""
+    crawl = tmp_path / "crawl"
+    write_demo_crawl(crawl)
+    eval_set = tmp_path / "eval.jsonl"
+    eval_set.write_text("".join(json.dumps({"text": t}) + "\n" for t in demo_texts(2, seed=3)))
+    out = tmp_path / "out"
+    cmd = ablate_cmd(crawl, eval_set, out, ("fineweb",), "--seeds", "0,1", "--training-concurrency", "2")
+    runs = [out / "fineweb" / "runs" / f"seed-{seed}" for seed in (0, 1)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "first.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        both = lambda: all(list((r / "checkpoints").glob("step_*.pt")) for r in runs)  # noqa: E731
+        wait_for(both, proc, 900, "a checkpoint in both runs")
+        pgids = [int((r / PGID_FILE).read_text()) for r in runs]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    assert not any(group_alive(pgid) for pgid in pgids)  # stopped, not orphaned
+    stopped = [json.loads((r / "run.json").read_text()) for r in runs]
+    assert [s["status"] for s in stopped] == ["interrupted", "interrupted"], stopped
+    assert "rerun the same command to resume" in (tmp_path / "first.log").read_text()
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    for run, before in zip(runs, stopped, strict=True):
+        assert f"resuming from {before['checkpoint']}" in (run / "train.log").read_text()
+        assert json.loads((run / "run.json").read_text())["status"] == "completed"

@@ -63,8 +63,11 @@ def _print_line(line: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into StopRequested while supervising, where nobody else (e.g. Prefect) handles it."""
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into StopRequested while supervising, where nobody else (e.g. Prefect) handles it.
+
+    Only in the main thread (signals reach no other); supervisors in worker threads rely on the main thread's.
+    """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
         None,
@@ -170,7 +173,7 @@ class TrainStage(Stage):
         """
         args = ["--data", str(self.manifest_path), "--out", str(self.run_dir), "--config", str(self.config_path)]
         proc = TrainerProcess(trainer_command(args, self.nproc), self.run_dir, self.env)
-        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, _sigterm_raises():
+        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, sigterm_raises():
             try:
                 for line in proc.lines():
                     if line is not None:

@@ -31,7 +31,9 @@ once they are scored (all but the newest).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -223,6 +225,14 @@ class Ablation:
             str(seed),
         ]
 
+    def train_env(self) -> dict[str, str] | None:
+        """The environment of each trainer: with N runs at once, each gets 1/N of this machine's cores as OpenMP
+        threads (torch's CPU thread pool), so N trainers never oversubscribe it; None (inherit) for one run."""
+        runs = self.spec.training_concurrency
+        if runs == 1:
+            return None
+        return {**os.environ, "OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // runs))}
+
     def evaluate_run(self, name: str, seed: int) -> dict[str, Any]:
         """Score a finished run's checkpoints on every evaluation set, sample its final model, then delete all
         but its newest checkpoint. Scores already in evals.json for an unchanged set are kept, not recomputed.
@@ -403,11 +413,53 @@ def _stage(stage: Any, what: str, echo: Echo) -> StageOutcome:
     return outcome
 
 
+def train_runs(ablation: Ablation, name: str, echo: Echo) -> None:
+    """Train every seed of a variant through `TrainStage`, `training_concurrency` runs at once.
+
+    Concurrent runs are supervised from worker threads; SIGTERM, Ctrl-C or a failed run stop every trainer of the
+    variant with a checkpoint (SIGTERM to its recorded process group) before the error is raised.
+
+    Args:
+        ablation: the planned and claimed ablation.
+        name: the variant.
+        echo: where progress lines go.
+    """
+    from trainer.process import stop_recorded_trainer
+    from trainer.stage import TrainStage, sigterm_raises
+
+    spec = ablation.spec
+
+    def train(seed: int) -> None:
+        label = f"{name} seed {seed}"
+        stage = TrainStage(
+            ablation.train_args(name, seed), TrainPrinter(label, spec.steps, echo), ablation.train_env()
+        )
+        _stage(stage, f"train {label}", echo)
+
+    workers = min(spec.training_concurrency, len(spec.seeds))
+    if workers == 1:
+        for seed in spec.seeds:
+            train(seed)
+        return
+    with sigterm_raises(), ThreadPoolExecutor(workers, thread_name_prefix="train") as pool:
+        futures = [pool.submit(train, seed) for seed in spec.seeds]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            for seed in spec.seeds:
+                stop_recorded_trainer(ablation.run_dir(name, seed))
+            raise
+
+
 def run_ablation(spec: AblationSpec, echo: Echo = print) -> dict[str, Any]:
     """Run (or resume, or reuse) a whole ablation: what `fineforge ablate` does.
 
-    Variants run in the order given, each to the end (curate, tokenize, one training run per seed, scoring)
-    before the next; datatrove's log goes to DIR/<variant>/curate.log, the trainer's to each run's train.log.
+    Variants run in the order given, each to the end (curate, tokenize, its training runs, `training_concurrency`
+    at a time, then scoring) before the next; datatrove's log goes to DIR/<variant>/curate.log, the trainer's to
+    each run's train.log.
 
     Args:
         spec: the ablation's arguments.
@@ -420,8 +472,6 @@ def run_ablation(spec: AblationSpec, echo: Echo = print) -> dict[str, Any]:
         AblationError, SpecError, EvalSetError, ValueError: bad arguments, inputs or folders (before any work
             where they can be known then); `trainer.stage.TrainerExit` when a training run fails.
     """
-    from trainer.stage import TrainStage
-
     ablation = Ablation(spec)
     ablation.plan()
     ablation.claim()
@@ -437,13 +487,11 @@ def run_ablation(spec: AblationSpec, echo: Echo = print) -> dict[str, Any]:
         echo(f"  {summary['docs_in']} documents in, {summary['docs_out']} kept")
         manifest = _stage(ablation.tokenize_stage(name), "tokenize", echo).result
         echo(f"  {manifest['total_tokens']['train']:,} training tokens")
+        train_runs(ablation, name, echo)
         for seed in spec.seeds:
-            label = f"{name} seed {seed}"
-            stage = TrainStage(ablation.train_args(name, seed), TrainPrinter(label, spec.steps, echo))
-            _stage(stage, f"train {label}", echo)
             record = ablation.evaluate_run(name, seed)
             final = record["points"][-1]["values"] if record["points"] else {}
-            echo(f"  [{label}] " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
+            echo(f"  [{name} seed {seed}] " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
     record = ablation.finish()
     for verdict in record["verdicts"]:
         echo(verdict["text"])

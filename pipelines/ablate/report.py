@@ -19,6 +19,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipelines.common.files import atomic_write, read_json
 from pipelines.common.metrics import read_metrics
 from pipelines.report.data import compare_tables
@@ -27,9 +29,11 @@ from pipelines.report.render import CSS, compare_section, image, table
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04", "#4b5563")
 SEED_STYLES = ("-", "--", ":", "-.")
+SMOOTHING = 50  # the training-loss curves average over len(steps) / 50 steps
 EXTRA_CSS = """
 a { color:var(--kept); }
 ul.verdicts { padding-left:18px; } ul.verdicts li { margin:4px 0; }
+td.mono { overflow-wrap:anywhere; max-width:320px; }
 .sample-text { white-space:pre-wrap; font-size:13px; background:var(--bg); padding:6px 10px; border-radius:4px;
   border-left:3px solid var(--kept); margin:4px 0 10px; overflow-wrap:anywhere; }
 """
@@ -37,6 +41,13 @@ ul.verdicts { padding-left:18px; } ul.verdicts li { margin:4px 0; }
 
 def _color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
+
+
+def _smooth(values: list[float]) -> list[float]:
+    """Trailing mean over a fiftieth of the points: one step's loss on a small batch is mostly noise."""
+    window = max(1, len(values) // SMOOTHING)
+    sums = np.cumsum([0.0, *values])
+    return [(sums[i + 1] - sums[max(0, i + 1 - window)]) / min(window, i + 1) for i in range(len(values))]
 
 
 def _curves(record: dict[str, Any]) -> bytes:
@@ -57,8 +68,15 @@ def _curves(record: dict[str, Any]) -> bytes:
     loss = []
     for run in record["runs"]:
         steps = [r for r in read_metrics(Path(run["dir"]) / "metrics.jsonl") if r.get("type") == "step"]
-        loss.append(series(run, [r["step"] * batch_tokens for r in steps], [r["loss"] for r in steps]))
-    panels = [{"title": "training loss", "xlabel": "tokens seen", "ylabel": "loss (nats/token)", "series": loss}]
+        loss.append(series(run, [r["step"] * batch_tokens for r in steps], _smooth([r["loss"] for r in steps])))
+    panels = [
+        {
+            "title": "training loss (moving mean)",
+            "xlabel": "tokens seen",
+            "ylabel": "loss (nats/token)",
+            "series": loss,
+        }
+    ]
     for eval_set in record["eval_sets"]:
         metric = "bits per byte" if eval_set["kind"] == "text" else "acc_norm"
         evals = [
@@ -132,7 +150,7 @@ def _data(record: dict[str, Any], summaries: dict[str, dict[str, Any]], out: Pat
         ("docs_in", "docs in", "int"),
         ("docs_out", "docs kept", "int"),
         ("train_tokens", "train tokens", "int"),
-        ("epochs", "epochs of its data", "float"),
+        ("epochs", "epochs", "float"),
     ]
     html = table("variants", columns, variants)
     html += (

@@ -115,6 +115,9 @@ class AblationSpec(BaseModel):
     lr: float | None = Field(None, gt=0, le=1, description="Peak learning rate (default: the preset's).")
     seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1, description="One run per seed.")
     workers: int = Field(1, ge=1, le=1024, description="Parallel curate tasks and tokenizer processes.")
+    training_concurrency: int = Field(
+        1, ge=1, le=64, description="Training runs at once on this machine; each trainer gets its share of the cores."
+    )
     eval_points: int = Field(
         DEFAULT_EVAL_POINTS, ge=1, le=100, description="Checkpoints per run scored on the evaluation sets."
     )
@@ -197,8 +200,8 @@ class AblationSpec(BaseModel):
         return settings
 
     def identity(self) -> dict[str, Any]:
-        """What every run of DIR must share: the inputs and the training recipe (variants, seeds, eval sets may
-        change between invocations)."""
+        """What every run of DIR must share: the inputs and the training recipe (variants, seeds, eval sets and
+        how many runs train at once may change between invocations)."""
         return {"inputs": [_absolute(i) for i in self.inputs], "train": self.train_settings()}
 
 
