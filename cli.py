@@ -1,15 +1,52 @@
-"""The `fineforge` command line: parses arguments, builds configs and delegates to the library."""
+"""The `fineforge` command line: parses arguments, builds configs and delegates to the library.
 
+Errors that are the user's to fix (`pipelines.common.errors.USER_ERRORS`: bad inputs, settings and folders) are
+caught once, by the root command group, for every command: one line `error: FILE: problem` and exit code 2;
+`fineforge --debug COMMAND` (or `FINEFORGE_DEBUG=1`) shows the traceback instead. Commands only parse and call.
+"""
+
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
+from pipelines.common.errors import USER_ERRORS, describe
+from pipelines.quality.config import ClassifierSettings
 from trainer.launch import make_train_command
 from trainer.stage import run_train_command
 
-app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """The root command group: the one place where a user's error becomes `error: ...` and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the chosen command; print the user's errors in one line (their traceback with --debug)."""
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as e:
+            if ctx.params.get("debug"):
+                raise
+            typer.echo(f"error: {describe(e)}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True, cls=_Commands)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", envvar="FINEFORGE_DEBUG", help="show the traceback of an error instead of one line"
+    ),
+) -> None:
+    """FineForge: raw web crawl to a trained GPT-2."""
+
 
 app.command("train")(make_train_command(run_train_command))  # the same flags as `python -m trainer`
 eval_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
@@ -27,12 +64,7 @@ def eval_hellaswag(
 
     from trainer.evaluate import run_hellaswag
 
-    try:
-        result = run_hellaswag(checkpoint, data, limit)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps(result))
+    typer.echo(json.dumps(run_hellaswag(checkpoint, data, limit)))
 
 
 @eval_app.command("text")
@@ -48,12 +80,7 @@ def eval_text(
 
     from pipelines.ablate.evalsets import evaluate_text
 
-    try:
-        result = evaluate_text(checkpoint, data, seq_len)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps(result))
+    typer.echo(json.dumps(evaluate_text(checkpoint, data, seq_len)))
 
 
 @app.command("ablate")
@@ -84,32 +111,29 @@ def ablate_command(
     """
     from pipelines.ablate.job import run_ablation
     from pipelines.ablate.spec import AblationSpec, parse_seeds, parse_variant
-    from pipelines.curate import DropGuardError
-    from trainer.stage import StopRequested, TrainerExit
+    from pipelines.common.processes import StopRequested
+    from trainer.stage import TrainerExit
 
+    optional = {
+        "model": model,
+        "tokens": tokens,
+        "seq_len": seq_len,
+        "batch_tokens": batch_tokens,
+        "lr": lr,
+        "eval_points": eval_points,
+    }
+    spec = AblationSpec(
+        inputs=inputs,
+        variants=[parse_variant(v) for v in variants],
+        eval_data=eval_data,
+        out=str(out),
+        seeds=parse_seeds(seeds),
+        workers=workers,
+        training_concurrency=training_concurrency,
+        **{key: value for key, value in optional.items() if value is not None},
+    )
     try:
-        optional = {
-            "model": model,
-            "tokens": tokens,
-            "seq_len": seq_len,
-            "batch_tokens": batch_tokens,
-            "lr": lr,
-            "eval_points": eval_points,
-        }
-        spec = AblationSpec(
-            inputs=inputs,
-            variants=[parse_variant(v) for v in variants],
-            eval_data=eval_data,
-            out=str(out),
-            seeds=parse_seeds(seeds),
-            workers=workers,
-            training_concurrency=training_concurrency,
-            **{key: value for key, value in optional.items() if value is not None},
-        )
         run_ablation(spec, typer.echo)
-    except (ValueError, FileNotFoundError, DropGuardError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
     except TrainerExit as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -135,12 +159,8 @@ def sample(
     from model.sampling import sample_text
     from trainer.checkpoint import load_model
 
-    try:
-        model = load_model(checkpoint, device)
-        texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    model = load_model(checkpoint, device)
+    texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
     for i, text in enumerate(texts):
         typer.echo(f"--- sample {i} ---\n{text}")
 
@@ -157,18 +177,25 @@ def server_command(
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
 ) -> None:
     """Run a local Prefect server (API and UI) with its database under the FineForge home; Ctrl-C stops it."""
-    from orchestration.server import default_api_url, start_server, wait_healthy
-    from pipelines.common.processes import stop_process
+    from orchestration.server import default_api_url, running_server
 
-    proc = start_server(port, _home(home))
-    try:
-        wait_healthy(default_api_url(port), proc=proc)
+    with _until_stopped(), running_server(port, _home(home)) as proc:
         typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (API {default_api_url(port)})")
         proc.wait()
+
+
+@contextlib.contextmanager
+def _until_stopped() -> Iterator[None]:
+    """End quietly on Ctrl-C; exit 128 + signal on SIGTERM or SIGHUP (what started has been stopped by then)."""
+    from pipelines.common.processes import StopRequested
+
+    try:
+        yield
     except KeyboardInterrupt:
         pass
-    finally:
-        stop_process(proc)
+    except StopRequested as e:
+        typer.echo(f"{e}; stopped what it started", err=True)
+        raise typer.Exit(128 + e.signum) from None
 
 
 @app.command("serve")
@@ -179,7 +206,8 @@ def serve_command(
     train_config: Path | None = typer.Option(None, help="train config YAML of event-triggered training runs"),
     limit: int | None = typer.Option(None, help="most flow runs at once"),
 ) -> None:
-    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline)."""
+    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train,
+    ablation)."""
     from orchestration.server import default_api_url
 
     _serve(os.environ.get("PREFECT_API_URL") or default_api_url(port), train_model, train_steps, train_config, limit)
@@ -200,23 +228,16 @@ def up_command(
     train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
 ) -> None:
-    """Start the server and serve every deployment, in one command; Ctrl-C stops both."""
-    from orchestration.server import default_api_url, start_server, wait_healthy
-    from pipelines.common.processes import stop_process
+    """Start the server and serve every deployment, in one command; Ctrl-C or SIGTERM stops both."""
+    from orchestration.server import default_api_url, running_server
 
     root = _home(home)
     log = root / "prefect" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = start_server(port, root, log_path=log)
-    try:
-        wait_healthy(default_api_url(port), proc=proc)
+    with _until_stopped(), running_server(port, root, log_path=log):
         typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (server log: {log})")
         _serve(default_api_url(port), train_model, train_steps, None, None)
-    except KeyboardInterrupt:
-        pass
-    finally:
         typer.echo("stopping the server")
-        stop_process(proc)
 
 
 @app.command("report")
@@ -228,14 +249,10 @@ def report_command(
     train: Path | None = typer.Option(None, help="training run (default: a sibling whose run.json names the shards)"),
 ) -> None:
     """Write a self-contained HTML data-quality report of a curate run and print a short summary."""
-    from pipelines.report import ReportError, print_summary, write_report
+    from pipelines.report import print_summary, write_report
 
-    try:
-        path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
-        print_summary(tables)
-    except ReportError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
+    print_summary(tables)
     typer.echo(f"report: {path}")
 
 
@@ -245,7 +262,9 @@ def tokenize(
         ..., "--input", "-i", help="curate output folder, Parquet/JSONL file, folder, glob or fsspec URL (repeatable)"
     ),
     output: Path = typer.Option(..., "--output", "-o", help="folder for the shards and manifest.json"),
-    shard_tokens: int = typer.Option(100_000_000, min=1, help="tokens per shard (all but each split's last are full)"),
+    shard_tokens: int = typer.Option(
+        100_000_000, help="tokens per shard, >= 1025 (all but each split's last are full)"
+    ),
     val_tokens: int | None = typer.Option(
         None, min=0, help="validation tokens, whole documents from the front of the order (default 1% of all; 0: none)"
     ),
@@ -262,13 +281,9 @@ def tokenize(
     """
     from pipelines.tokenize import run_tokenize
 
-    try:
-        manifest = run_tokenize(
-            inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
-        )
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    manifest = run_tokenize(
+        inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
+    )
     for split in ("train", "val"):
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]
@@ -310,24 +325,32 @@ def curate_command(
     workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
     limit: int | None = typer.Option(None, min=1, help="read at most N documents (for a quick look)"),
     executor: str = typer.Option("local", help="local | ray | slurm (datatrove's executors)"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="write into a folder that is not a curate output (replaces only curate's files)"
+    ),
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     import json
 
-    from pipelines.curate import DropGuardError, load_config, run_curate
+    from pipelines.curate import load_config, run_curate
 
     if executor not in ("local", "ray", "slurm"):
-        typer.echo(f"error: --executor must be local, ray or slurm, not {executor!r}", err=True)
-        raise typer.Exit(2)
-    try:
-        summary = run_curate(load_config(config), inputs, output, workers=workers, executor=executor, limit=limit)
-    except (ValueError, FileNotFoundError, DropGuardError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise ValueError(f"--executor must be local, ray or slurm, not {executor!r}")
+    summary = run_curate(load_config(config), inputs, output, workers, executor, limit, overwrite)
     for stage in summary["stages"]:
         dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
-        typer.echo(f"{stage['name']:<18} {stage['docs_in']:>8} -> {stage['docs_out']:>8}  dropped: {dropped}")
-    keys = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "duration_s", "docs_per_s")
+        counts = f"{stage['docs_in']:>8} -> {stage['docs_out']:>8}"
+        typer.echo(f"{stage['name']:<18} {counts}  {stage['status']:<6}  dropped: {dropped}")
+    keys = (
+        "run_id",
+        "records_read",
+        "quarantined",
+        "records_skipped",
+        "docs_in",
+        "docs_out",
+        "duration_s",
+        "docs_per_s",
+    )
     typer.echo(json.dumps({key: summary[key] for key in keys}))
     typer.echo(f"summary: {output.resolve() / 'summary.json'}")
 
@@ -339,13 +362,112 @@ def config_show(
     """Print the effective curate config (defaults merged with FILE) as YAML, with its hash."""
     from pipelines.curate import config_hash, config_yaml, load_config
 
-    try:
-        cfg = load_config(config)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(config)
     typer.echo(f"# config_hash: {config_hash(cfg)}")
     typer.echo(config_yaml(cfg), nl=False)
+
+
+decontam_app = typer.Typer(help="Benchmark decontamination: index eval sets for the `decontaminate` stage.")
+app.add_typer(decontam_app, name="decontam", no_args_is_help=True)
+
+
+@decontam_app.command("index")
+def decontam_index(
+    evals: list[str] = typer.Option(
+        ...,
+        "--eval",
+        help="eval set: HellaSwag or text JSONL(.gz) or Parquet file, as PATH or NAME=PATH (repeatable)",
+    ),
+    out: Path = typer.Option(..., "--out", help="index file to write (replaces an index, never another file)"),
+    ngram: int = typer.Option(13, "--ngram", min=1, help="words per n-gram (13: GPT-3's contamination analysis)"),
+    text_field: str = typer.Option("text", help="field of the text in records that are not HellaSwag items"),
+) -> None:
+    """Index the word n-grams of evaluation sets; `decontaminate: {enabled: true, index: OUT}` uses it."""
+    from pipelines.curate.decontam_index import build_index, parse_eval_arg
+
+    meta = build_index([parse_eval_arg(value) for value in evals], out, ngram, text_field)
+    for s in meta["sets"]:
+        typer.echo(
+            f"{s['name']}: {s['records']:,} {s['kind']} records, {s['passages']:,} passages, {s['ngrams']:,} "
+            f"{ngram}-grams ({s['too_short']:,} passages shorter than {ngram} words)"
+        )
+    typer.echo(f"index: {out.resolve()}")
+
+
+quality_app = typer.Typer(help="Train and apply a model-based quality classifier (fastText).", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
+_TRAIN = ClassifierSettings()
+
+
+@quality_app.command("train")
+def quality_train(
+    out: Path = typer.Option(..., "--out", "-o", help="model file to write (MODEL.bin; its card MODEL.json beside)"),
+    data: list[str] = typer.Option(None, "--data", help="labelled JSONL/Parquet file, folder or URL (repeatable)"),
+    text_field: str = typer.Option("text", help="field or column holding the text"),
+    label_field: str = typer.Option("label", help="field or column holding the label (class name or integer)"),
+    positive: list[str] = typer.Option(None, "--positive", help="collection of good text (repeatable; DCLM style)"),
+    negative: list[str] = typer.Option(None, "--negative", help="collection of text to filter out (repeatable)"),
+    positive_label: str | None = typer.Option(None, help="the good class (default: highest integer, or positive)"),
+    test_fraction: float = typer.Option(_TRAIN.test_fraction, help="share of each class held out"),
+    seed: int = typer.Option(_TRAIN.seed, help="seed of the split and of fastText (same seed, same model)"),
+    epochs: int = typer.Option(_TRAIN.epochs),
+    ngrams: int = typer.Option(_TRAIN.ngrams, help="word n-grams"),
+    lr: float = typer.Option(_TRAIN.lr, help="learning rate"),
+    dim: int = typer.Option(_TRAIN.dim, help="embedding dimensions"),
+    buckets: int = typer.Option(_TRAIN.buckets, help="n-gram hash buckets (model size ~ buckets x dim x 4 bytes)"),
+    min_count: int = typer.Option(_TRAIN.min_count, help="ignore words seen fewer times"),
+) -> None:
+    """Train a fastText classifier on labelled texts; write MODEL.bin and MODEL.json and print held-out metrics."""
+    from pipelines.quality.train import train_from_inputs
+
+    settings = ClassifierSettings(
+        test_fraction=test_fraction,
+        seed=seed,
+        epochs=epochs,
+        ngrams=ngrams,
+        lr=lr,
+        dim=dim,
+        buckets=buckets,
+        min_count=min_count,
+    )
+    card = train_from_inputs(out, settings, data, positive, negative, text_field, label_field, positive_label)
+    typer.echo(_held_out(card))
+    typer.echo(f"model: {out.resolve()}  card: {out.resolve().with_suffix('.json')}")
+
+
+def _held_out(card: dict) -> str:
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    base = card["baseline"] or {}
+    return (
+        f"trained on {card['n_train']} texts, held out {card['n_test']}: accuracy {num(card['accuracy'])}, "
+        f"AUC {num(card['auc'])} (score: {card['score']}, positive: {card['positive_label']})\n"
+        f"baseline, FineWeb line-punctuation ratio >= {base.get('threshold', '-')} on the same texts: "
+        f"accuracy {num(base.get('accuracy'))}, AUC {num(base.get('auc'))}"
+    )
+
+
+@quality_app.command("score")
+def quality_score(
+    model: Path = typer.Option(..., "--model", "-m", help="MODEL.bin from `fineforge quality train`"),
+    inputs: list[str] = typer.Option(
+        ..., "--input", "-i", help="JSONL/Parquet/WARC/HTML file, folder, glob, URL or curate output (repeatable)"
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="output: data/ with quality_score, summary.json"),
+    workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
+    text_field: str = typer.Option("text", help="field or column holding the text"),
+) -> None:
+    """Score documents with a trained classifier into Parquet like curate's data/ plus a quality_score column."""
+    from pipelines.quality.score import run_scoring
+
+    summary = run_scoring(model, inputs, output, workers=workers, text_field=text_field)
+    quality = summary["quality"]
+    typer.echo(
+        f"scored {quality['scored']:,} documents ({summary['quarantined']:,} records quarantined) "
+        f"with {model.resolve()} (sha256 {quality['model_sha256'][:16]}...)"
+    )
+    typer.echo(f"data: {output.resolve() / 'data'}  summary: {output.resolve() / 'summary.json'}")
 
 
 @app.command("demo-data")

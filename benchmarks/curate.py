@@ -9,22 +9,30 @@ Per stage, in one process, on the shared corpora (web-text.jsonl.gz; trafilatura
   C4 -> FineWeb, through `step.run`, stats included): FineForge's filters with the fast spaCy-compatible
   tokenizer against datatrove's stock classes with `spacy.blank("en")`, and the ratio. "cold" is a first pass
   with an empty chunk memo (what a 580-document corpus sees), "warm" a second pass (a long run's steady state);
-- MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy.
+- MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy;
+- decontaminate (13-gram lookups in an index of 10,000 passages; FineForge only) and pii (against datatrove's
+  PIIFormatter, which FineWeb runs).
 
 Rates are documents per CPU-second of this single process (`time.process_time`), i.e. per core: load from other
-processes on this shared machine slows the wall clock of both sides but barely moves CPU time. `--e2e N ...`
-adds end-to-end curate runs (one worker) on N documents replicated from the corpora with edits, written to a
-temporary folder, with the wall time and the peak resident memory of the run's process tree.
-Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--e2e 10000 100000]`.
+processes on this shared machine slows the wall clock of both sides but barely moves CPU time.
+
+`--e2e N ...` adds end-to-end runs from WARC, one core each, on a WARC of N HTML responses cycled from the 1,333
+real pages of the corpora (htmldate's WARC and trafilatura-eval), in the same run: FineForge's whole curate
+(read, extract, filters, exact and MinHash dedup, PII, Parquet) with trafilatura and with resiliparse, and
+datatrove's stock FineWeb pipeline (WarcReader, Trafilatura, the filters on spaCy, MinHash signatures only, so
+it does less work than FineForge's run). Each prints documents per CPU-second of its whole process tree, the
+ratio to stock, wall time and peak resident memory.
+Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--e2e 1425] [--no-stages]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import os
-import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,9 +47,12 @@ from datatrove.pipeline.filters import (
     GopherQualityFilter,
     GopherRepetitionFilter,
 )
+from datatrove.pipeline.formatters import PIIFormatter
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
+from pipelines.curate.decontam import Decontaminator
 from pipelines.curate.filters import FilterConfig, build_filter_steps
+from pipelines.curate.pii import PiiAnonymizer
 from pipelines.curate.words import SpacyCompatTokenizer
 from tests.conftest import corpora_path
 
@@ -106,10 +117,10 @@ def fast_heuristics() -> dict:
     return {name: steps[name] for name in HEURISTICS}
 
 
-def row(stage: str, ours: float, stock: float | None = None, note: str = "") -> None:
-    """Print one table row (docs/s per core)."""
+def row(stage: str, ours: float, stock: float | None = None, note: str = "", no_stock: str = "(same)") -> None:
+    """Print one table row (docs/s per core); without a stock rate the stock column says `no_stock`."""
     ratio = f"{ours / stock:7.1f}x" if stock else "       -"
-    stock_s = f"{stock:10.0f}" if stock else "    (same)"
+    stock_s = f"{stock:10.0f}" if stock else f"{no_stock:>10}"
     print(f"{stage:<34}{ours:10.0f}{stock_s}{ratio}  {note}", flush=True)
 
 
@@ -149,6 +160,7 @@ def bench_stages(records: list[dict], pages: int) -> None:
     ours, stock = list(fast_heuristics().values()), list(stock_heuristics().values())
     compare("four heuristic filters", ours, stock, note="target: >= 10x stock")
     bench_minhash([r["text"] for r in records])
+    bench_recipe_stages(records)
 
 
 def bench_minhash(texts: list[str]) -> None:
@@ -173,75 +185,190 @@ def bench_minhash(texts: list[str]) -> None:
     row("minhash signatures (warm)", ours, cpu_rate(len(texts), sign), note="target >= 1,000 docs/s")
 
 
-def write_replicated_corpus(path: Path, n_docs: int, seed: int = 0) -> None:
-    """Write `n_docs` JSONL documents: the web texts cycled, each copy edited so that copies are not identical.
+def bench_recipe_stages(records: list[dict]) -> None:
+    """decontaminate (against an index of 10,000 built-in passages) and pii, per core; no stock counterpart."""
+    from orchestration.demo_data import demo_texts
+    from pipelines.curate.decontam_index import EvalSet, build_index
 
-    Copy k of a text swaps ~5% of its words for words of other texts and drops one sentence at random, so the
-    corpus keeps web-like statistics while exact dedup sees distinct documents (MinHash still clusters some).
+    docs = docs_of(records)
+    with tempfile.TemporaryDirectory(prefix="ff-bench-") as tmp:
+        passages = [{"text": p} for t in demo_texts(2000, seed=9) for p in t.split("\n\n")][:10_000]
+        (Path(tmp) / "eval.jsonl").write_text("".join(json.dumps(p) + "\n" for p in passages))
+        meta = build_index([EvalSet("eval", Path(tmp) / "eval.jsonl")], Path(tmp) / "eval.idx")
+        step = Decontaminator(Path(tmp) / "eval.idx")
+        step.filter(docs[0])  # load the index untimed
+        rate = cpu_rate(len(docs), lambda: [step.filter(d) for d in docs])
+    row("decontaminate (13-grams)", rate, note=f"index of {meta['sets'][0]['ngrams']:,} n-grams", no_stock="-")
+    anonymize = PiiAnonymizer()
+    anonymize("warm up the public suffix list: a@example.com")
+    rate = cpu_rate(len(docs), lambda: [anonymize(d.text) for d in docs])
+    formatter = PIIFormatter()
+    stock = cpu_rate(len(docs), lambda: [formatter.format(d.text) for d in docs])
+    row("pii (emails, IPv4, IPv6)", rate, stock, note="stock: datatrove's PIIFormatter (emails, IPv4)")
+
+
+def bench_pages() -> list[tuple[str, bytes]]:
+    """(URL, raw HTML bytes) of the real pages in the corpora with an http(s) URL: the htmldate WARC's responses
+    and the annotated trafilatura-eval pages, sorted by URL."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    pages = {}
+    with open(corpora_path() / "htmldate" / "htmldate-multilingual.warc.gz", "rb") as f:
+        for record in ArchiveIterator(f):
+            if record.rec_type == "response":
+                pages[record.rec_headers.get_header("WARC-Target-URI")] = record.content_stream().read()
+    root = corpora_path() / "trafilatura-eval"
+    files = {p.name.removesuffix(".gz"): p for p in (root / "html").rglob("*.html.gz")}
+    for url, entry in json.loads((root / "evaldata.json").read_text()).items():
+        pages.setdefault(url, gzip.decompress(files[entry["file"]].read_bytes()))
+    return sorted((url, body) for url, body in pages.items() if url.startswith(("http://", "https://")))
+
+
+def write_bench_warc(path: Path, n_docs: int) -> None:
+    """Write a WARC of `n_docs` HTML responses cycled from `bench_pages`, Common Crawl style.
+
+    Each response carries `WARC-Identified-Payload-Type: text/html`, so datatrove's stock WarcReader (which
+    sniffs with libmagic where that header is absent and silently skips what libmagic does not call HTML)
+    reads every record, as FineForge's reader does. Copies beyond the first cycle get `?copy=k` URLs: a crawl's
+    revisits, which exact dedup removes after extraction.
     """
-    rng = random.Random(seed)
-    base = web_records()
-    vocab = [w for r in base[:50] for w in r["text"].split()]
-    with gzip.open(path, "wt") as f:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    pages = bench_pages()
+    with open(path, "wb") as f:
+        writer = WARCWriter(f, gzip=True)
         for i in range(n_docs):
-            rec = base[i % len(base)]
-            copy = i // len(base)
-            text = rec["text"]
-            if copy:
-                words = text.split(" ")
-                for _ in range(max(1, len(words) // 20)):
-                    words[rng.randrange(len(words))] = rng.choice(vocab)
-                sentences = " ".join(words).split(". ")
-                if len(sentences) > 2:
-                    del sentences[rng.randrange(len(sentences))]
-                text = ". ".join(sentences)
-            f.write(json.dumps({"id": f"{rec['id']}-{copy}", "url": f"{rec['url']}#{copy}", "text": text}) + "\n")
+            url, body = pages[i % len(pages)]
+            copy = i // len(pages)
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+            record = writer.create_warc_record(
+                url + (f"?copy={copy}" if copy else ""),
+                "response",
+                payload=io.BytesIO(body),
+                http_headers=http,
+                warc_headers_dict={"WARC-Identified-Payload-Type": "text/html"},
+            )
+            writer.write_record(record)
 
 
-def bench_e2e(sizes: list[int]) -> None:
-    """End-to-end curate (one worker) on replicated corpora: wall time, docs/s and peak RSS of the process tree."""
+FINEFORGE_RUN = """
+import json, sys
+from pathlib import Path
+from pipelines.curate import CurateConfig, run_curate
+config = CurateConfig.model_validate({"extract": {"engine": sys.argv[3]}})
+s = run_curate(config, [sys.argv[1]], Path(sys.argv[2]), workers=1)
+stages = {stage["name"]: stage for stage in s["stages"]}
+print(json.dumps({"docs": s["docs_in"], "filtered": stages["decontaminate"]["docs_out"], "kept": s["docs_out"]}))
+"""
+
+# datatrove's FineWeb pipeline (examples/fineweb.py: WarcReader, URLFilter, Trafilatura(favour_precision=True),
+# LanguageFilter, Gopher repetition and quality, C4 (no terminal-punctuation rule), FineWeb quality, filters on
+# spaCy) and the first MinHash stage (signatures), all datatrove's stock classes and defaults, but for English
+# only: datatrove 0.10.1's LanguageFilter keeps every language unless given `languages` (FineWeb is English).
+# Two offline substitutions, as FineForge makes them: the URL filter's public suffix list and the language
+# filter's fastText lid.176 model come from bundled copies instead of downloads.
+STOCK_RUN = """
+import json, sys
+from pathlib import Path
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.dedup import MinhashDedupSignature
+from datatrove.pipeline.dedup.minhash import MinhashConfig
+from datatrove.pipeline.extractors import Trafilatura
+from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
+    GopherRepetitionFilter, LanguageFilter, URLFilter)
+from datatrove.pipeline.readers import JsonlReader, WarcReader
+from datatrove.pipeline.writers import JsonlWriter
+from tldextract import TLDExtract
+from pipelines.curate.filters import _BundledFT176
+warc, out = Path(sys.argv[1]), Path(sys.argv[2])
+url_filter = URLFilter()
+url_filter.tldextractor = TLDExtract(suffix_list_urls=())
+language_filter = LanguageFilter(languages=["en"])
+language_filter.model = _BundledFT176(["en"])
+steps = [WarcReader(str(warc.parent), glob_pattern=warc.name), url_filter, Trafilatura(favour_precision=True),
+    language_filter, GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(filter_no_terminal_punct=False),
+    FineWebQualityFilter(), JsonlWriter(str(out / "filtered"))]
+LocalPipelineExecutor(steps, tasks=1, workers=1, logging_dir=str(out / "logs" / "filter")).run()
+signatures = [JsonlReader(str(out / "filtered")),
+    MinhashDedupSignature(str(out / "signatures"), config=MinhashConfig())]
+LocalPipelineExecutor(signatures, tasks=1, workers=1, logging_dir=str(out / "logs" / "signatures")).run()
+stats = json.loads((out / "logs" / "filter" / "stats.json").read_text())
+docs = stats[0]["stats"]["documents"]["total"]
+kept = stats[-1]["stats"]["total"]
+print(json.dumps({"docs": docs, "filtered": kept, "kept": kept}))
+"""
+
+
+def run_measured(script: str, args: list[str]) -> dict | None:
+    """Run `python -c script args` and measure it: CPU seconds of its whole process tree, wall seconds, peak RSS.
+
+    CPU time comes from `getrusage(RUSAGE_CHILDREN)` around the run, which counts the child and every process
+    it waited for (the extraction sandbox included), so it is a per-core cost that load from other processes
+    on this shared machine barely moves.
+    """
     import psutil
 
     root = Path(__file__).resolve().parents[1]
-    script = (
-        "import sys, json; from pathlib import Path; from pipelines.curate.config import CurateConfig; "
-        "from pipelines.curate import run_curate; "
-        "s = run_curate(CurateConfig(), [sys.argv[1]], Path(sys.argv[2]), workers=1); "
-        "print(json.dumps({k: s[k] for k in ('docs_in', 'docs_out', 'duration_s', 'docs_per_s')}))"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    log = tempfile.TemporaryFile("w+")  # the run's log, shown if it fails
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args], cwd=root, stdout=subprocess.PIPE, stderr=log, text=True
     )
-    print(f"\n{'end-to-end curate':<22}{'docs':>8}{'kept':>8}{'wall s':>9}{'docs/s':>9}{'peak RSS MB':>13}")
+    peak = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [ps, *ps.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = proc.stdout.read().strip().splitlines()
+    if proc.returncode != 0 or not out:
+        log.seek(0)
+        print(f"run failed with exit code {proc.returncode}:\n" + "".join(log.readlines()[-20:]), flush=True)
+        return None
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {**json.loads(out[-1]), "cpu": cpu, "wall": wall, "peak_mb": peak / 2**20}
+
+
+def bench_e2e(sizes: list[int]) -> None:
+    """End-to-end curate from WARC, one core: FineForge with each extraction engine, and datatrove's stock
+    FineWeb pipeline (up to MinHash signatures) on the same file, in one run."""
+    runs = [
+        ("fineforge (full curate)", "trafilatura", FINEFORGE_RUN, ["trafilatura"]),
+        ("fineforge (full curate)", "resiliparse", FINEFORGE_RUN, ["resiliparse"]),
+        ("datatrove stock FineWeb", "trafilatura", STOCK_RUN, []),
+    ]
+    print(
+        f"\n{'end-to-end from WARC':<26}{'engine':<13}{'docs':>7}{'filtered':>9}{'kept':>7}{'CPU s':>8}"
+        f"{'docs/s/core':>12}{'vs stock':>9}{'wall s':>8}{'peak MB':>9}"
+    )
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="ff-bench-") as tmp:
-            corpus = Path(tmp) / "corpus.jsonl.gz"
-            write_replicated_corpus(corpus, n)
-            start = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", script, str(corpus), str(Path(tmp) / "out")],
-                cwd=root,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            peak = 0
-            ps = psutil.Process(proc.pid)
-            while proc.poll() is None:
-                try:
-                    tree = [ps, *ps.children(recursive=True)]
-                    peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-                except psutil.Error:
-                    pass
-                time.sleep(0.2)
-            wall = time.perf_counter() - start
-            out = proc.stdout.read().strip().splitlines()
-            if proc.returncode != 0 or not out:
-                print(f"{'curate':<22}{n:>8}  failed with exit code {proc.returncode}")
-                continue
-            summary = json.loads(out[-1])
-            print(
-                f"{'curate (1 worker)':<22}{summary['docs_in']:>8}{summary['docs_out']:>8}{wall:>9.0f}"
-                f"{summary['docs_in'] / wall:>9.0f}{peak / 2**20:>13.0f}",
-                flush=True,
-            )
+            warc = Path(tmp) / "crawl.warc.gz"
+            write_bench_warc(warc, n)
+            results = []
+            for i, (label, engine, script, extra) in enumerate(runs):
+                result = run_measured(script, [str(warc), str(Path(tmp) / f"out{i}"), *extra])
+                results.append((label, engine, result))
+            stock = results[-1][2]
+            stock_rate = stock["docs"] / stock["cpu"] if stock else None
+            for label, engine, r in results:
+                if r is None:
+                    print(f"{label:<26}{engine:<13}{n:>7}  failed")
+                    continue
+                rate = r["docs"] / r["cpu"]
+                ratio = f"{rate / stock_rate:8.1f}x" if stock_rate else "       -"
+                print(
+                    f"{label:<26}{engine:<13}{r['docs']:>7}{r['filtered']:>9}{r['kept']:>7}{r['cpu']:>8.0f}"
+                    f"{rate:>12.1f}{ratio}{r['wall']:>8.0f}{r['peak_mb']:>9.0f}",
+                    flush=True,
+                )
 
 
 def main() -> None:
@@ -249,7 +376,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=None, help="web texts to use (default: all 580)")
     parser.add_argument("--pages", type=int, default=120, help="HTML pages for the extraction rate (0: skip)")
-    parser.add_argument("--e2e", type=int, nargs="*", default=[], help="document counts for end-to-end runs")
+    parser.add_argument("--e2e", type=int, nargs="*", default=[], help="WARC responses for end-to-end runs")
     parser.add_argument("--no-stages", action="store_true", help="only the end-to-end runs")
     args = parser.parse_args()
     if not args.no_stages:

@@ -14,17 +14,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.files import atomic_write
+from pipelines.common.files import atomic_write, make_output_dir
 from pipelines.common.hashing import file_sha256
-from pipelines.common.processes import group_alive
+from pipelines.common.processes import StopRequested, group_alive, signals_raise
 from pipelines.common.stage import Stage, Step
 from trainer.config import TrainConfig, build_config
 from trainer.data import DataError, manifest_file
@@ -49,40 +47,9 @@ class TrainerBusy(ValueError):
     """A trainer process recorded in the run directory is still running."""
 
 
-class StopRequested(Exception):
-    """SIGTERM reached the supervising process (raised there so that the trainer is stopped first)."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(f"stopped by signal {signum}")
-
-
 def _print_line(line: str | None) -> None:
     if line is not None:
         print(line, flush=True)
-
-
-@contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into StopRequested while supervising, where nobody else (e.g. Prefect) handles it.
-
-    Only in the main thread (signals reach no other); supervisors in worker threads rely on the main thread's.
-    """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_DFL,
-        None,
-    ):
-        yield
-        return
-
-    def handler(signum: int, frame) -> None:
-        raise StopRequested(signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class TrainStage(Stage):
@@ -137,7 +104,7 @@ class TrainStage(Stage):
             LineageError: the run directory was trained on other shards.
             TrainerBusy: the trainer recorded in `trainer.pgid` is still running.
         """
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.run_dir)
         check_same_data(self.run_dir, self.manifest_path, self.manifest_sha256)
         self._check_not_running()
         settings = self.config.model_copy(update={"data": str(self.manifest_path), "out": str(self.run_dir)})
@@ -173,7 +140,7 @@ class TrainStage(Stage):
         """
         args = ["--data", str(self.manifest_path), "--out", str(self.run_dir), "--config", str(self.config_path)]
         proc = TrainerProcess(trainer_command(args, self.nproc), self.run_dir, self.env)
-        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, sigterm_raises():
+        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, signals_raise((signal.SIGTERM,)):
             try:
                 for line in proc.lines():
                     if line is not None:

@@ -22,7 +22,6 @@ context followed by its correct ending.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from datatrove.utils.text import TextNormConfig
 from model.tokenizer import EOT_TOKEN, encode
 from pipelines.common.files import atomic_write, read_json, write_json_atomic
 from pipelines.common.hashing import file_sha256
-from pipelines.common.inputs import STREAM_ERRORS, InputError, InputFile, discover, open_input
+from pipelines.common.inputs import InputError, InputFile, discover, iter_json_lines
 from pipelines.curate.dedup import normalize_for_shingles
 from pipelines.shards import TOKEN_DTYPE
 from pipelines.tokenize.inputs import iter_text_batches
@@ -108,26 +107,18 @@ def detect_kind(file: InputFile) -> Kind:
     if file.format == "parquet":
         return "text"
     path = file.url
-    with open_input(path) as raw:
-        try:
-            for lineno, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise EvalSetError(f"{path}:{lineno}: invalid JSON ({e})") from e
-                if isinstance(record, dict) and {"ctx", "endings", "label"} <= record.keys():
-                    return "multiple_choice"
-                if isinstance(record, dict) and "text" in record:
-                    return "text"
-                keys = ", ".join(record) if isinstance(record, dict) else type(record).__name__
-                raise EvalSetError(
-                    f"{path}:{lineno}: neither a text record (a 'text' field) nor a HellaSwag item "
-                    f"('ctx', 'endings', 'label'); found {keys}"
-                )
-        except STREAM_ERRORS as e:
-            raise EvalSetError(f"{path}: unreadable ({e})") from e
+    try:
+        for lineno, record in iter_json_lines(path):
+            if {"ctx", "endings", "label"} <= record.keys():
+                return "multiple_choice"
+            if "text" in record:
+                return "text"
+            raise EvalSetError(
+                f"{path}: line {lineno}: neither a text record (a 'text' field) nor a HellaSwag item "
+                f"('ctx', 'endings', 'label'); found {', '.join(record)}"
+            )
+    except InputError as e:
+        raise EvalSetError(str(e)) from e
     raise EvalSetError(f"{path}: holds no records")
 
 
@@ -149,17 +140,10 @@ def read_choices(path: str) -> list[dict[str, Any]]:
     Raises:
         EvalSetError: a malformed record or an unreadable file, naming the file and line.
     """
-    items = []
-    with open_input(path) as raw:
-        try:
-            for lineno, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), 1):
-                if line.strip():
-                    items.append(check_hellaswag_record(line, f"{path}:{lineno}"))
-        except ValueError as e:
-            raise EvalSetError(str(e)) from e
-        except STREAM_ERRORS as e:
-            raise EvalSetError(f"{path}: unreadable ({e})") from e
-    return items
+    try:
+        return [check_hellaswag_record(item, f"{path}: line {lineno}") for lineno, item in iter_json_lines(path)]
+    except ValueError as e:  # InputError included
+        raise EvalSetError(str(e)) from e
 
 
 def text_stream(texts: list[str]) -> np.ndarray:

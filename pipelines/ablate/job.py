@@ -44,9 +44,10 @@ from pipelines.ablate import evalsets
 from pipelines.ablate.evalsets import EvalSet, prepare_eval_set
 from pipelines.ablate.results import results_rows, summary_rows, verdicts
 from pipelines.ablate.spec import ABLATION_PROMPTS, SAMPLE_TOKENS, AblationSpec
-from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.inputs import discover_inputs
+from pipelines.common.processes import signals_raise
 from pipelines.common.stage import StageOutcome, run_stage
 from pipelines.curate import CurateStage, config_hash, load_config
 from pipelines.curate.logs import datatrove_logs_to
@@ -144,7 +145,7 @@ class Ablation:
             )
         for variant in self.spec.variants:
             self._claim_variant(variant.name, variant.config)
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.out)
         if recorded is None:
             write_json_atomic(spec_path, {"identity": self.identity, "hash": stable_hash(self.identity)})
         train_yaml = yaml.safe_dump(self.train_settings, sort_keys=False)
@@ -416,8 +417,8 @@ def _stage(stage: Any, what: str, echo: Echo) -> StageOutcome:
 def train_runs(ablation: Ablation, name: str, echo: Echo) -> None:
     """Train every seed of a variant through `TrainStage`, `training_concurrency` runs at once.
 
-    Concurrent runs are supervised from worker threads; SIGTERM, Ctrl-C or a failed run stop every trainer of the
-    variant with a checkpoint (SIGTERM to its recorded process group) before the error is raised.
+    Concurrent runs are supervised from worker threads; SIGTERM, SIGHUP, Ctrl-C or a failed run stop every trainer
+    of the variant with a checkpoint (SIGTERM to its recorded process group) before the error is raised.
 
     Args:
         ablation: the planned and claimed ablation.
@@ -425,7 +426,7 @@ def train_runs(ablation: Ablation, name: str, echo: Echo) -> None:
         echo: where progress lines go.
     """
     from trainer.process import stop_recorded_trainer
-    from trainer.stage import TrainStage, sigterm_raises
+    from trainer.stage import TrainStage
 
     spec = ablation.spec
 
@@ -441,7 +442,7 @@ def train_runs(ablation: Ablation, name: str, echo: Echo) -> None:
         for seed in spec.seeds:
             train(seed)
         return
-    with sigterm_raises(), ThreadPoolExecutor(workers, thread_name_prefix="train") as pool:
+    with signals_raise(), ThreadPoolExecutor(workers, thread_name_prefix="train") as pool:
         futures = [pool.submit(train, seed) for seed in spec.seeds]
         try:
             for future in futures:
