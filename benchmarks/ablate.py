@@ -8,7 +8,9 @@ time: wall clock and the CPU seconds of this process and its children (the curat
 other load on a shared machine affects far less than wall time.
 
     python -m benchmarks.ablate [--out DIR] [--tokens 100000] [--lr 3e-3] [--batch-tokens 512] [--seeds 0,1] \
-        [--eval-points 4]
+        [--eval-points 4] [--training-concurrency 1]
+
+`--eval-points 2 --training-concurrency 2` runs exactly what `tests/test_ablate_acceptance.py` runs.
 
 Needs ../shared/corpora (or FINEFORGE_CORPORA). A finished DIR is reused: rerun with a new --out to measure again.
 """
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--batch-tokens", type=int, default=None)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--eval-points", type=int, default=4)
+    parser.add_argument("--training-concurrency", type=int, default=1, help="runs of a variant trained at once")
     args = parser.parse_args()
 
     out = args.out or Path(tempfile.mkdtemp(prefix="ablate-bench-"))
@@ -66,6 +69,7 @@ def main() -> None:
         batch_tokens=args.batch_tokens,
         seeds=parse_seeds(args.seeds),
         eval_points=args.eval_points,
+        training_concurrency=args.training_concurrency,
     )
     wall, cpu = time.perf_counter(), cpu_seconds()
     record = run_ablation(spec, echo=lambda line: None)
