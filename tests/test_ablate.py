@@ -342,6 +342,10 @@ def test_cli_reports_bad_arguments(tmp_path):
     write_jsonl(tmp_path / "e.jsonl", [{"text": "held out"}])
     result = runner.invoke(app, [*base, "--variant", f"a={FINEWEB}", "--input", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "nowhere" in result.output and not (tmp_path / "o").exists()
+    (tmp_path / "o").write_text("someone's file")
+    result = runner.invoke(app, [*base, "--variant", f"a={FINEWEB}"])
+    assert result.exit_code == 2 and f"{tmp_path / 'o'}: is a file" in result.output, result.output
+    assert "Traceback" not in result.output and (tmp_path / "o").read_text() == "someone's file"
 
 
 def test_no_training_tokens_is_a_clear_error(tmp_path):
