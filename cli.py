@@ -7,6 +7,7 @@ caught once, by the root command group, for every command: one line `error: FILE
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,82 @@ def eval_hellaswag(
     from trainer.evaluate import run_hellaswag
 
     typer.echo(json.dumps(run_hellaswag(checkpoint, data, limit)))
+
+
+@eval_app.command("text")
+def eval_text(
+    checkpoint: Path = typer.Option(..., help="training checkpoint (.pt), Hugging Face model folder or run folder"),
+    data: Path = typer.Option(..., help="JSONL (plain or compressed) or Parquet file with a 'text' field"),
+    seq_len: int | None = typer.Option(
+        None, min=1, help="window length (default: the model's training seq_len where recorded, else its context)"
+    ),
+) -> None:
+    """Loss and bits per byte of a model on a text set (comparable across tokenizers)."""
+    import json
+
+    from pipelines.ablate.evalsets import evaluate_text
+
+    typer.echo(json.dumps(evaluate_text(checkpoint, data, seq_len)))
+
+
+@app.command("ablate")
+def ablate_command(
+    inputs: list[str] = typer.Option(..., "--input", "-i", help="raw input every variant curates (repeatable)"),
+    variants: list[str] = typer.Option(..., "--variant", help="NAME=CONFIG.yaml, a curate recipe (repeatable)"),
+    eval_data: list[str] = typer.Option(
+        ..., "--eval-data", help="evaluation set: text JSONL/Parquet or HellaSwag JSONL (repeatable)"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder; rerun the same command to resume"),
+    model: str | None = typer.Option(None, help="model preset trained for every run (default: tiny)"),
+    tokens: int | None = typer.Option(None, min=1, help="training tokens per run, equal for all (default: 200,000)"),
+    seq_len: int | None = typer.Option(None, min=8, help="sequence length (default: the preset's)"),
+    batch_tokens: int | None = typer.Option(None, min=8, help="tokens per optimizer step (default: the preset's)"),
+    seeds: str = typer.Option("0,1", help="comma-separated training seeds; one run per seed and variant"),
+    workers: int = typer.Option(1, min=1, help="parallel curate tasks and tokenizer processes"),
+    lr: float | None = typer.Option(None, help="peak learning rate (default: the preset's)"),
+    eval_points: int | None = typer.Option(
+        None, min=1, help="checkpoints per run scored on the eval sets, also the resume points (default: 4)"
+    ),
+    training_concurrency: int = typer.Option(
+        1, min=1, help="training runs at once, each with its share of the cores (2 on 2 cores: seeds side by side)"
+    ),
+) -> None:
+    """Which curate recipe makes the better model? Curate, tokenize and train each variant alike, then compare.
+
+    Writes OUT/<variant>/{curated,shards,runs/seed-<s>}/, OUT/ablation.json and OUT/report.html.
+    """
+    from pipelines.ablate.job import run_ablation
+    from pipelines.ablate.spec import AblationSpec, parse_seeds, parse_variant
+    from pipelines.common.processes import StopRequested
+    from trainer.stage import TrainerExit
+
+    optional = {
+        "model": model,
+        "tokens": tokens,
+        "seq_len": seq_len,
+        "batch_tokens": batch_tokens,
+        "lr": lr,
+        "eval_points": eval_points,
+    }
+    spec = AblationSpec(
+        inputs=inputs,
+        variants=[parse_variant(v) for v in variants],
+        eval_data=eval_data,
+        out=str(out),
+        seeds=parse_seeds(seeds),
+        workers=workers,
+        training_concurrency=training_concurrency,
+        **{key: value for key, value in optional.items() if value is not None},
+    )
+    try:
+        run_ablation(spec, typer.echo)
+    except TrainerExit as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    except (StopRequested, KeyboardInterrupt) as e:
+        signum = e.signum if isinstance(e, StopRequested) else int(signal.SIGINT)
+        typer.echo(f"stopped by signal {signum}; rerun the same command to resume", err=True)
+        raise typer.Exit(128 + signum) from None
 
 
 @app.command("sample")
@@ -129,7 +206,8 @@ def serve_command(
     train_config: Path | None = typer.Option(None, help="train config YAML of event-triggered training runs"),
     limit: int | None = typer.Option(None, help="most flow runs at once"),
 ) -> None:
-    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train)."""
+    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train,
+    ablation)."""
     from orchestration.server import default_api_url
 
     api_url = os.environ.get("PREFECT_API_URL") or default_api_url(port)

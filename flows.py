@@ -15,6 +15,11 @@ Reruns skip finished stages through the stages' own `is_complete` (summary.json,
 record what they were made from); a changed input or setting therefore reruns the stage, and a half-written
 stage resumes through the library's own completion markers.
 
+`ablation` runs an ablation (`pipelines.ablate`): a subflow per variant (curate, tokenize) and per training run
+(train, then scoring). Each run holds a slot of the global concurrency limit `fineforge-training` (set from
+`spec.training_concurrency`, default 1) while it computes, and each trainer gets its share of the cores, so the
+runs of one ablation, or of ablations started side by side, never oversubscribe the machine.
+
 Library modules are imported inside the flows: `fineforge serve` then starts in about 2 s instead of paying
 for datatrove and torch imports in the runner process, which never runs a stage itself.
 """
@@ -39,6 +44,7 @@ from pydantic import BaseModel, Field
 
 from orchestration import artifacts as art
 from orchestration import layout
+from pipelines.ablate.spec import AblationSpec
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import StopRequested
 from pipelines.common.stage import StepRunner, run_stage
@@ -46,6 +52,7 @@ from pipelines.quality.config import ClassifierSettings, QualityConfig
 from pipelines.tokenize.job import MIN_SHARD_TOKENS
 
 SHARDS_READY = "fineforge.shards.ready"
+TRAINING_LIMIT = "fineforge-training"  # global concurrency limit held by every ablation training run
 
 
 class CurateParams(BaseModel):
@@ -447,6 +454,127 @@ def pipeline(
     }
 
 
+def _ablation(spec: AblationSpec) -> Any:
+    """The planned, claimed ablation of a spec with its evaluation sets ready (cheap to repeat in each subflow)."""
+    from pipelines.ablate.job import Ablation
+
+    ablation_ = Ablation(spec)
+    ablation_.plan()
+    ablation_.claim()
+    ablation_.prepare_eval_sets()
+    return ablation_
+
+
+@flow(name="ablation-variant", flow_run_name="{variant}")
+def ablation_variant(spec: AblationSpec, variant: str) -> dict:
+    """Curate and tokenize one variant of an ablation (one task per stage step).
+
+    Returns:
+        The variant's shard manifest.
+    """
+    ablation_ = _ablation(spec)
+    run_stage(ablation_.curate_stage(variant), _steps_as_tasks("curate"))
+    return run_stage(ablation_.tokenize_stage(variant), _steps_as_tasks("tokenize")).result
+
+
+@flow(name="ablation-run", flow_run_name="{variant}-seed-{seed}")
+def ablation_run(spec: AblationSpec, variant: str, seed: int) -> dict:
+    """Train one run of an ablation and score it, holding a `fineforge-training` slot while it computes.
+
+    Progress is the artifact `ablation-progress-<ablation>-<variant>-seed-<seed>`.
+
+    Returns:
+        The run's evals.json (scores at each checkpoint, samples).
+    """
+    from prefect.concurrency.sync import concurrency
+
+    from trainer.stage import TrainStage
+
+    ablation_ = _ablation(spec)
+    stage = TrainStage(ablation_.train_args(variant, seed), env=ablation_.train_env())
+    progress = _TrainProgress(
+        stage, art.artifact_key("ablation-progress", f"{ablation_.out.name}-{variant}-seed-{seed}")
+    )
+    stage.on_output = progress
+    with concurrency(TRAINING_LIMIT, occupy=1):
+        if run_stage(stage, _steps_as_tasks("train")).reused:
+            get_run_logger().info("run %s already completed: skipped", stage.run_dir)
+        progress.done()
+        return ablation_.evaluate_run(variant, seed)
+
+
+@task(name="ablation-train")
+def _ablation_run_task(spec: AblationSpec, variant: str, seed: int) -> dict:
+    """Run one `ablation-run` subflow from a task, so that the runs of a variant can go side by side."""
+    return ablation_run(spec, variant, seed)
+
+
+def _set_training_limit(slots: int) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(TRAINING_LIMIT, slots)
+
+
+def _stop_ablation_trainers_hook(flow: Any, flow_run: Any, state: Any) -> None:
+    """on_cancellation/on_crashed of `ablation`: stop any trainer its runs left behind (runs in the runner)."""
+    from trainer.process import stop_recorded_trainer
+
+    out = ((flow_run.parameters or {}).get("spec") or {}).get("out")
+    if out:
+        for run_dir in Path(out).expanduser().resolve().glob("*/runs/seed-*"):
+            stop_recorded_trainer(run_dir)
+
+
+@flow(
+    name="ablation",
+    log_prints=True,
+    on_cancellation=[_stop_ablation_trainers_hook],
+    on_crashed=[_stop_ablation_trainers_hook],
+)
+def ablation(spec: AblationSpec) -> dict:
+    """Does a curation choice make a better model? Curate, tokenize and train every variant alike, then compare.
+
+    Each variant is curated and tokenized, then its runs are submitted at once and train as slots of the
+    `fineforge-training` limit (set to `spec.training_concurrency`) come free. Rerunning with the same parameters
+    reuses finished variants and runs and resumes an unfinished one.
+
+    Args:
+        spec: inputs, variants (name and curate config), evaluation sets, output folder and training recipe.
+
+    Returns:
+        The verdicts and the paths of ablation.json and the report.
+    """
+    ablation_ = _ablation(spec)
+    _set_training_limit(spec.training_concurrency)
+    for variant in spec.variants:
+        ablation_variant(spec, variant.name)
+        runs = [_ablation_run_task.submit(spec, variant.name, seed) for seed in spec.seeds]
+        for run in runs:
+            run.result()
+    record = ablation_.finish()
+    name = ablation_.out.name
+    create_table_artifact(
+        art.ablation_rows(record),
+        key=art.artifact_key("ablation-results", name),
+        description="; ".join(v["text"] for v in record["verdicts"]) or "one variant",
+    )
+    report_path = ablation_.out / "report.html"
+    create_link_artifact(
+        report_path.as_uri(),
+        link_text=str(report_path),
+        key=art.artifact_key("ablation-report", name),
+        description="The comparison report of this ablation",
+    )
+    for verdict in record["verdicts"]:
+        print(verdict["text"])
+    return {
+        "verdicts": record["verdicts"],
+        "ablation": str(ablation_.out / "ablation.json"),
+        "report": str(report_path),
+    }
+
+
 def deployments(train_settings: TrainSettings | None = None) -> list[Any]:
     """Every FineForge deployment, ready for `prefect.serve`.
 
@@ -454,7 +582,7 @@ def deployments(train_settings: TrainSettings | None = None) -> list[Any]:
         train_settings: default training settings of `train` and `train-on-shards` (what the event run uses).
 
     Returns:
-        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train.
+        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train, ablation.
     """
     settings = (train_settings or TrainSettings()).model_dump()
     trigger = DeploymentEventTrigger(
@@ -477,6 +605,9 @@ def deployments(train_settings: TrainSettings | None = None) -> list[Any]:
         pipeline.to_deployment(name="pipeline", description="Curate, tokenize, train and report in one run."),
         quality_train.to_deployment(
             name="quality-train", description="Train a fastText quality classifier for curate's quality stage."
+        ),
+        ablation.to_deployment(
+            name="ablation", description="Train the same small model on each curate recipe and compare the models."
         ),
     ]
 

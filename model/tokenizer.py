@@ -89,3 +89,17 @@ def encode(text: str) -> list[int]:
 def decode(tokens: list[int]) -> str:
     """Decode GPT-2 tokens to text (invalid UTF-8 byte sequences become U+FFFD)."""
     return get_encoding().decode(tokens)
+
+
+@functools.cache
+def token_byte_lengths() -> tuple[int, ...]:
+    """Return the number of UTF-8 bytes each GPT-2 token stands for (`<|endoftext|>` counts 0).
+
+    GPT-2's BPE is byte-level, so a text's bytes are exactly the sum over its tokens; bits per byte divide a
+    loss by these counts, which makes it comparable across tokenizers.
+
+    Returns:
+        A tuple of `VOCAB_SIZE` byte counts, indexed by token id.
+    """
+    enc = get_encoding()
+    return tuple(0 if i == EOT_TOKEN else len(enc.decode_single_token_bytes(i)) for i in range(VOCAB_SIZE))

@@ -191,3 +191,37 @@ def loss_curve_markdown(records: list[dict[str, Any]], title: str = "Training lo
     fig.savefig(buf, format="png")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f"## {title}\n\n![loss curve](data:image/png;base64,{data})\n"
+
+
+def ablation_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluation set and variant of an ablation: mean and range across seeds, and the verdict.
+
+    Args:
+        record: the ablation record (ablation.json).
+
+    Returns:
+        Rows in the record's summary order; `verdict` is "best" where the lead exceeds the spread across seeds,
+        "within noise" where it does not, empty for the other variants of a decided set.
+    """
+    decided = {v["eval_set"]: v for v in record["verdicts"]}
+    rows = []
+    for row in record["summary"]:
+        verdict = decided.get(row["eval_set"])
+        mark = ""
+        if verdict and not verdict["decisive"]:
+            mark = "within noise"
+        elif verdict and verdict["best"] == row["variant"]:
+            mark = "best"
+        rows.append(
+            {
+                "eval_set": row["eval_set"],
+                "metric": row["metric"],
+                "variant": row["variant"],
+                "mean": round(row["mean"], 4),
+                "min": round(row["min"], 4),
+                "max": round(row["max"], 4),
+                "seeds": row["seeds"],
+                "verdict": mark,
+            }
+        )
+    return rows

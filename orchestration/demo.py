@@ -23,9 +23,7 @@ shows every validation loss and a short summary per stage.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -55,23 +53,12 @@ def _write_crawl(crawl_dir: Path) -> dict[str, Any]:
 
 
 def _curate(inputs: list[str], curated: Path, log_path: Path) -> dict[str, Any]:
-    """Run the curate stage with datatrove's loguru output sent to `log_path` instead of the terminal.
-
-    Datatrove logs outside tasks through loguru's current handlers and, per task, adds a handler on
-    `sys.stderr` (`datatrove.utils.logging.add_task_logger`), so both are pointed at the file here.
-    """
-    from loguru import logger
-
+    """Run the curate stage with datatrove's output sent to `log_path` instead of the terminal."""
     from pipelines.curate import CurateConfig, CurateStage
+    from pipelines.curate.logs import datatrove_logs_to
 
-    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
-        logger.remove()
-        logger.add(log, level="INFO")
-        try:
-            return run_stage(CurateStage(CurateConfig(), inputs, curated)).result
-        finally:
-            logger.remove()  # drop handlers bound to the log file before it closes
-            logger.add(sys.stderr)  # loguru's default handler again
+    with datatrove_logs_to(log_path):
+        return run_stage(CurateStage(CurateConfig(), inputs, curated)).result
 
 
 def _train(shards: Path, run_dir: Path, steps: int, config_path: Path, console: Console) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 - plan: parse the trainer flags into the effective `TrainConfig` and read the manifest's sha256;
 - is-complete: `RUN_DIR/run.json` says "completed", at the planned number of steps, on these exact shards
   (same manifest bytes); a larger `--steps` is not complete and continues the run;
-- claim: create the run directory, refuse one trained on other shards, write the effective `config.yaml`;
+- claim: create the run directory, refuse one trained on other shards or whose recorded trainer is still
+  running (a supervisor killed with SIGKILL leaves its trainer to die of a broken pipe at its next log line),
+  write the effective `config.yaml`;
 - the one step, `train`: `python -m trainer --config RUN_DIR/config.yaml` as a supervised child process group
   (`trainer.process`); every output line goes to `RUN_DIR/train.log` and to `on_output` (None once a second
   of silence, for progress refreshes). Any exception in the supervisor, a Prefect cancellation or Ctrl-C
@@ -20,13 +22,13 @@ from typing import Any
 
 from pipelines.common.files import atomic_write, make_output_dir
 from pipelines.common.hashing import file_sha256
-from pipelines.common.processes import StopRequested, signals_raise
+from pipelines.common.processes import StopRequested, group_alive, signals_raise
 from pipelines.common.stage import Stage, Step
 from trainer.config import TrainConfig, build_config
 from trainer.data import DataError, manifest_file
 from trainer.launch import parse_train_args
 from trainer.lineage import check_same_data, recorded_run
-from trainer.process import TrainerProcess, trainer_command
+from trainer.process import PGID_FILE, TrainerProcess, trainer_command
 
 LOG_FILE = "train.log"
 OutputHandler = Callable[[str | None], None]
@@ -39,6 +41,10 @@ class TrainerExit(RuntimeError):
         self.code = code
         self.log = run_dir / LOG_FILE
         super().__init__(f"trainer exited with code {code}; its output is in {self.log}")
+
+
+class TrainerBusy(ValueError):
+    """A trainer process recorded in the run directory is still running."""
 
 
 def _print_line(line: str | None) -> None:
@@ -91,12 +97,30 @@ class TrainStage(Stage):
         return recorded_run(self.run_dir) or {}
 
     def claim(self) -> None:
-        """Create the run directory, refuse one trained on other shards, and write the effective config.yaml."""
+        """Create the run directory, refuse one trained on other shards or still being trained, and write the
+        effective config.yaml.
+
+        Raises:
+            LineageError: the run directory was trained on other shards.
+            TrainerBusy: the trainer recorded in `trainer.pgid` is still running.
+        """
         make_output_dir(self.run_dir)
         check_same_data(self.run_dir, self.manifest_path, self.manifest_sha256)
+        self._check_not_running()
         settings = self.config.model_copy(update={"data": str(self.manifest_path), "out": str(self.run_dir)})
         with atomic_write(self.config_path, "w") as f:
             f.write(settings.to_yaml())
+
+    def _check_not_running(self) -> None:
+        try:
+            pgid = int((self.run_dir / PGID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return
+        if group_alive(pgid):
+            raise TrainerBusy(
+                f"{self.run_dir}: a trainer (process group {pgid}) is still running in it; wait until it has "
+                f"stopped, or stop it with `kill -TERM -{pgid}` (it checkpoints first), then rerun"
+            )
 
     @property
     def config_path(self) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 from pipelines.common.files import atomic_write
 from pipelines.report import plots
 from pipelines.report.data import FEATURES, CurateData, compare_tables, load_curate, load_summary
-from pipelines.report.downstream import find_shards, find_training, load_tokens, load_training
+from pipelines.report.downstream import find_ablation, find_shards, find_training, load_tokens, load_training
 from pipelines.report.quality import load_quality
 from pipelines.report.recipe import decontam_table, pii_table
 from pipelines.report.render import render_html
@@ -85,6 +85,7 @@ def _collect(
     training = load_training(train_dir) if train_dir else None
     tables["training"] = _training_table(training) if training else None
     tables["compare"] = compare_tables(curate.summary, load_summary(Path(compare))) if compare else None
+    tables["ablation"] = find_ablation(run_dir)
     return tables, curate, tokens, training
 
 
@@ -102,7 +103,7 @@ def report_data(
     Returns:
         {"run", "totals", "funnel", "drops", "checks", "quarantine", "medians", "domains_kept", "domains_dropped",
         "languages", "minhash_cluster_sizes", "exact_cluster_sizes", "quality", "decontamination", "pii", "tokens",
-        "training", "compare"}; `quality` is None unless the run's quality stage scored documents.
+        "training", "compare", "ablation"}; `quality` is None unless the run's quality stage scored documents.
     """
     return _collect(Path(run_dir), compare, shards, train)[0]
 

@@ -9,8 +9,10 @@ Both are optional inputs of the report. They are taken from explicit paths when 
   folder anywhere among its string values (the train contract records the manifest path).
 
 So the layout `RUN/curated`, `RUN/shards`, `RUN/train` (what `fineforge demo` writes) is found from
-`RUN/curated` alone. Tokens per document come from the shards themselves: every document is preceded by
-EOT (50256), so document lengths are the gaps between EOT positions, one vectorised pass per shard.
+`RUN/curated` alone. A curate dir that is a variant of an ablation (`DIR/<variant>/curated` with
+`DIR/ablation.json` listing the variant) links to the ablation's comparison report. Tokens per document come
+from the shards themselves: every document is preceded by EOT (50256), so document lengths are the gaps between
+EOT positions, one vectorised pass per shard.
 """
 
 from __future__ import annotations
@@ -71,6 +73,21 @@ def find_training(shard_dir: Path) -> Path | None:
         if any(_resolve(v, run_json.parent) in targets for v in values if "/" in v or v.endswith(".json")):
             return run_json.parent
     return None
+
+
+def find_ablation(run_dir: Path) -> dict[str, str] | None:
+    """Return {"variant", "report"} when `run_dir` is a variant's curate dir in an ablation, else None.
+
+    `report` is the ablation's report.html relative to `run_dir` (a link that works wherever the folder moves).
+    """
+    run_dir = Path(run_dir).resolve()
+    ablation = read_json(run_dir.parent.parent / "ablation.json")
+    if run_dir.name != "curated" or not isinstance(ablation, dict):
+        return None
+    names = [v.get("name") for v in ablation.get("variants") or [] if isinstance(v, dict)]
+    if run_dir.parent.name not in names:
+        return None
+    return {"variant": run_dir.parent.name, "report": "../../report.html"}
 
 
 def doc_token_counts(shard_paths: list[Path], eot: int) -> np.ndarray:

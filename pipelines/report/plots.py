@@ -158,6 +158,33 @@ def training_png(steps: Sequence[tuple[int, float]], evals: Sequence[tuple[int, 
     return _png(fig)
 
 
+def curves_png(panels: Sequence[dict[str, Any]], width: float = 10.5) -> bytes:
+    """Line charts side by side, several series each (e.g. every run of an ablation against tokens seen).
+
+    Args:
+        panels: {"title", "xlabel", "ylabel", "series": [{"label", "x", "y", "color", "style"}]} per chart;
+            `style` is a matplotlib line style ("-", "--", ...). A panel without points says so.
+        width: figure width in inches.
+    """
+    fig = _figure(width, 3.2)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(panels))))
+    for ax, panel in zip(axes, panels, strict=False):
+        _style(ax)
+        ax.set_title(panel["title"], fontsize=9)
+        ax.set_xlabel(panel["xlabel"], fontsize=8)
+        ax.set_ylabel(panel["ylabel"], fontsize=8)
+        drawn = [s for s in panel["series"] if len(s["x"])]
+        for series in drawn:
+            marker = "o" if len(series["x"]) <= 12 else None
+            ax.plot(series["x"], series["y"], series.get("style", "-"), color=series.get("color"), linewidth=1.2,
+                    marker=marker, markersize=3, label=series["label"])  # fmt: skip
+        if drawn:
+            ax.legend(fontsize=7, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="#6b7280")
+    return _png(fig)
+
+
 def quality_png(quality: dict[str, Any]) -> bytes:
     """Quality scores: a histogram of documents that passed the cut against those below it, and the share of
     documents and tokens kept as a function of the threshold (the run's cut dashed)."""

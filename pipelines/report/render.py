@@ -1,7 +1,8 @@
 """Render report tables, samples and figures into one self-contained HTML page.
 
 The page makes no network request: CSS is inline, fonts are the system's, figures are `data:image/png`
-URIs, and no element carries a `src` or `href` other than a `data:` URI or an in-page `#anchor`. Document
+URIs, and no element carries a `src` or `href` other than a `data:` URI, an in-page `#anchor`, or (for a variant
+of an ablation) the relative link to the ablation's report. Document
 URLs appear as text, not links, so even a click stays offline. Every string that comes from the data
 (snippets, URLs, reasons, file names) is HTML-escaped. The numbers are embedded once more as JSON in
 `<script type="application/json" id="report-data">` (inert: no script runs), so tests and tools can check
@@ -485,7 +486,8 @@ def _training(tr: dict[str, Any], png: bytes | None) -> str:
     )
 
 
-def _compare(c: dict[str, Any]) -> str:
+def compare_section(c: dict[str, Any]) -> str:
+    """The compare view of two curate runs (`compare_tables` output): totals, funnel deltas, moved reasons."""
     runs = c["runs"]
     this, other = runs["this"], runs["other"]
     head = (
@@ -538,6 +540,14 @@ def _compare(c: dict[str, Any]) -> str:
     )
 
 
+def _ablation(a: dict[str, str]) -> str:
+    return (
+        f"<p>This curate run is the variant <code>{escape(a['variant'])}</code> of an ablation: "
+        f'<a href="{escape(a["report"])}">the comparison report</a> shows how its model scored against the other '
+        "recipes.</p>"
+    )
+
+
 def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]], images: dict[str, bytes]) -> str:
     """The whole report page.
 
@@ -571,7 +581,9 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
     if tables.get("training"):
         sections.append(("training", "Training", _training(tables["training"], images.get("training"))))
     if tables.get("compare"):
-        sections.append(("compare", "Compare", _compare(tables["compare"])))
+        sections.append(("compare", "Compare", compare_section(tables["compare"])))
+    if tables.get("ablation"):
+        sections.append(("ablation", "Ablation", _ablation(tables["ablation"])))
     nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title, _ in sections)
     body = "".join(
         (
