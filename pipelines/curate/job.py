@@ -21,6 +21,10 @@ arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterr
 published run returns its summary without touching anything. Once a run is published, the work folders of
 superseded runs are deleted.
 
+Progress: `on_progress` gets a `pipelines.common.progress.Progress` snapshot about once a second while the
+passes run (documents per stage so far, documents/s, an ETA where the input size tells), observed through
+`pipelines.curate.progress` without touching the documents.
+
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
 is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it.
 """
@@ -44,12 +48,14 @@ from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 from pipelines.common.files import link_or_copy, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs
+from pipelines.common.progress import ProgressCallback, ignore_progress
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.curate.config import CurateConfig, config_hash
 from pipelines.curate.dedup import run_dedup
 from pipelines.curate.executors import ExecutorKind, executor_factory
 from pipelines.curate.extract import HtmlExtractor
 from pipelines.curate.filters import build_filter_steps
+from pipelines.curate.progress import CurateWatcher
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stages import DEDUP_STAGES, FILTER_STAGES, FIRST_PASS, READ_STAGES
 from pipelines.curate.stats import StageStats, merge_task_stats, passthrough, stage_from_counts
@@ -263,6 +269,7 @@ class CurateStage(Stage):
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents in total (split over the tasks); None reads all.
+        on_progress: called with a progress snapshot about once a second while a pass runs.
     """
 
     name = "curate"
@@ -275,6 +282,7 @@ class CurateStage(Stage):
         workers: int = 1,
         executor: ExecutorKind = "local",
         limit: int | None = None,
+        on_progress: ProgressCallback = ignore_progress,
     ):
         self.config = config
         self.inputs = [str(i) for i in inputs]
@@ -282,6 +290,7 @@ class CurateStage(Stage):
         self.workers = workers
         self.executor = executor
         self.limit = limit
+        self.on_progress = on_progress
         self.config_hash = config_hash(config)
 
     def plan(self) -> None:
@@ -290,13 +299,16 @@ class CurateStage(Stage):
         self.tasks = plan_tasks(self.files, self.workers, self.config.run.task_mb, self.config.run.max_tasks)
         self.run_id = make_run_id(self.config_hash, self.files, self.tasks, self.limit)
         self.work_dir = self.output_dir / ".work" / self.run_id
-        self.make_executor = executor_factory(
+        sizes = [f.size or 0 for f in self.files]
+        self.watcher = CurateWatcher(self.on_progress, self.work_dir, sum(sizes), self.limit)
+        executors = executor_factory(
             kind=self.executor,
             workers=self.workers,
             logs_root=self.work_dir / "logs",
             slurm=self.config.run.slurm,
             ray=self.config.run.ray,
         )
+        self.make_executor = self.watcher.factory(executors, sizes)
         self._started = time.monotonic()
 
     def is_complete(self) -> bool:
@@ -328,6 +340,7 @@ class CurateStage(Stage):
         if unknown := set(names) - set(FILTER_STAGES):
             raise RuntimeError(f"pipelines.curate.filters returned unknown stages {sorted(unknown)}")
         write_json_atomic(self.work_dir / "filter_stages.json", [*READ_STAGES, *names])
+        self.watcher.filter_names = [*READ_STAGES, *names]
         pipeline = [
             SourceReader(
                 self.files,
@@ -346,21 +359,26 @@ class CurateStage(Stage):
             JsonlWriter(str(self.work_dir / "filtered")),
         ]
         (self.work_dir / "filtered").mkdir(exist_ok=True)  # exists even when no document survives
-        self._run_executor(pipeline, "filter")
+        with self.watcher.step("filter"):
+            self._run_executor(pipeline, "filter")
         check_drop_guard(self.filter_stats()[1], self.config.expected_drop)
 
     def run_dedup(self) -> None:
         """Stage 2: exact and MinHash dedup; the survivors are written to `data/` as Parquet."""
         data_writer = ParquetWriter(str(self._out / "data"), adapter=data_row, schema=DATA_SCHEMA)
-        stats = run_dedup(
-            self.work_dir / "filtered",
-            self.work_dir / "dedup",
-            self.config.dedup,
-            final_steps=[data_writer],
-            make_executor=self.make_executor,
-            tasks=self.tasks,
-            exclusion_writer=self._rejects_writer,
-        )
+        filtered = self.filter_stats()[1]
+        self.watcher.filter_rows = [s.to_dict() for s in filtered]
+        self.watcher.dedup_docs = filtered[-1].docs_out
+        with self.watcher.step("dedup"):
+            stats = run_dedup(
+                self.work_dir / "filtered",
+                self.work_dir / "dedup",
+                self.config.dedup,
+                final_steps=[data_writer],
+                make_executor=self.make_executor,
+                tasks=self.tasks,
+                exclusion_writer=self._rejects_writer,
+            )
         write_json_atomic(self.work_dir / "dedup_stats.json", [s.to_dict() for s in stats])
         check_drop_guard(stats, self.config.expected_drop)
 
@@ -474,6 +492,7 @@ def run_curate(
     workers: int = 1,
     executor: ExecutorKind = "local",
     limit: int | None = None,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> dict[str, Any]:
     """Run (or resume, or reuse the finished output of) a curate run: the whole of `fineforge curate`.
 
@@ -484,9 +503,12 @@ def run_curate(
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents (None: all).
+        on_progress: called with progress snapshots while the passes run.
 
     Returns:
         The summary dict (also written as output_dir/summary.json).
     """
-    stage = CurateStage(config, inputs, output_dir, workers=workers, executor=executor, limit=limit)
+    stage = CurateStage(
+        config, inputs, output_dir, workers=workers, executor=executor, limit=limit, on_progress=on_progress
+    )
     return run_stage(stage).result
