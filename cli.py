@@ -10,7 +10,15 @@ from trainer.stage import run_train_command
 
 app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True)
 
-app.command("train")(make_train_command(run_train_command))  # the same flags as `python -m trainer`
+
+def _train_with_progress(flags: dict, config: Path | None, nproc: int | None) -> int:
+    from orchestration.progress import TerminalProgress
+
+    with TerminalProgress() as progress:
+        return run_train_command(flags, config, nproc, on_progress=progress)
+
+
+app.command("train")(make_train_command(_train_with_progress))  # the same flags as `python -m trainer`
 eval_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -66,24 +74,41 @@ def _home(home: Path | None) -> Path:
     return home.resolve() if home else fineforge_home()
 
 
+def _start_reports(root: Path, host: str, port: int):
+    from orchestration.reports import ReportServer
+
+    try:
+        return ReportServer(root, host, port).start()
+    except OSError as e:
+        typer.echo(f"error: cannot serve reports on {host}:{port}: {e} (choose another --reports-port)", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("server")
 def server_command(
-    port: int = typer.Option(4200, help="port of the API and the UI (bound to 127.0.0.1)"),
+    port: int = typer.Option(4200, help="port of the API and the UI"),
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 lets workers on other machines in"),
+    reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
 ) -> None:
-    """Run a local Prefect server (API and UI) with its database under the FineForge home; Ctrl-C stops it."""
+    """Run a Prefect server (API and UI) with its database under the FineForge home, and serve the HTML reports
+    under the home; Ctrl-C stops both."""
     from orchestration.server import default_api_url, start_server, wait_healthy
     from pipelines.common.processes import stop_process
 
-    proc = start_server(port, _home(home))
+    root = _home(home)
+    reports = _start_reports(root, host, reports_port or port + 1)
+    proc = start_server(port, root, host=host)
     try:
         wait_healthy(default_api_url(port), proc=proc)
-        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (API {default_api_url(port)})")
+        api = default_api_url(port, host)
+        typer.echo(f"FineForge UI: {api.removesuffix('/api')}  (API {api}, reports {reports.url})")
         proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
         stop_process(proc)
+        reports.stop()
 
 
 @app.command("serve")
@@ -93,11 +118,18 @@ def serve_command(
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
     train_config: Path | None = typer.Option(None, help="train config YAML of event-triggered training runs"),
     limit: int | None = typer.Option(None, help="most flow runs at once"),
+    reports_url: str | None = typer.Option(
+        None, help="report server for report links (default FINEFORGE_REPORTS_URL; with a local server: port + 1)"
+    ),
 ) -> None:
     """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline)."""
+    from orchestration.reports import REPORTS_ENV, reports_url_for
     from orchestration.server import default_api_url
 
-    _serve(os.environ.get("PREFECT_API_URL") or default_api_url(port), train_model, train_steps, train_config, limit)
+    api_url = os.environ.get("PREFECT_API_URL")
+    if reports_url or not (api_url or os.environ.get(REPORTS_ENV)):
+        os.environ[REPORTS_ENV] = reports_url or reports_url_for(port + 1)  # `fineforge server`'s report server
+    _serve(api_url or default_api_url(port), train_model, train_steps, train_config, limit)
 
 
 def _serve(api_url: str, model: str, steps: int | None, config: Path | None, limit: int | None) -> None:
@@ -114,24 +146,83 @@ def up_command(
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
     train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
+    reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
 ) -> None:
-    """Start the server and serve every deployment, in one command; Ctrl-C stops both."""
+    """Start the server, the report server and serve every deployment, in one command; Ctrl-C stops all three."""
+    from orchestration.reports import REPORTS_ENV
     from orchestration.server import default_api_url, start_server, wait_healthy
+    from pipelines.common.home import HOME_ENV
     from pipelines.common.processes import stop_process
 
     root = _home(home)
     log = root / "prefect" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    reports = _start_reports(root, "127.0.0.1", reports_port or port + 1)
+    os.environ.update({REPORTS_ENV: reports.url, HOME_ENV: str(root)})  # inherited by the served flow runs
     proc = start_server(port, root, log_path=log)
     try:
         wait_healthy(default_api_url(port), proc=proc)
-        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (server log: {log})")
+        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (reports {reports.url}, server log: {log})")
         _serve(default_api_url(port), train_model, train_steps, None, None)
     except KeyboardInterrupt:
         pass
     finally:
         typer.echo("stopping the server")
         stop_process(proc)
+        reports.stop()
+
+
+@app.command("deploy")
+def deploy_command(
+    data_pool: str = typer.Option("fineforge-data", help="process work pool of curate, tokenize and report"),
+    train_pool: str = typer.Option("fineforge-train", help="process work pool of train, train-on-shards, pipeline"),
+    train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
+    train_steps: int | None = typer.Option(None, min=1, help="steps of event-triggered training runs"),
+    train_config: Path | None = typer.Option(None, help="train config YAML (a path every train worker can read)"),
+) -> None:
+    """Register every deployment on Prefect process work pools (created if missing) of the server in
+    PREFECT_API_URL; then run `fineforge worker --pool NAME` on the machines that should do the work."""
+    from flows import TrainSettings
+    from orchestration.pools import PoolError, deploy_to_pools
+
+    settings = TrainSettings(model=train_model, steps=train_steps, config=str(train_config) if train_config else None)
+    try:
+        placed = deploy_to_pools(data_pool, train_pool, settings)
+    except PoolError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    for name, pool in placed:
+        typer.echo(f"{name:<18} -> work pool {pool}")
+    typer.echo(
+        f"start workers: fineforge worker --pool {data_pool} (CPU machines), --pool {train_pool} (GPU machines)"
+    )
+
+
+@app.command("worker")
+def worker_command(
+    pool: str = typer.Option(..., help="work pool to take flow runs from (fineforge-data or fineforge-train)"),
+    limit: int | None = typer.Option(None, min=1, help="most flow runs at once on this machine"),
+    home: Path | None = typer.Option(
+        None, help="FineForge home, on storage all machines share (default FINEFORGE_HOME)"
+    ),
+    reports_url: str | None = typer.Option(
+        None, help="base URL of the report server for report links (default FINEFORGE_REPORTS_URL)"
+    ),
+    name: str | None = typer.Option(None, help="worker name shown in the UI (default: from the host name)"),
+) -> None:
+    """Run a Prefect process worker for POOL on this machine until Ctrl-C (a thin wrapper around
+    `prefect worker start --pool POOL --type process`, with FINEFORGE_HOME made absolute)."""
+    from orchestration import pools
+
+    try:
+        pools.check_pool(pool)
+    except pools.PoolError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    root = _home(home)
+    typer.echo(f"worker for pool {pool}: FINEFORGE_HOME={root}", err=True)
+    cmd = pools.worker_command(pool, limit, name)
+    os.execve(cmd[0], cmd, pools.worker_env(str(root), reports_url))
 
 
 @app.command("report")
@@ -175,12 +266,15 @@ def tokenize(
     Each document gets <|endoftext|> before it. Documents are shuffled by a seeded hash of their index; the
     first documents of that order form the validation split. Same input and settings, same bytes.
     """
+    from orchestration.progress import TerminalProgress
     from pipelines.tokenize import run_tokenize
 
     try:
-        manifest = run_tokenize(
-            inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
-        )
+        with TerminalProgress() as progress:
+            shuffle_seed = None if no_shuffle else seed
+            manifest = run_tokenize(
+                inputs, output, shard_tokens, val_tokens, shuffle_seed, workers, text_column, overwrite, progress
+            )
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -225,17 +319,27 @@ def curate_command(
     workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
     limit: int | None = typer.Option(None, min=1, help="read at most N documents (for a quick look)"),
     executor: str = typer.Option("local", help="local | ray | slurm (datatrove's executors)"),
+    ray_address: str | None = typer.Option(None, help="existing Ray cluster, HOST:PORT (with --executor ray)"),
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     import json
 
+    from orchestration.progress import TerminalProgress
     from pipelines.curate import DropGuardError, load_config, run_curate
+    from pipelines.curate.config import with_ray_address
 
     if executor not in ("local", "ray", "slurm"):
         typer.echo(f"error: --executor must be local, ray or slurm, not {executor!r}", err=True)
         raise typer.Exit(2)
+    if ray_address is not None and executor != "ray":
+        typer.echo(f"error: --ray-address needs --executor ray (got --executor {executor})", err=True)
+        raise typer.Exit(2)
     try:
-        summary = run_curate(load_config(config), inputs, output, workers=workers, executor=executor, limit=limit)
+        cfg = with_ray_address(load_config(config), ray_address)
+        with TerminalProgress() as progress:
+            summary = run_curate(
+                cfg, inputs, output, workers=workers, executor=executor, limit=limit, on_progress=progress
+            )
     except (ValueError, FileNotFoundError, DropGuardError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -64,7 +64,8 @@ def prefect_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def served(prefect_server):
-    """`fineforge serve` in a subprocess against the session server; yields (api_url, home, env)."""
+    """`fineforge serve` in a subprocess against the session server, with a report server over the home (as
+    `fineforge up` runs them); yields (api_url, home, env), env holding FINEFORGE_REPORTS_URL."""
     import signal
     import subprocess
     import sys
@@ -72,6 +73,7 @@ def served(prefect_server):
 
     from prefect.client.orchestration import SyncPrefectClient
 
+    from orchestration.reports import REPORTS_ENV, ReportServer
     from pipelines.common.processes import stop_process
 
     def deployments_served() -> bool:
@@ -79,6 +81,7 @@ def served(prefect_server):
             return len(client.read_deployments()) >= 6
 
     url, home = prefect_server
+    reports = ReportServer(home).start()
     env = {
         **os.environ,
         "PREFECT_API_URL": url,
@@ -87,6 +90,7 @@ def served(prefect_server):
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        REPORTS_ENV: reports.url,
     }
     log = open(home / "serve.log", "wb")  # noqa: SIM115
     cmd = [sys.executable, "-m", "cli", "serve", "--train-steps", "8"]
@@ -104,3 +108,4 @@ def served(prefect_server):
     finally:
         stop_process(proc, sig=signal.SIGINT)
         log.close()
+        reports.stop()
