@@ -201,6 +201,9 @@ def test_deploy_and_worker_refuse_without_a_server(monkeypatch, tmp_path):
     assert result.exit_code == 2 and "PREFECT_API_URL is not set" in result.output
     result = CliRunner().invoke(app, ["worker", "--pool", "fineforge-data"])
     assert result.exit_code == 2 and "PREFECT_API_URL is not set" in result.output
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    result = CliRunner().invoke(app, ["deploy", "--data-pool", "same", "--train-pool", "same"])
+    assert result.exit_code == 2 and "give them different names" in result.output
 
 
 def test_worker_refuses_an_unknown_pool(cluster, monkeypatch):

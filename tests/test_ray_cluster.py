@@ -58,6 +58,20 @@ def test_existing_ray_cluster_gives_the_local_output(tmp_path: Path) -> None:
         assert _files(tmp_path / "ray" / folder) == _files(tmp_path / "local" / folder), folder
 
 
+def test_an_unreachable_ray_cluster_is_a_clear_error(tmp_path: Path) -> None:
+    from cli import app
+    from orchestration.server import free_port
+
+    write_demo_crawl(tmp_path / "crawl")
+    address = f"127.0.0.1:{free_port()}"
+    args = ["curate", "--input", str(tmp_path / "crawl"), "--output", str(tmp_path / "out"), "--executor", "ray"]
+    result = CliRunner().invoke(app, [*args, "--ray-address", address])
+    assert result.exit_code == 2, result.output
+    assert f"cannot connect to the Ray cluster at {address}: nothing answers" in result.output
+    result = CliRunner().invoke(app, [*args, "--ray-address", "head-without-port"])
+    assert result.exit_code == 2 and "is not HOST:PORT" in result.output
+
+
 def test_ray_address_needs_the_ray_executor(tmp_path: Path) -> None:
     from cli import app
     from flows import CurateParams

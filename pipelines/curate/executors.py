@@ -141,6 +141,7 @@ def _ensure_ray(address: str | None, workers: int) -> None:
     if not address:
         ray.init(num_cpus=workers, include_dashboard=False)
         return
+    _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError) as err:
@@ -150,6 +151,30 @@ def _ensure_ray(address: str | None, workers: int) -> None:
             else "check that `ray start --head` runs there and the port is reachable"
         )
         raise RayConnectionError(f"cannot connect to the Ray cluster at {address}: {hint} ({err})") from None
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast when nothing listens at a `HOST:PORT` (or `ray://HOST:PORT`) address: `ray.init` would retry
+    for many minutes (seen with Ray 2.60: over 5 minutes for a closed port).
+
+    Raises:
+        RayConnectionError: naming the address.
+    """
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        if address == "auto":
+            return  # Ray looks up the address of a cluster started on this machine
+        raise RayConnectionError(f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RayConnectionError(
+            f"cannot connect to the Ray cluster at {address}: nothing answers on {hostport} ({err}); "
+            "check that `ray start --head` runs there and the port is reachable"
+        ) from None
 
 
 class WaitingSlurmExecutor(SlurmPipelineExecutor):

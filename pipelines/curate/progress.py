@@ -5,8 +5,9 @@ markers alone say nothing until the end. Instead a `ProgressProbe` rides in ever
 reader, right after it: a pass-through generator that counts the documents it hands on and, at most once a
 second, writes the counters of every step of its pipeline to `<work>/progress/<phase>/<rank>.json` (the steps
 are the same objects in the task's process: pickling keeps the references of one pipeline list). It is a plain
-callable, not a `PipelineStep`, so it adds no entry to datatrove's stats and costs one clock read per document
-(about 60 ns against about 3 ms of filtering). The files sit next to the completion markers, on the storage
+callable, not a `PipelineStep`, so it adds no entry to datatrove's stats and costs one clock read per document:
+3.7 M documents/s per core through the probe alone (`python -m benchmarks.curate`), about 0.3 us per document
+against about 1 ms for the four heuristic filters. The files sit next to the completion markers, on the storage
 that every Ray node or Slurm task already shares.
 
 `CurateWatcher` polls those files (and the per-task stats of finished tasks) once a second from a thread of the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +36,8 @@ from pipelines.common.files import read_json, write_json_atomic
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, overall_fraction
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stats import StageStats, load_task_stats, stage_from_counts
+
+log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 1.0  # how often a task writes its counters
 POLL_INTERVAL_S = 1.0  # how often the watcher reads them
@@ -230,6 +234,7 @@ class CurateWatcher:
         self._phase: _Phase | None = None
         self._clock = StepClock()
         self._lock = threading.Lock()
+        self._warned = False
 
     @property
     def progress_root(self) -> Path:
@@ -268,12 +273,22 @@ class CurateWatcher:
         finally:
             stop.set()
             thread.join()
-            self.report(step, final=True)
+            self._safe_report(step, final=True)
 
     def _poll(self, step: str, stop: threading.Event) -> None:
         while not stop.wait(POLL_INTERVAL_S):
-            with contextlib.suppress(OSError, ValueError, KeyError):  # files mid-replace: next poll
-                self.report(step)
+            self._safe_report(step)
+
+    def _safe_report(self, step: str, final: bool = False) -> None:
+        """`report`, where any failure is logged once and never reaches the run (progress is advisory)."""
+        try:
+            self.report(step, final)
+        except (OSError, ValueError, KeyError):
+            pass  # a file being replaced or a task just starting: the next poll reads it
+        except Exception as err:  # noqa: BLE001 - whatever breaks the progress display must not break curate
+            if not self._warned:
+                log.warning("curate progress stopped updating: %r", err)
+                self._warned = True
 
     def report(self, step: str, final: bool = False) -> Progress | None:
         """Build the snapshot of `step` from the files now on disk and hand it to the callback.
