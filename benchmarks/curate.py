@@ -9,20 +9,30 @@ Per stage, in one process, on the shared corpora (web-text.jsonl.gz; trafilatura
   C4 -> FineWeb, through `step.run`, stats included): FineForge's filters with the fast spaCy-compatible
   tokenizer against datatrove's stock classes with `spacy.blank("en")`, and the ratio. "cold" is a first pass
   with an empty chunk memo (what a 580-document corpus sees), "warm" a second pass (a long run's steady state);
-- MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy.
+- MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy;
+- the live-progress probe that rides after every reader (`pipelines.curate.progress.ProgressProbe`), alone, to
+  show what it adds per document next to the stages above.
 
 Rates are documents per CPU-second of this single process (`time.process_time`), i.e. per core: load from other
-processes on this shared machine slows the wall clock of both sides but barely moves CPU time. `--e2e N ...`
-adds end-to-end curate runs (one worker) on N documents replicated from the corpora with edits, written to a
-temporary folder, with the wall time and the peak resident memory of the run's process tree.
-Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--e2e 10000 100000]`.
+processes on this shared machine slows the wall clock of both sides but barely moves CPU time.
+
+`--e2e N ...` adds end-to-end `fineforge curate` runs (text input: N documents replicated from the corpora with
+edits, in `--files` gzip JSONL files in a temporary folder), each with its wall time and the peak resident
+memory of its whole process tree (sampled every 0.2 s; with Ray, the head's processes too), then the growth
+factors per 10x documents of the one-worker runs (targets: memory <= 1.5x, time ~10x, i.e. linear), and the
+speed-up of `--workers 2 ...` and of a local Ray cluster (`--ray N`, a head of its own with N CPUs,
+`tests.ray_head`) over one worker on the same input.
+Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--no-stages]
+[--e2e 10000 100000 1000000] [--workers 1 2] [--ray 2]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
+import math
 import os
 import random
 import subprocess
@@ -30,7 +40,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
@@ -46,6 +58,7 @@ from pipelines.curate.words import SpacyCompatTokenizer
 from tests.conftest import corpora_path
 
 HEURISTICS = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def web_records(limit: int | None = None) -> list[dict]:
@@ -149,6 +162,21 @@ def bench_stages(records: list[dict], pages: int) -> None:
     ours, stock = list(fast_heuristics().values()), list(stock_heuristics().values())
     compare("four heuristic filters", ours, stock, note="target: >= 10x stock")
     bench_minhash([r["text"] for r in records])
+    bench_probe(records)
+
+
+def bench_probe(records: list[dict], copies: int = 200) -> None:
+    """Documents per CPU-second through the live-progress probe alone (it writes its counters once a second)."""
+    from collections import deque
+
+    from pipelines.curate.progress import ProgressProbe
+
+    docs = docs_of(records) * copies
+    with tempfile.TemporaryDirectory(prefix="ff-probe-") as tmp:
+        steps = [step for _, step in build_filter_steps(FilterConfig(), lambda name: None)]
+        probe = ProgressProbe(tmp, [1] * 8).watch(steps)  # the counters of a filter pass, as in a real run
+        rate = cpu_rate(len(docs), lambda: deque(probe(iter(docs), 0, 1), maxlen=0))
+    row("progress probe (pass-through)", rate, note=f"{len(docs)} documents; what live progress adds per document")
 
 
 def bench_minhash(texts: list[str]) -> None:
@@ -173,75 +201,156 @@ def bench_minhash(texts: list[str]) -> None:
     row("minhash signatures (warm)", ours, cpu_rate(len(texts), sign), note="target >= 1,000 docs/s")
 
 
-def write_replicated_corpus(path: Path, n_docs: int, seed: int = 0) -> None:
-    """Write `n_docs` JSONL documents: the web texts cycled, each copy edited so that copies are not identical.
+def write_replicated_corpus(folder: Path, n_docs: int, files: int = 8, seed: int = 0) -> None:
+    """Write `n_docs` JSONL documents in `files` gzip files: the web texts cycled, each copy edited.
 
     Copy k of a text swaps ~5% of its words for words of other texts and drops one sentence at random, so the
     corpus keeps web-like statistics while exact dedup sees distinct documents (MinHash still clusters some).
+    Several files let several tasks share the input (one task reads whole files).
     """
     rng = random.Random(seed)
     base = web_records()
     vocab = [w for r in base[:50] for w in r["text"].split()]
-    with gzip.open(path, "wt") as f:
-        for i in range(n_docs):
-            rec = base[i % len(base)]
-            copy = i // len(base)
-            text = rec["text"]
-            if copy:
-                words = text.split(" ")
-                for _ in range(max(1, len(words) // 20)):
-                    words[rng.randrange(len(words))] = rng.choice(vocab)
-                sentences = " ".join(words).split(". ")
-                if len(sentences) > 2:
-                    del sentences[rng.randrange(len(sentences))]
-                text = ". ".join(sentences)
-            f.write(json.dumps({"id": f"{rec['id']}-{copy}", "url": f"{rec['url']}#{copy}", "text": text}) + "\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    per_file = -(-n_docs // files)
+    for start in range(0, n_docs, per_file):
+        with gzip.open(folder / f"part-{start // per_file:03d}.jsonl.gz", "wt") as f:
+            for i in range(start, min(start + per_file, n_docs)):
+                rec = base[i % len(base)]
+                copy = i // len(base)
+                text = rec["text"]
+                if copy:
+                    words = text.split(" ")
+                    for _ in range(max(1, len(words) // 20)):
+                        words[rng.randrange(len(words))] = rng.choice(vocab)
+                    sentences = " ".join(words).split(". ")
+                    if len(sentences) > 2:
+                        del sentences[rng.randrange(len(sentences))]
+                    text = ". ".join(sentences)
+                record = {"id": f"{rec['id']}-{copy}", "url": f"{rec['url']}#{copy}", "text": text}
+                f.write(json.dumps(record) + "\n")
 
 
-def bench_e2e(sizes: list[int]) -> None:
-    """End-to-end curate (one worker) on replicated corpora: wall time, docs/s and peak RSS of the process tree."""
+@dataclass
+class E2eRun:
+    """One end-to-end curate run: its size, where it ran, and what it cost."""
+
+    docs: int
+    workers: int
+    executor: str
+    wall_s: float
+    peak_mb: float
+    docs_out: int
+    filter_share: float
+
+
+def filter_share(out: Path) -> float:
+    """Share of a finished run's time spent in the filter pass (the rest is dedup and publishing), from the
+    modification times of its work files: job.json (start), the filter pass's last completion marker, summary.json.
+    """
+    work = next((out / ".work").iterdir())
+    start = (work / "job.json").stat().st_mtime
+    filtered = max(p.stat().st_mtime for p in (work / "logs" / "filter" / "completions").iterdir())
+    return (filtered - start) / ((out / "summary.json").stat().st_mtime - start)
+
+
+def _tree_rss(root: Any, extra_pgid: int | None) -> int:
+    """Resident bytes of `root` and its descendants, plus every process of `extra_pgid` (a Ray head's group)."""
     import psutil
 
-    root = Path(__file__).resolve().parents[1]
-    script = (
-        "import sys, json; from pathlib import Path; from pipelines.curate.config import CurateConfig; "
-        "from pipelines.curate import run_curate; "
-        "s = run_curate(CurateConfig(), [sys.argv[1]], Path(sys.argv[2]), workers=1); "
-        "print(json.dumps({k: s[k] for k in ('docs_in', 'docs_out', 'duration_s', 'docs_per_s')}))"
-    )
-    print(f"\n{'end-to-end curate':<22}{'docs':>8}{'kept':>8}{'wall s':>9}{'docs/s':>9}{'peak RSS MB':>13}")
+    procs = {root.pid: root}
+    with contextlib.suppress(psutil.Error):
+        procs.update({p.pid: p for p in root.children(recursive=True)})
+    if extra_pgid is not None:
+        for p in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(p.pid) == extra_pgid:
+                    procs[p.pid] = p
+    total = 0
+    for p in procs.values():
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def run_e2e(corpus: Path, out: Path, workers: int, ray: Any = None) -> E2eRun:
+    """Run `fineforge curate` on `corpus` in a subprocess, sampling the process tree's RSS every 0.2 s.
+
+    Args:
+        corpus: folder of JSONL files.
+        out: output folder (must not exist).
+        workers: `--workers`.
+        ray: a `tests.ray_head.RayHead` to run on (`--executor ray --ray-address`), or None for local.
+
+    Returns:
+        The measurement.
+    """
+    import psutil
+
+    cmd = [sys.executable, "-m", "cli", "curate", "--input", str(corpus), "--output", str(out),
+           "--workers", str(workers)]  # fmt: skip
+    env = dict(os.environ)
+    extra_pgid = None
+    if ray is not None:
+        cmd += ["--executor", "ray", "--ray-address", ray.address]
+        env.update(ray.env)
+        extra_pgid = ray.pgid
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak, root = 0, psutil.Process(proc.pid)
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(root, extra_pgid))
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    lines = [line for line in proc.stdout.read().splitlines() if line.startswith('{"run_id"')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"curate of {corpus} failed with exit code {proc.returncode}")
+    summary = json.loads(lines[-1])
+    executor = "ray" if ray else "local"
+    return E2eRun(summary["docs_in"], workers, executor, wall, peak / 2**20, summary["docs_out"], filter_share(out))
+
+
+def growth_per_decade(small: E2eRun, large: E2eRun) -> tuple[float, float]:
+    """(time, memory) growth factors per 10x documents between two runs of different sizes."""
+    decades = math.log10(large.docs / small.docs)
+    return (large.wall_s / small.wall_s) ** (1 / decades), (large.peak_mb / small.peak_mb) ** (1 / decades)
+
+
+def bench_e2e(sizes: list[int], workers: list[int], ray_workers: int | None, files: int) -> list[E2eRun]:
+    """End-to-end curate on replicated corpora of each size: wall time, docs/s and peak RSS of the process tree;
+    growth per 10x documents (1 worker); speed-up of more workers, locally and on a local Ray cluster."""
+    runs: list[E2eRun] = []
+    print(f"\n{'end-to-end curate':<20}{'docs':>9}{'kept':>9}{'workers':>8}{'wall s':>9}{'docs/s':>8}{'peak MB':>9}"
+          f"{'filter %':>9}")  # fmt: skip
+
+    def show(run: E2eRun) -> None:
+        runs.append(run)
+        label, rate = f"curate ({run.executor})", run.docs / run.wall_s
+        print(f"{label:<20}{run.docs:>9}{run.docs_out:>9}{run.workers:>8}{run.wall_s:>9.0f}{rate:>8.0f}"
+              f"{run.peak_mb:>9.0f}{100 * run.filter_share:>9.0f}", flush=True)  # fmt: skip
+
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="ff-bench-") as tmp:
-            corpus = Path(tmp) / "corpus.jsonl.gz"
-            write_replicated_corpus(corpus, n)
-            start = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", script, str(corpus), str(Path(tmp) / "out")],
-                cwd=root,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            peak = 0
-            ps = psutil.Process(proc.pid)
-            while proc.poll() is None:
-                try:
-                    tree = [ps, *ps.children(recursive=True)]
-                    peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-                except psutil.Error:
-                    pass
-                time.sleep(0.2)
-            wall = time.perf_counter() - start
-            out = proc.stdout.read().strip().splitlines()
-            if proc.returncode != 0 or not out:
-                print(f"{'curate':<22}{n:>8}  failed with exit code {proc.returncode}")
-                continue
-            summary = json.loads(out[-1])
-            print(
-                f"{'curate (1 worker)':<22}{summary['docs_in']:>8}{summary['docs_out']:>8}{wall:>9.0f}"
-                f"{summary['docs_in'] / wall:>9.0f}{peak / 2**20:>13.0f}",
-                flush=True,
-            )
+            corpus = Path(tmp) / "corpus"
+            write_replicated_corpus(corpus, n, files)
+            for w in workers:
+                show(run_e2e(corpus, Path(tmp) / f"out-local-{w}", w))
+            if ray_workers:
+                from tests.ray_head import local_ray_head
+
+                with local_ray_head(cpus=ray_workers) as head:
+                    show(run_e2e(corpus, Path(tmp) / "out-ray", ray_workers, head))
+    single = sorted((r for r in runs if r.workers == 1 and r.executor == "local"), key=lambda r: r.docs)
+    for small, large in zip(single, single[1:], strict=False):
+        t, m = growth_per_decade(small, large)
+        print(f"growth per 10x documents, {small.docs} -> {large.docs}: time {t:.2f}x, peak memory {m:.2f}x "
+              "(targets: time ~10x, memory <= 1.5x)")  # fmt: skip
+    for run in runs:
+        one = next((r for r in single if r.docs == run.docs), None)
+        if one and run is not one:
+            print(f"speed-up of {run.workers} workers ({run.executor}) over 1 on {run.docs} docs: "
+                  f"{one.wall_s / run.wall_s:.2f}x")  # fmt: skip
+    return runs
 
 
 def main() -> None:
@@ -250,12 +359,15 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=None, help="web texts to use (default: all 580)")
     parser.add_argument("--pages", type=int, default=120, help="HTML pages for the extraction rate (0: skip)")
     parser.add_argument("--e2e", type=int, nargs="*", default=[], help="document counts for end-to-end runs")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="local worker counts of the e2e runs")
+    parser.add_argument("--ray", type=int, default=None, metavar="N", help="also run on a local Ray cluster, N CPUs")
+    parser.add_argument("--files", type=int, default=8, help="input files per e2e corpus")
     parser.add_argument("--no-stages", action="store_true", help="only the end-to-end runs")
     args = parser.parse_args()
     if not args.no_stages:
         bench_stages(web_records(args.docs), args.pages)
     if args.e2e:
-        bench_e2e(args.e2e)
+        bench_e2e(args.e2e, args.workers, args.ray, args.files)
 
 
 if __name__ == "__main__":
