@@ -185,7 +185,8 @@ def deploy_command(
     from flows import TrainSettings
     from orchestration.pools import PoolError, deploy_to_pools
 
-    settings = TrainSettings(model=train_model, steps=train_steps, config=str(train_config) if train_config else None)
+    config = str(train_config.resolve()) if train_config else None
+    settings = TrainSettings(model=train_model, steps=train_steps, config=config)
     try:
         placed = deploy_to_pools(data_pool, train_pool, settings)
     except PoolError as e:

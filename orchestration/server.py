@@ -26,7 +26,7 @@ CLIENT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 def public_host(host: str) -> str:
     """The name others reach a server bound to `host` by: this machine's name for 0.0.0.0 (or ::), else `host`."""
-    return socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
+    return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
 
 
 def default_api_url(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> str:
