@@ -21,7 +21,11 @@ edits, in `--files` gzip JSONL files in a temporary folder), each with its wall 
 memory of its whole process tree (sampled every 0.2 s; with Ray, the head's processes too), then the growth
 factors per 10x documents of the one-worker runs (targets: memory <= 1.5x, time ~10x, i.e. linear), and the
 speed-up of `--workers 2 ...` and of a local Ray cluster (`--ray N`, a head of its own with N CPUs,
-`tests.ray_head`) over one worker on the same input.
+`tests.ray_head`) over one worker on the same input, with the CPU seconds of each run (the whole tree and the Ray
+head's processes). Read the wall-clock speed-ups with the machine's load in mind: with Linux's
+`sched_autogroup_enabled=1` (on here) the CPU is shared between sessions, not processes, so while other sessions
+keep the cores busy a run's second worker gets no extra CPU (a Ray head, a session of its own, does); the CPU
+seconds say how much extra work the parallel run did.
 Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--no-stages]
 [--e2e 10000 100000 1000000] [--workers 1 2] [--ray 2]`.
 """
@@ -35,6 +39,7 @@ import json
 import math
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -239,6 +244,7 @@ class E2eRun:
     workers: int
     executor: str
     wall_s: float
+    cpu_s: float
     peak_mb: float
     docs_out: int
     filter_share: float
@@ -254,6 +260,18 @@ def filter_share(out: Path) -> float:
     return (filtered - start) / ((out / "summary.json").stat().st_mtime - start)
 
 
+def _group(pgid: int) -> list[Any]:
+    """The live processes of process group `pgid` (a Ray head and the workers its raylet started)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(p.pid) == pgid:
+                found.append(p)
+    return found
+
+
 def _tree_rss(root: Any, extra_pgid: int | None) -> int:
     """Resident bytes of `root` and its descendants, plus every process of `extra_pgid` (a Ray head's group)."""
     import psutil
@@ -262,14 +280,23 @@ def _tree_rss(root: Any, extra_pgid: int | None) -> int:
     with contextlib.suppress(psutil.Error):
         procs.update({p.pid: p for p in root.children(recursive=True)})
     if extra_pgid is not None:
-        for p in psutil.process_iter():
-            with contextlib.suppress(psutil.Error, ProcessLookupError):
-                if os.getpgid(p.pid) == extra_pgid:
-                    procs[p.pid] = p
+        procs.update({p.pid: p for p in _group(extra_pgid)})
     total = 0
     for p in procs.values():
         with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
+    return total
+
+
+def _group_cpu(pgid: int | None) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group (0 for None)."""
+    import psutil
+
+    total = 0.0
+    for p in _group(pgid) if pgid is not None else []:
+        with contextlib.suppress(psutil.Error):
+            times = p.cpu_times()
+            total += times.user + times.system
     return total
 
 
@@ -295,19 +322,22 @@ def run_e2e(corpus: Path, out: Path, workers: int, ray: Any = None) -> E2eRun:
         cmd += ["--executor", "ray", "--ray-address", ray.address]
         env.update(ray.env)
         extra_pgid = ray.pgid
-    start = time.perf_counter()
+    start, children, head = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), _group_cpu(extra_pgid)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak, root = 0, psutil.Process(proc.pid)
     while proc.poll() is None:
         peak = max(peak, _tree_rss(root, extra_pgid))
         time.sleep(0.2)
     wall = time.perf_counter() - start
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's process tree: every descendant was reaped
+    cpu = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime + _group_cpu(extra_pgid) - head
     lines = [line for line in proc.stdout.read().splitlines() if line.startswith('{"run_id"')]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"curate of {corpus} failed with exit code {proc.returncode}")
     summary = json.loads(lines[-1])
     executor = "ray" if ray else "local"
-    return E2eRun(summary["docs_in"], workers, executor, wall, peak / 2**20, summary["docs_out"], filter_share(out))
+    share = filter_share(out)
+    return E2eRun(summary["docs_in"], workers, executor, wall, cpu, peak / 2**20, summary["docs_out"], share)
 
 
 def growth_per_decade(small: E2eRun, large: E2eRun) -> tuple[float, float]:
@@ -320,14 +350,14 @@ def bench_e2e(sizes: list[int], workers: list[int], ray_workers: int | None, fil
     """End-to-end curate on replicated corpora of each size: wall time, docs/s and peak RSS of the process tree;
     growth per 10x documents (1 worker); speed-up of more workers, locally and on a local Ray cluster."""
     runs: list[E2eRun] = []
-    print(f"\n{'end-to-end curate':<20}{'docs':>9}{'kept':>9}{'workers':>8}{'wall s':>9}{'docs/s':>8}{'peak MB':>9}"
-          f"{'filter %':>9}")  # fmt: skip
+    print(f"\n{'end-to-end curate':<20}{'docs':>9}{'kept':>9}{'workers':>8}{'wall s':>9}{'CPU s':>8}{'docs/s':>8}"
+          f"{'peak MB':>9}{'filter %':>9}")  # fmt: skip
 
     def show(run: E2eRun) -> None:
         runs.append(run)
         label, rate = f"curate ({run.executor})", run.docs / run.wall_s
-        print(f"{label:<20}{run.docs:>9}{run.docs_out:>9}{run.workers:>8}{run.wall_s:>9.0f}{rate:>8.0f}"
-              f"{run.peak_mb:>9.0f}{100 * run.filter_share:>9.0f}", flush=True)  # fmt: skip
+        print(f"{label:<20}{run.docs:>9}{run.docs_out:>9}{run.workers:>8}{run.wall_s:>9.0f}{run.cpu_s:>8.0f}"
+              f"{rate:>8.0f}{run.peak_mb:>9.0f}{100 * run.filter_share:>9.0f}", flush=True)  # fmt: skip
 
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="ff-bench-") as tmp:
@@ -349,7 +379,8 @@ def bench_e2e(sizes: list[int], workers: list[int], ray_workers: int | None, fil
         one = next((r for r in single if r.docs == run.docs), None)
         if one and run is not one:
             print(f"speed-up of {run.workers} workers ({run.executor}) over 1 on {run.docs} docs: "
-                  f"{one.wall_s / run.wall_s:.2f}x")  # fmt: skip
+                  f"{one.wall_s / run.wall_s:.2f}x wall; CPU seconds {one.cpu_s:.0f} -> {run.cpu_s:.0f} "
+                  f"({run.cpu_s / one.cpu_s:.2f}x the work)")  # fmt: skip
     return runs
 
 
