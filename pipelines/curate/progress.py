@@ -53,9 +53,9 @@ DEDUP_PHASES = (
     "dedup_output",
 )
 PHASE_STAGE = {"exact_filter": "exact_dedup", "minhash_filter": "minhash_dedup"}
-# Share of a curate run's time per step, measured on the 10k-document e2e benchmark (benchmarks/curate.py):
-# the filter pass took 85% of the wall time and dedup 15%.
-STEP_WEIGHTS = {"filter": 0.85, "dedup": 0.15}
+# Share of a curate run's time per step: the filter pass took 81% and 70% of the wall time of one-worker runs on
+# 10k and 100k documents (`python -m benchmarks.curate --e2e 10000 100000`, "filter %"), dedup the rest.
+STEP_WEIGHTS = {"filter": 0.75, "dedup": 0.25}
 MakeExecutor = Callable[[list, str, int], PipelineExecutor]
 
 
