@@ -39,7 +39,6 @@ import json
 import math
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -272,32 +271,45 @@ def _group(pgid: int) -> list[Any]:
     return found
 
 
-def _tree_rss(root: Any, extra_pgid: int | None) -> int:
-    """Resident bytes of `root` and its descendants, plus every process of `extra_pgid` (a Ray head's group)."""
-    import psutil
+class TreeSampler:
+    """Samples a process tree (and a Ray head's process group): peak resident memory and CPU seconds.
 
-    procs = {root.pid: root}
-    with contextlib.suppress(psutil.Error):
-        procs.update({p.pid: p for p in root.children(recursive=True)})
-    if extra_pgid is not None:
-        procs.update({p.pid: p for p in _group(extra_pgid)})
-    total = 0
-    for p in procs.values():
+    CPU time is the last value seen for every process, sampled every 0.2 s, so it also covers workers that exit
+    before the run ends (pool workers are not children of the run's root after their forkserver dies, so
+    `RUSAGE_CHILDREN` misses them); a process of the head that existed before the run counts from its start value.
+    """
+
+    def __init__(self, root: Any, extra_pgid: int | None):
+        self.root, self.extra_pgid = root, extra_pgid
+        self.peak = 0
+        self.cpu: dict[tuple[int, float], float] = {}
+        self.before = {key: cpu for key, cpu, _ in self._sample()}
+
+    def _sample(self) -> list[tuple[tuple[int, float], float, int]]:
+        import psutil
+
+        procs = {self.root.pid: self.root}
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
+            procs.update({p.pid: p for p in self.root.children(recursive=True)})
+        if self.extra_pgid is not None:
+            procs.update({p.pid: p for p in _group(self.extra_pgid)})
+        found = []
+        for p in procs.values():
+            with contextlib.suppress(psutil.Error):
+                with p.oneshot():
+                    times = p.cpu_times()
+                    found.append(((p.pid, p.create_time()), times.user + times.system, p.memory_info().rss))
+        return found
 
+    def sample(self) -> None:
+        """Take one sample."""
+        found = self._sample()
+        self.peak = max(self.peak, sum(rss for _, _, rss in found))
+        self.cpu.update({key: cpu for key, cpu, _ in found})
 
-def _group_cpu(pgid: int | None) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a process group (0 for None)."""
-    import psutil
-
-    total = 0.0
-    for p in _group(pgid) if pgid is not None else []:
-        with contextlib.suppress(psutil.Error):
-            times = p.cpu_times()
-            total += times.user + times.system
-    return total
+    def cpu_seconds(self) -> float:
+        """CPU seconds used by the tree since the sampler was made."""
+        return sum(cpu - self.before.get(key, 0.0) for key, cpu in self.cpu.items())
 
 
 def run_e2e(corpus: Path, out: Path, workers: int, ray: Any = None) -> E2eRun:
@@ -322,22 +334,21 @@ def run_e2e(corpus: Path, out: Path, workers: int, ray: Any = None) -> E2eRun:
         cmd += ["--executor", "ray", "--ray-address", ray.address]
         env.update(ray.env)
         extra_pgid = ray.pgid
-    start, children, head = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), _group_cpu(extra_pgid)
+    start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    peak, root = 0, psutil.Process(proc.pid)
+    sampler = TreeSampler(psutil.Process(proc.pid), extra_pgid)
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(root, extra_pgid))
+        sampler.sample()
         time.sleep(0.2)
     wall = time.perf_counter() - start
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's process tree: every descendant was reaped
-    cpu = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime + _group_cpu(extra_pgid) - head
     lines = [line for line in proc.stdout.read().splitlines() if line.startswith('{"run_id"')]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"curate of {corpus} failed with exit code {proc.returncode}")
     summary = json.loads(lines[-1])
     executor = "ray" if ray else "local"
     share = filter_share(out)
-    return E2eRun(summary["docs_in"], workers, executor, wall, cpu, peak / 2**20, summary["docs_out"], share)
+    peak_mb, cpu = sampler.peak / 2**20, sampler.cpu_seconds()
+    return E2eRun(summary["docs_in"], workers, executor, wall, cpu, peak_mb, summary["docs_out"], share)
 
 
 def growth_per_decade(small: E2eRun, large: E2eRun) -> tuple[float, float]:
