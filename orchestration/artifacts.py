@@ -56,6 +56,23 @@ def funnel_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def quality_model_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The held-out metrics of a quality classifier next to its heuristic baseline, from its card (MODEL.json).
+
+    Args:
+        card: the card `pipelines.quality.train.train_classifier` wrote.
+
+    Returns:
+        Two rows, {scorer, accuracy, auc, n_train, n_test}: the classifier, then the line-punctuation baseline.
+    """
+    baseline = card.get("baseline") or {}
+    sizes = {"n_train": card["n_train"], "n_test": card["n_test"]}
+    return [
+        {"scorer": f"fastText ({card['model']})", "accuracy": card["accuracy"], "auc": card["auc"], **sizes},
+        {"scorer": baseline.get("name"), "accuracy": baseline.get("accuracy"), "auc": baseline.get("auc"), **sizes},
+    ]
+
+
 def drop_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (stage, reason) with its count, largest first, plus quarantined records.
 

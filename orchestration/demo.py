@@ -181,6 +181,7 @@ def run_demo(out_dir: Path, steps: int = DEMO_STEPS, console: Console | None = N
     summary = _curate(inputs, paths["curated"], out_dir / "curate.log")
     results["curate"] = (
         f"{summary['records_read']} records, {summary['quarantined']} quarantined, "
+        f"{sum(summary['records_skipped'].values())} not documents, "
         f"{summary['docs_in']} docs in -> {summary['docs_out']} out"
     )
     for st in summary["stages"]:

@@ -6,7 +6,9 @@ goes through `PREFECT_SERVER_API_PORT` as well as the flag, because the bundled 
 settings, not from `--port` (seen with Prefect 3.9.1: `--port` alone leaves the UI calling port 4200). Analytics
 and promotional content are switched off (telemetry otherwise logs errors and a "database is locked" traceback
 here). The server starts in 3-9 s and holds about 290 MB. It runs in its own session, so it never sees the
-terminal's Ctrl-C: whoever starts it stops it (`pipelines.common.processes.stop_process`).
+terminal's Ctrl-C: whoever starts it stops it (`pipelines.common.processes.stop_process`). `running_server` does
+that on every way out: an error, Ctrl-C, SIGTERM or SIGHUP (raised as `StopRequested`), and the kernel sends the
+server SIGTERM if its starter is killed outright (`die_with_parent`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+from pipelines.common.processes import die_with_parent, signals_raise, stop_process
 
 DEFAULT_PORT = 4200
 CLIENT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
@@ -88,6 +93,7 @@ def start_server(port: int, home: Path, log_path: Path | None = None, host: str 
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     finally:
         if out:
@@ -115,3 +121,30 @@ def wait_healthy(api_url: str, timeout: float = 60.0, proc: subprocess.Popen | N
                     return
         time.sleep(0.3)
     raise RuntimeError(f"the Prefect server at {api_url} did not answer /health within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running_server(
+    port: int, home: Path, log_path: Path | None = None, host: str = "127.0.0.1"
+) -> Iterator[subprocess.Popen]:
+    """Start the server, wait until it answers, and stop it however the block ends.
+
+    SIGTERM and SIGHUP raise `pipelines.common.processes.StopRequested` inside the block (where nothing else
+    handles them), so the server is stopped before this process exits.
+
+    Args:
+        port: the port for the API and the UI.
+        home: the FineForge home (database under `home/prefect`).
+        log_path: file for the server's output (default: this process's stdout/stderr).
+        host: the address to bind (0.0.0.0: every interface, for workers on other machines).
+
+    Yields:
+        The healthy server process.
+    """
+    with signals_raise():
+        proc = start_server(port, home, log_path, host=host)
+        try:
+            wait_healthy(default_api_url(port), proc=proc)
+            yield proc
+        finally:
+            stop_process(proc)

@@ -20,13 +20,12 @@ Every failure raises `ShardError` with the offending file in the message.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import atomic_write, write_json_atomic
+from pipelines.common.files import atomic_write, load_contract, write_json_atomic
 from pipelines.common.hashing import file_sha256
 
 MAGIC = 20240520
@@ -36,6 +35,7 @@ HEADER_BYTES = HEADER_WORDS * 4
 TOKEN_DTYPE = np.dtype("<u2")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "llm.c-gpt2-v1"
+MANIFEST_FIELDS = ("format", "vocab_size", "eot", "shards")  # what every reader of a manifest relies on
 
 
 class ShardError(ValueError):
@@ -112,6 +112,20 @@ def read_shard(path: str | Path) -> np.memmap:
     return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(n_tokens,))
 
 
+def check_token_range(path: str | Path, vocab_size: int) -> None:
+    """Check that every token id of a shard is below `vocab_size` (reads every token; memory-speed, no hashing).
+
+    Raises:
+        ShardError: naming the shard, the first offending position and its id.
+    """
+    tokens = read_shard(path)
+    if tokens.size and int(tokens.max()) >= vocab_size:
+        position = int(np.argmax(tokens >= vocab_size))
+        raise ShardError(
+            f"{path}: token {position} is id {int(tokens[position])}, outside the vocabulary (vocab_size {vocab_size})"
+        )
+
+
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
     """Write `manifest.json` into `directory` atomically and return its path."""
     return write_json_atomic(Path(directory) / MANIFEST_NAME, manifest)
@@ -122,15 +136,7 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
-    if not path.is_file():
-        raise ShardError(f"{path}: no manifest; the shard set is missing or incomplete")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ShardError(f"{path}: manifest is not valid JSON ({e})") from e
-    for key in ("format", "vocab_size", "eot", "shards"):
-        if key not in manifest:
-            raise ShardError(f"{path}: manifest lacks the field {key!r}")
+    manifest = load_contract(path, MANIFEST_FIELDS, ShardError, "no manifest: the shard set is missing or incomplete")
     if manifest["format"] != MANIFEST_FORMAT:
         raise ShardError(f"{path}: manifest format {manifest['format']!r}, expected {MANIFEST_FORMAT!r}")
     return manifest
@@ -142,7 +148,7 @@ def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
     Args:
         manifest_path: `manifest.json` or the directory holding it.
         checksums: also read every byte: recompute each shard's sha256 and check that every token id is
-            below the manifest's `vocab_size`.
+            below the manifest's `vocab_size` (`check_token_range`, which the trainer runs in any case).
 
     Returns:
         The loaded manifest.
@@ -166,8 +172,7 @@ def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
         if checksums:
             if file_sha256(path) != entry["sha256"]:
                 raise ShardError(f"{path}: sha256 does not match the manifest (corrupt or replaced shard)")
-            if n_tokens and int(read_shard(path).max()) >= manifest["vocab_size"]:
-                raise ShardError(f"{path}: holds a token id >= vocab_size {manifest['vocab_size']}")
+            check_token_range(path, manifest["vocab_size"])
     for split, total in manifest.get("total_tokens", {}).items():
         if split_tokens.get(split, 0) != total:
             raise ShardError(

@@ -1,13 +1,24 @@
-"""Shared fixtures: the real web corpora in ../shared/corpora and hermetic Prefect settings."""
+"""Shared fixtures: built-in inputs for every test, the shared corpora as extra cases, and a real Prefect server.
+
+Every test has a built-in input (`builtin_text`, `trainer_shards`, the demo crawl), so a fresh clone without
+../shared/corpora runs each code path. Fixtures parametrized over `SOURCES` run a test once on the built-in
+text and once more on the shared corpora, a case that skips, saying why, where the corpora are absent.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.builtin_text import TextSource, builtin_web_texts, read_jsonl_texts, write_jsonl_gz
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ["builtin", "corpora"]
 
 
 def corpora_path() -> Path:
@@ -25,11 +36,28 @@ def corpora() -> Path:
 
 
 @pytest.fixture(scope="session")
-def trainer_shards(corpora, tmp_path_factory) -> Path:
-    """manifest.json of token shards from the shared web text, for the trainer tests (read-only)."""
+def builtin_text(tmp_path_factory) -> TextSource:
+    """The built-in web text (`tests/builtin_text.py`) as a JSON Lines file in web-text.jsonl.gz's schema."""
+    texts = builtin_web_texts()
+    path = write_jsonl_gz(tmp_path_factory.mktemp("builtin_text") / "builtin-text.jsonl.gz", texts)
+    return TextSource("builtin", path, texts)
+
+
+@pytest.fixture(scope="session", params=SOURCES)
+def web_text(request) -> TextSource:
+    """Web text twice: the built-in text, then the shared web-text.jsonl.gz (580 real texts) where it exists."""
+    if request.param == "builtin":
+        return request.getfixturevalue("builtin_text")
+    path = request.getfixturevalue("corpora") / "web-text.jsonl.gz"
+    return TextSource("corpora", path, read_jsonl_texts(path))
+
+
+@pytest.fixture(scope="session")
+def trainer_shards(builtin_text, tmp_path_factory) -> Path:
+    """manifest.json of token shards from the built-in web text, for the trainer tests (read-only)."""
     from tests.trainer_helpers import write_test_shards
 
-    return write_test_shards(corpora, tmp_path_factory.mktemp("trainer_shards"))
+    return write_test_shards(builtin_text, tmp_path_factory.mktemp("trainer_shards"))
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +137,90 @@ def served(prefect_server):
         stop_process(proc, sig=signal.SIGINT)
         log.close()
         reports.stop()
+
+
+def wait_for(predicate, timeout: float, what: str, log: Path | list[Path] | None = None):
+    """Poll `predicate` every second until it returns something truthy, and return that.
+
+    Args:
+        predicate: a function of no arguments.
+        timeout: seconds to wait before failing the test.
+        what: what is awaited, for the failure message.
+        log: a log file (or several) whose tail the failure message shows.
+
+    Returns:
+        The first truthy value of `predicate()`.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    logs = [log] if isinstance(log, Path) else log or []
+    tails = "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
+
+
+@dataclass(frozen=True)
+class ChainRun:
+    """What the curate -> tokenize -> fineforge.shards.ready -> train-on-shards chain left behind.
+
+    Attributes:
+        url: the Prefect API.
+        home: FINEFORGE_HOME of the `served` deployments.
+        dataset: the dataset name (artifact keys end with it).
+        curate_run: the flow run of the curate deployment.
+        train_runs: the finished runs of the `train` flow on this dataset's manifest.
+        seconds: from starting curate to the end of training.
+    """
+
+    url: str
+    home: Path
+    dataset: str
+    curate_run: object
+    train_runs: list
+    seconds: float
+
+    @property
+    def summary(self) -> dict:
+        """The curate summary.json."""
+        return json.loads((self.home / f"datasets/{self.dataset}/curated/summary.json").read_text())
+
+    @property
+    def manifest_path(self) -> Path:
+        """The tokenize manifest.json."""
+        return self.home / f"datasets/{self.dataset}/shards/manifest.json"
+
+
+@pytest.fixture(scope="session")
+def served_chain(served, tmp_path_factory) -> ChainRun:
+    """The demo crawl curated through the `curate` deployment; tokenize follows and its event trains the shards.
+
+    Run once per session, for every test that needs the chain's outputs or artifacts, in any order.
+    """
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.deployments import run_deployment
+
+    from orchestration.demo_data import write_demo_crawl
+
+    url, home, _ = served
+    dataset = "e2e"
+    crawl = tmp_path_factory.mktemp("chain_crawl")
+    write_demo_crawl(crawl)
+    manifest = home / f"datasets/{dataset}/shards/manifest.json"
+
+    def finished_training() -> list:
+        with SyncPrefectClient(url) as client:
+            runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])))
+        return [r for r in runs if r.parameters.get("manifest") == str(manifest) and r.state and r.state.is_final()]
+
+    t0 = time.monotonic()
+    params = {"params": {"dataset": dataset, "inputs": [str(crawl)]},
+              "tokenize_options": {"shard_tokens": 20_000, "val_tokens": 4096}}  # fmt: skip
+    run = run_deployment("curate/curate", parameters=params, timeout=240, poll_interval=2)
+    trained = []
+    if run.state.is_completed():
+        trained = wait_for(finished_training, 300, "the train-on-shards run", home / "serve.log")
+    return ChainRun(url, home, dataset, run, trained, time.monotonic() - t0)

@@ -1,11 +1,13 @@
-"""Exact and MinHash dedup on a test set built from the shared corpora (issue 2, acceptance 3), plus resume.
+"""Exact and MinHash dedup on a test set with planted copies (issue 2, acceptance 3), plus resume.
 
-The test set: the 580 web texts of web-text.jsonl.gz and pages of trafilatura-eval and htmldate extracted with
-datatrove's Trafilatura settings (FineWeb's). Natural near-duplicates among them (the htmldate/trafilatura-eval
-same-URL pairs, the dolma dedup fixtures, anything at 5-gram Jaccard >= 0.5) are grouped and reported; the other
-texts are the distinct documents. Planted on top, from distinct documents: exact copies, and near-copies made by
-word substitutions, deletions, sentence moves and boilerplate headers/footers. Every pair's 5-gram Jaccard is
-computed with the exact shingling the MinHash stage uses and labels the pair (>= 0.8: must be caught).
+The natural documents: the built-in English articles (`demo_texts`, 400 distinct documents) and, as a second
+case of each test where the shared corpora exist, the 580 web texts of web-text.jsonl.gz and pages of
+trafilatura-eval and htmldate extracted with datatrove's Trafilatura settings (FineWeb's). Natural
+near-duplicates among them (the htmldate/trafilatura-eval same-URL pairs, the dolma dedup fixtures, anything at
+5-gram Jaccard >= 0.5) are grouped and reported; the other texts are the distinct documents. Planted on top,
+from distinct documents: exact copies, and near-copies made by word substitutions, deletions, sentence moves
+and boilerplate headers/footers. Every pair's 5-gram Jaccard is computed with the exact shingling the MinHash
+stage uses and labels the pair (>= 0.8: must be caught).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from datatrove.pipeline.extractors import Trafilatura
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.text import DEF_TEXT_NORM_CONFIG, simplify_text
 
+from orchestration.demo_data import demo_texts
 from pipelines.curate.dedup import (
     EXACT_REASON,
     MINHASH_REASON,
@@ -34,8 +37,10 @@ from pipelines.curate.dedup import (
     run_dedup,
 )
 from pipelines.curate.words import get_word_tokenizer
+from tests.conftest import SOURCES
 
 TASKS = 2
+BUILTIN_DOCS = 400  # demo articles: enough distinct sources for the planted copies below
 EXTRA_PAGES = 100  # trafilatura-eval pages beyond the same-URL pairs (extraction ~20 ms each)
 MIN_WORDS = 50  # Gopher's minimum document length (Rae et al. 2021): shorter texts never reach dedup
 NATURAL_JACCARD = 0.5  # pairs above this are near-duplicates already; LSH catches a 0.5 pair with p = 0.054
@@ -160,10 +165,17 @@ def _edit(text: str, kind: str, rng: random.Random, vocab: list[str]) -> str:
     return text
 
 
-def build_test_set(corpora: Path, shingle) -> PlantedSet:
-    """Natural documents, their near-duplicate groups, and planted exact and near copies (seeded)."""
+def natural_documents(source: str, request: pytest.FixtureRequest) -> list[tuple[str, str, str]]:
+    """(id, origin, text) of the built-in articles, or of the shared corpora's texts and pages."""
+    if source == "builtin":
+        return [(f"demo-{i:04d}", "builtin", text) for i, text in enumerate(demo_texts(BUILTIN_DOCS))]
+    corpora = request.getfixturevalue("corpora")
     records = [json.loads(line) for line in gzip.open(corpora / "web-text.jsonl.gz", "rt")]
-    natural = [(r["id"], r["source"], r["text"]) for r in records] + _extracted_pages(corpora)
+    return [(r["id"], r["source"], r["text"]) for r in records] + _extracted_pages(corpora)
+
+
+def build_test_set(natural: list[tuple[str, str, str]], shingle) -> PlantedSet:
+    """Natural documents, their near-duplicate groups, and planted exact and near copies (seeded)."""
     natural = [(i, o, t) for i, o, t in natural if len(t.split()) >= MIN_WORDS]
     origin = {i: o for i, o, _ in natural}
     texts = {i: t for i, _, t in natural}
@@ -220,7 +232,7 @@ def dedup(input_dir: Path, root: Path, cfg: DedupConfig | None = None, tasks: in
         make_executor,
         tasks,
         lambda stage: JsonlWriter(str(root / "rejects" / stage), compression=None),
-    )
+    ).stages
     kept = {json.loads(line)["id"] for f in (root / "out").glob("*.jsonl") for line in f.read_text().splitlines()}
     rejects = {}
     for f in sorted((root / "rejects").glob("*/*.jsonl")):
@@ -230,10 +242,15 @@ def dedup(input_dir: Path, root: Path, cfg: DedupConfig | None = None, tasks: in
     return DedupRun(root, stats, kept, rejects)
 
 
+@pytest.fixture(scope="module", params=SOURCES)
+def source(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def testset(corpora: Path, tmp_path_factory) -> tuple[PlantedSet, Path]:
+def testset(source, request, tmp_path_factory) -> tuple[PlantedSet, Path]:
     step = minhash_signature_step(DedupConfig(), tmp_path_factory.mktemp("unused"))
-    ts = build_test_set(corpora, lambda text: set(step.get_shingles(text).ravel().tolist()))
+    ts = build_test_set(natural_documents(source, request), lambda text: set(step.get_shingles(text).ravel().tolist()))
     input_dir = tmp_path_factory.mktemp("dedup") / "input"
     write_input(ts.docs, input_dir)
     return ts, input_dir
@@ -291,6 +308,7 @@ def test_distinct_documents_kept(testset, run):
     assert len(lost) <= 0.01 * len(ts.distinct)
 
 
+@pytest.mark.parametrize("source", ["corpora"], indirect=True)  # built-in articles have no natural near-copies
 def test_natural_near_duplicates_reported(testset, run):
     ts, _ = testset
     print(f"\nnatural near-duplicate groups (5-gram Jaccard >= {NATURAL_JACCARD}): {len(ts.natural_groups)}")

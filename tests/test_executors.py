@@ -19,7 +19,8 @@ from pipelines.curate.executors import SlurmSettings, WaitingSlurmExecutor, make
 
 @pytest.mark.slow
 def test_curate_on_local_ray_with_two_cpus(tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
+    import ray  # the `ray` extra, which `make install` installs: a broken install must fail, not skip
+
     truth = write_demo_crawl(tmp_path / "crawl")
     # No URL filter here: its block lists take ~10 s to load in each Ray task, and it is tested elsewhere.
     cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}})
@@ -32,7 +33,9 @@ def test_curate_on_local_ray_with_two_cpus(tmp_path: Path) -> None:
     expected = {c["url"] for c in truth["cases"] if c["expect"] == "kept" or c["kind"] == "blocked_url"}
     data = pl.read_parquet(sorted((tmp_path / "out" / "data").glob("*.parquet")))
     assert set(data["url"]) == expected and data.height == summary["docs_out"] == len(expected)
-    assert sorted(p.name for p in (tmp_path / "out" / ".work" / summary["run_id"] / "logs").iterdir()) == sorted(
+    work = tmp_path / "out" / ".work"
+    logs = [p.name for step in summary["steps"] for p in (work / f"{step['name']}-{step['key']}" / "logs").iterdir()]
+    assert sorted(logs) == sorted(
         ["filter", "exact_signature", "exact_find", "exact_filter"]
         + ["minhash_signature", "minhash_buckets", "minhash_cluster", "minhash_filter"]
     )

@@ -1,5 +1,6 @@
-"""The FineWeb filter stack: config defaults, stage order, drop reasons on crafted documents, real documents kept,
-language acceptance on lingua-sentences (issue 2, acceptance 4)."""
+"""The FineWeb filter stack: config defaults, stage order, drop reasons on crafted documents, clean documents kept
+(built-in articles, and C4 documents where the shared corpora exist), language identification on the built-in
+paragraphs in 19 languages, and language acceptance on lingua-sentences (issue 2, acceptance 4, corpora only)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter
 
+from orchestration.demo_data import demo_texts
 from pipelines.curate.filters import FilterConfig, build_filter_steps
 from pipelines.curate.stages import FILTER_STAGES as STAGES
+from tests.builtin_text import MULTILINGUAL
+from tests.conftest import SOURCES
 
 PARAGRAPH = (
     "The committee met on Tuesday to review the budget for the coming year. Members agreed that the library "
@@ -130,16 +134,27 @@ def test_heuristic_filters_drop_crafted_docs_with_reason(tmp_path, stage):
         assert step.stats[f"dropped_{reason}"].total >= 1
 
 
-def test_real_clean_documents_are_kept(corpora, tmp_path):
-    """C4 documents are already clean English web text: URL and language keep all; each heuristic filter and the
-    whole stack keep every one of the longer ones (short C4 pages may legitimately fail Gopher's 50-word or C4's
-    5-sentence minimum)."""
+def _clean_documents(source: str, request: pytest.FixtureRequest) -> list[Document]:
+    """Clean English web text: built-in demo articles, or the shared C4 samples."""
+    if source == "builtin":
+        texts = demo_texts(40, seed=11)
+        return [
+            Document(text=t, id=str(i), metadata={"url": f"https://news.example.org/{i}"}) for i, t in enumerate(texts)
+        ]
     docs = []
-    for path in sorted((corpora / "c4-samples").glob("c4-sample.*.json.gz")):
+    for path in sorted((request.getfixturevalue("corpora") / "c4-samples").glob("c4-sample.*.json.gz")):
         with gzip.open(path, "rt") as f:
             for line in f:
                 rec = json.loads(line)
                 docs.append(Document(text=rec["text"], id=str(len(docs)), metadata={"url": rec["url"]}))
+    return docs
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_real_clean_documents_are_kept(source, request, tmp_path):
+    """Clean English documents: URL and language keep all; each heuristic filter and the whole stack keep every
+    one of the longer ones (short C4 pages may legitimately fail Gopher's 50-word or C4's 5-sentence minimum)."""
+    docs = _clean_documents(source, request)
     assert len(docs) >= 20
     steps = _steps(tmp_path)
     long_ids = [d.id for d in docs if len(d.text.split()) >= 150]
@@ -152,6 +167,21 @@ def test_real_clean_documents_are_kept(corpora, tmp_path):
     for stage in STAGES:
         survivors = _run(steps[stage], survivors)
     assert [d.id for d in survivors] == long_ids
+
+
+def test_language_filter_names_each_builtin_language(tmp_path):
+    """The paragraphs in 19 languages and 10 scripts are each dropped as `wrong_language` under the default
+    (English) setting, and each kept, with its own code, when its language is the one asked for."""
+    step = _steps(tmp_path)["language_filter"]
+    docs = [Document(text=text, id=lang) for lang, text in MULTILINGUAL.items()]
+    assert _run(step, docs) == []
+    reasons = {r["id"]: r["metadata"]["filter_reason"] for r in _rejects(tmp_path, "language_filter")}
+    assert reasons == dict.fromkeys(MULTILINGUAL, "wrong_language")
+    for lang, text in MULTILINGUAL.items():
+        cfg = FilterConfig.model_validate({"language": {"languages": [lang]}})
+        only = dict(build_filter_steps(cfg, lambda name: None))["language_filter"]
+        kept = _run(only, [Document(text=text, id=lang)])
+        assert [d.metadata["language"] for d in kept] == [lang]
 
 
 def _lingua_docs(corpora: Path, lang: str, per_doc: int = 20) -> list[str]:

@@ -1,7 +1,9 @@
 """Flows against a real `prefect server` on loopback, with `fineforge serve` in a subprocess.
 
 One session server (own PREFECT_HOME in a tmp dir, free port) and one `fineforge serve` process serve every
-test; the end-to-end chain is curate -> tokenize -> fineforge.shards.ready -> train-on-shards.
+test; the end-to-end chain is curate -> tokenize -> fineforge.shards.ready -> train-on-shards (the
+`served_chain` session fixture runs it once). Each test builds its inputs through fixtures, so any one of them
+runs alone and in any order.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from orchestration import server
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import group_alive, stop_process
 from tests.conftest import REPO_ROOT as REPO
+from tests.conftest import ChainRun, wait_for
 from trainer.process import PGID_FILE
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -35,17 +38,6 @@ def _client(url):
 def _deployments(url) -> dict[str, object]:
     with _client(url) as client:
         return {d.name: d for d in client.read_deployments()}
-
-
-def _wait(predicate, timeout: float, what: str, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tail}")
 
 
 def _runs(url, flow_name: str):
@@ -72,33 +64,20 @@ def _artifact(url, key: str):
         return data  # markdown and link artifacts hold plain text
 
 
-def test_curate_tokenize_event_trains(served, tmp_path):
+def test_curate_tokenize_event_trains(served_chain: ChainRun):
     """Acceptance 1 and 2: curate via the API, tokenize follows, the event starts train-on-shards."""
-    from prefect.deployments import run_deployment
-
-    from orchestration.demo_data import write_demo_crawl
-
-    url, home, _ = served
-    crawl = tmp_path / "crawl"
-    write_demo_crawl(crawl)
-    t0 = time.monotonic()
-    params = {"params": {"dataset": "e2e", "inputs": [str(crawl)]},
-              "tokenize_options": {"shard_tokens": 20_000, "val_tokens": 4096}}  # fmt: skip
-    run = run_deployment("curate/curate", parameters=params, timeout=240, poll_interval=2)
+    url, home, run = served_chain.url, served_chain.home, served_chain.curate_run
     assert run.state.is_completed(), run.state
-    trained = _wait(lambda: [r for r in _runs(url, "train") if r.state and r.state.is_final()], 180,
-                    "train-on-shards run", home / "serve.log")  # fmt: skip
-    print(f"curate->tokenize->event->train: {time.monotonic() - t0:.1f} s")
+    trained = served_chain.train_runs
+    print(f"curate->tokenize->event->train: {served_chain.seconds:.1f} s")
     assert all(r.state.is_completed() for r in trained), [r.state for r in trained]
     assert all(r.state.is_completed() for r in _runs(url, "tokenize"))
     with _client(url) as client:
         dep = client.read_deployment(trained[0].deployment_id)
     assert dep.name == "train-on-shards"
 
-    summary = json.loads((home / "datasets/e2e/curated/summary.json").read_text())
-    manifest_path = home / "datasets/e2e/shards/manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    assert trained[0].parameters["manifest"] == str(manifest_path)
+    summary = served_chain.summary
+    manifest = json.loads(served_chain.manifest_path.read_text())
     funnel = _artifact(url, "curate-funnel-e2e")
     assert [r["docs_out"] for r in funnel] == [s["docs_out"] for s in summary["stages"]]
     assert [r["docs_in"] for r in funnel] == [s["docs_in"] for s in summary["stages"]]
@@ -123,35 +102,47 @@ def test_curate_tokenize_event_trains(served, tmp_path):
     assert _artifact(url, "train-counts-e2e")[0]["step"] == TRAIN_STEPS
 
 
-def test_cancel_stops_trainer_and_resumes(served, tmp_path):
+@pytest.fixture(scope="module")
+def small_shards(builtin_text, tmp_path_factory) -> Path:
+    """manifest.json of shards from the first 200 documents of the built-in web text (about 85k tokens)."""
+    from pipelines.tokenize import run_tokenize
+    from tests.builtin_text import write_jsonl_gz
+
+    folder = tmp_path_factory.mktemp("small_shards")
+    source = write_jsonl_gz(folder / "docs.jsonl.gz", builtin_text.texts[:200])
+    run_tokenize([str(source)], folder / "shards", shard_tokens=20_000, val_tokens=4096)
+    return folder / "shards" / "manifest.json"
+
+
+def test_cancel_stops_trainer_and_resumes(served, small_shards, tmp_path):
     """Acceptance 3: cancelling a training run stops the trainer within 30 s; the next run resumes."""
     from prefect.deployments import run_deployment
     from prefect.states import Cancelling
 
     url, home, _ = served
-    manifest = home / "datasets/e2e/shards/manifest.json"
-    if not manifest.exists():
-        pytest.skip("needs the shards of test_curate_tokenize_event_trains")
+    manifest = small_shards
     run_dir = tmp_path / "run"
-    params = {"manifest": str(manifest), "run_dir": str(run_dir), "settings": {"model": "tiny", "steps": 60}}
+    # No evaluations or samples: this test is about stopping and resuming, and a machine under load is slow enough.
+    settings = {"model": "tiny", "steps": 60, "extra_args": ["--eval-every", "0", "--sample-every", "0"]}
+    params = {"manifest": str(manifest), "run_dir": str(run_dir), "settings": settings}
     run = run_deployment("train/train", parameters=params, timeout=0)
-    _wait(lambda: len([r for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]) >= 3, 120,
-          "training steps", home / "serve.log")  # fmt: skip
+    wait_for(lambda: len([r for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]) >= 3, 120,
+             "training steps", home / "serve.log")  # fmt: skip
     pgid = int((run_dir / PGID_FILE).read_text())
     t0 = time.monotonic()
     with _client(url) as client:
         client.set_flow_run_state(run.id, Cancelling(), force=True)
-    _wait(lambda: not group_alive(pgid), 30, "the trainer to stop")
+    wait_for(lambda: not group_alive(pgid), 30, "the trainer to stop")
     stopped_s = time.monotonic() - t0
     print(f"trainer stopped {stopped_s:.1f} s after cancel")
     with _client(url) as client:
-        _wait(lambda: client.read_flow_run(run.id).state.is_cancelled(), 30, "Cancelled state")
+        wait_for(lambda: client.read_flow_run(run.id).state.is_cancelled(), 30, "Cancelled state")
     run_json = json.loads((run_dir / "run.json").read_text())
     assert run_json["status"] == "interrupted"
     stopped_at = run_json["step"]
     assert stopped_at < 60 and any((run_dir / "checkpoints").iterdir())
 
-    again = run_deployment("train/train", parameters=params, timeout=240, poll_interval=2)
+    again = run_deployment("train/train", parameters=params, timeout=480, poll_interval=2)
     assert again.state.is_completed(), again.state
     steps = [r["step"] for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]
     assert steps[-1] == 60 and stopped_at in steps
@@ -198,7 +189,7 @@ def test_up_starts_and_stops_cleanly(tmp_path):
     url = server.default_api_url(port)
     try:
         server.wait_healthy(url, timeout=90, proc=proc)
-        _wait(lambda: len(_deployments(url)) >= 6, 90, "deployments of fineforge up")
+        wait_for(lambda: len(_deployments(url)) >= 6, 90, "deployments of fineforge up")
         assert (tmp_path / "prefect" / "prefect.db").exists()
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=40)

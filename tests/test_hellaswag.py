@@ -94,7 +94,7 @@ def test_malformed_record_names_file_and_line(model, tmp_path):
     bad = json.loads(lines[1])
     bad["endings"] = bad["endings"][:3]
     path.write_text("\n".join([lines[0], json.dumps(bad), *lines[2:]]) + "\n")
-    with pytest.raises(ValueError, match=rf"{path}:2: a HellaSwag record needs ctx, 4 endings"):
+    with pytest.raises(ValueError, match=rf"{path}: line 2: a HellaSwag record needs ctx, 4 endings"):
         hellaswag(model, path, torch.device("cpu"))
     result = CliRunner().invoke(
         app, ["eval", "hellaswag", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(path)]

@@ -48,7 +48,7 @@ def curated(tmp_path_factory) -> tuple[Path, dict, list[Progress]]:
 def test_curate_progress_is_live_and_ends_at_the_summary(curated) -> None:
     _, summary, snapshots = curated
     steps = [s.step for s in snapshots]
-    assert steps == sorted(steps, key=["filter", "dedup"].index), "a filter snapshot came after dedup began"
+    assert steps == sorted(steps, key=["filter", "dedup", "done"].index), "a filter snapshot came after dedup began"
     overall = [s.overall for s in snapshots]
     assert overall == sorted(overall) and overall[-1] == 1.0
     filtering = [s for s in snapshots if s.step == "filter"]
@@ -56,10 +56,13 @@ def test_curate_progress_is_live_and_ends_at_the_summary(curated) -> None:
     assert final.done == summary["stages"][0]["docs_out"] == final.total  # documents read
     assert any(0 < s.done < final.done for s in filtering), "no snapshot while the filter pass ran"
     assert any(s.eta_s is not None and s.done < final.done for s in filtering), "no ETA from the finished files"
-    by_name = {stage["name"]: stage for stage in summary["stages"]}
+    counts = ("name", "docs_in", "docs_out", "dropped")  # a row's keys (summary.json adds status and details)
+    by_name = {stage["name"]: {key: stage[key] for key in counts} for stage in summary["stages"]}
     assert final.rows and all(row == by_name[row["name"]] for row in final.rows)
-    assert [row["name"] for row in snapshots[-1].rows][-len(DEDUP_STAGES) :] == list(DEDUP_STAGES)
-    assert all(row == by_name[row["name"]] for row in snapshots[-1].rows)
+    deduping = [s for s in snapshots if s.step == "dedup"][-1]
+    assert [row["name"] for row in deduping.rows][-len(DEDUP_STAGES) :] == list(DEDUP_STAGES)
+    assert all(row == by_name[row["name"]] for row in deduping.rows)
+    assert snapshots[-1].step == "done" and snapshots[-1].rows == list(by_name.values())  # every stage, as published
 
 
 def test_curate_knows_its_total_with_a_limit(curated, tmp_path: Path) -> None:
@@ -113,3 +116,29 @@ def test_progress_arithmetic_and_rendering() -> None:
     text = console.export_text()
     assert "curate  85.0%" in text and "filter: 10/10 docs, 5.0 docs/s, ETA 0s" in text
     assert re.search(r"stage\s+docs_in\s+docs_out\s+dropped\s+read\s+10\s+8\s+2", text), text
+
+
+def test_curate_progress_covers_the_screen_step(tmp_path: Path) -> None:
+    """With decontamination on, the `screen` step reports between filter and dedup, ending at its stage's row."""
+    from pipelines.curate.decontam_index import EvalSet, build_index
+
+    texts = demo_texts(300, seed=5)
+    leaked = [{"text": t.split("\n\n")[0]} for t in texts[:30]]  # the first paragraph of 30 documents
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in leaked))
+    build_index([EvalSet("leak", tmp_path / "eval.jsonl")], tmp_path / "eval.idx")
+    (tmp_path / "docs.jsonl").write_text(
+        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts))
+    )
+    screen = {"enabled": True, "index": str(tmp_path / "eval.idx"), "action": "drop"}
+    cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "decontaminate": screen})
+    snapshots: list[Progress] = []
+    summary = run_curate(cfg, [str(tmp_path / "docs.jsonl")], tmp_path / "out", on_progress=snapshots.append)
+    steps = [s.step for s in snapshots]
+    assert steps == sorted(steps, key=["filter", "screen", "dedup", "done"].index) and "screen" in steps
+    stage = next(s for s in summary["stages"] if s["name"] == "decontaminate")
+    assert stage["dropped"].get("contaminated:leak", 0) > 0  # the leaked paragraphs were found
+    last = [s for s in snapshots if s.step == "screen"][-1]
+    assert last.done == last.total == stage["docs_in"]
+    row = next(r for r in last.rows if r["name"] == "decontaminate")
+    assert row == {key: stage[key] for key in ("name", "docs_in", "docs_out", "dropped")}
+    assert [s.overall for s in snapshots] == sorted(s.overall for s in snapshots)

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -23,22 +22,11 @@ from typer.testing import CliRunner
 from orchestration import server
 from orchestration.pools import DATA_POOL, TRAIN_POOL, pool_for
 from pipelines.common.processes import stop_process
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 TRAIN_STEPS = 8
 WORKERS = {DATA_POOL: "ff-test-data-worker", TRAIN_POOL: "ff-test-train-worker"}
-
-
-def _wait(predicate, timeout: float, what: str, logs: list[Path] = ()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    tails = "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +63,7 @@ def cluster(tmp_path_factory):
                     for pool, name in WORKERS.items()
                 )
 
-        _wait(online, 120, "both workers online", logs)
+        wait_for(online, 120, "both workers online", logs)
         with temporary_settings({PREFECT_API_URL: url}):
             yield url, root / "shared", logs, deploy.stdout
     finally:
@@ -111,12 +99,15 @@ def _executed_by(client, worker: str) -> set[str]:
 def test_deploy_puts_data_and_training_on_their_pools(cluster):
     from prefect.client.orchestration import SyncPrefectClient
 
+    from flows import deployments
+
     url, _, _, output = cluster
     with SyncPrefectClient(url) as client:
         deployed = {d.name: d for d in client.read_deployments()}
         pools = {p.name: p.type for p in client.read_work_pools()}
     assert pools[DATA_POOL] == pools[TRAIN_POOL] == "process"
-    assert set(deployed) == {"curate", "tokenize", "train", "train-on-shards", "report", "pipeline"}
+    assert set(deployed) == {d.name for d in deployments()}  # every deployment `fineforge serve` serves
+    assert {"curate", "tokenize", "train", "train-on-shards", "report", "pipeline"} <= set(deployed)
     for name, deployment in deployed.items():
         assert deployment.work_pool_name == pool_for(name, DATA_POOL, TRAIN_POOL), name
         assert deployment.entrypoint == f"flows.{deployment.entrypoint.split('.')[-1]}" and not deployment.pull_steps
@@ -138,13 +129,13 @@ def test_curate_runs_on_the_data_worker_and_training_on_the_train_worker(cluster
     curate = run_deployment("curate/curate", parameters=params, timeout=600, poll_interval=2)
     assert curate.state.is_completed(), curate.state
     with SyncPrefectClient(url) as client:
-        trained = _wait(lambda: [r for r in _runs(client, "train") if r.state and r.state.is_final()], 300,
+        trained = wait_for(lambda: [r for r in _runs(client, "train") if r.state and r.state.is_final()], 300,
                         "the event-triggered training", logs)  # fmt: skip
         assert len(trained) == 1 and trained[0].state.is_completed(), trained[0].state
         assert client.read_deployment(trained[0].deployment_id).name == "train-on-shards"
         assert (curate.work_pool_name, trained[0].work_pool_name) == (DATA_POOL, TRAIN_POOL)
-        on_data = _wait(lambda: _executed_by(client, WORKERS[DATA_POOL]), 60, "the data worker's events")
-        on_train = _wait(lambda: _executed_by(client, WORKERS[TRAIN_POOL]), 60, "the train worker's events")
+        on_data = wait_for(lambda: _executed_by(client, WORKERS[DATA_POOL]), 60, "the data worker's events")
+        on_train = wait_for(lambda: _executed_by(client, WORKERS[TRAIN_POOL]), 60, "the train worker's events")
     assert str(curate.id) in on_data and str(curate.id) not in on_train
     assert str(trained[0].id) in on_train and str(trained[0].id) not in on_data
     run = json.loads((home / "runs" / "pools" / "run.json").read_text())
@@ -174,12 +165,13 @@ def test_a_second_training_into_a_busy_run_dir_waits(cluster):
         with exclusive_run_dir(run_dir, None, _PrintLogger()):
             emit_event(event="fineforge.shards.ready", resource={"prefect.resource.id": "fineforge.shards.pools"},
                        payload={"manifest": str(manifest), "train_tokens": 1})  # fmt: skip
-            second = _wait(lambda: [r for r in _runs(client, "train") if r.id not in before], 120,
+            second = wait_for(lambda: [r for r in _runs(client, "train") if r.id not in before], 120,
                            "the second training run", logs)[0]  # fmt: skip
-            _wait(lambda: "in use by another flow run" in log_text(client, second.id), 120, "the waiting line", logs)
+            waiting = "the waiting line"
+            wait_for(lambda: "in use by another flow run" in log_text(client, second.id), 120, waiting, logs)
             time.sleep(3)
             assert client.read_flow_run(second.id).state.is_running(), "the run went on while the slot was held"
-        done = _wait(lambda: (r := client.read_flow_run(second.id)).state.is_final() and r, 120, "the end", logs)
+        done = wait_for(lambda: (r := client.read_flow_run(second.id)).state.is_final() and r, 120, "the end", logs)
         assert done.state.is_completed(), done.state
         assert "already completed: skipped" in log_text(client, second.id)
 

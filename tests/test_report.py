@@ -1,8 +1,10 @@
-"""The data-quality report on real curate runs over the shared corpora.
+"""The data-quality report on real curate runs: the built-in demo crawl and, where it exists, the shared corpora.
 
-A session fixture runs the real curate pipeline on a slice of the shared corpora (trafilatura-eval HTML pages
-plus web-text.jsonl.gz, which holds non-English texts and exact/near duplicates), then the real tokenizer and
-a few steps of the real trainer next to it, laid out as `fineforge demo` does (curated/, shards/, train/).
+A session fixture runs the real curate pipeline on the demo crawl (`write_demo_crawl`: HTML pages in a WARC
+with boilerplate, non-English pages, exact and near duplicates, spam; JSONL texts with a broken line) and, as a
+second case of each test, on a slice of the shared corpora (trafilatura-eval HTML pages plus
+web-text.jsonl.gz, which holds non-English texts and exact/near duplicates). Then the real tokenizer and a few
+steps of the real trainer next to it, laid out as `fineforge demo` does (curated/, shards/, train/).
 Every number the report shows is checked against summary.json, polars counts of the Parquet files and the
 shard manifest, both in the embedded JSON and in the visible table cells. The page is rendered in headless
 Chromium (skipped where /usr/bin/chromium is absent) with Chrome's network log on, and the log must hold no
@@ -23,32 +25,46 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from orchestration.demo_data import write_demo_crawl
 from pipelines.report import ReportError, build_report, report_data, report_tables
 from pipelines.report.data import NO_HOST, STAGES
+from tests.conftest import SOURCES
 
 CHROMIUM = Path("/usr/bin/chromium")
-PAGES = 24  # trafilatura-eval pages in the fixture run, plus all 580 texts of web-text.jsonl.gz
+PAGES = 24  # trafilatura-eval pages in the corpora run, plus all 580 texts of web-text.jsonl.gz
 TRAIN_STEPS = 4
+STRICT_MIN_WORDS = 300  # the compared run's Gopher minimum: the demo articles have 224-620 words
 
 
-def _curate(out: Path, corpora: Path, **overrides) -> dict:
+@pytest.fixture(scope="session", params=SOURCES)
+def crawl(request, tmp_path_factory) -> list[str]:
+    """Curate inputs: the built-in demo crawl, or a slice of the shared corpora."""
+    if request.param == "builtin":
+        folder = tmp_path_factory.mktemp("demo_crawl")
+        write_demo_crawl(folder)
+        return [str(folder)]
+    corpora = request.getfixturevalue("corpora")
+    pages = sorted((corpora / "trafilatura-eval" / "html").glob("*.html.gz"))[:PAGES]
+    return [str(p) for p in pages] + [str(corpora / "web-text.jsonl.gz")]
+
+
+def _curate(out: Path, inputs: list[str], **overrides) -> dict:
     from pipelines.curate import run_curate
     from pipelines.curate.config import CurateConfig
 
-    pages = sorted((corpora / "trafilatura-eval" / "html").glob("*.html.gz"))[:PAGES]
     config = CurateConfig.model_validate({"run": {"max_tasks": 2}, **overrides})
-    return run_curate(config, [str(p) for p in pages] + [str(corpora / "web-text.jsonl.gz")], out)
+    return run_curate(config, inputs, out)
 
 
 @pytest.fixture(scope="session")
-def lineage(tmp_path_factory, corpora) -> Path:
+def lineage(tmp_path_factory, crawl) -> Path:
     """A real curate run, its shards and a short training run: base/{curated,shards,train}."""
     from pipelines.tokenize import run_tokenize
     from trainer.config import TrainConfig
     from trainer.train import train
 
     base = tmp_path_factory.mktemp("lineage")
-    _curate(base / "curated", corpora)
+    _curate(base / "curated", crawl)
     run_tokenize([str(base / "curated")], base / "shards", shard_tokens=40_000, val_tokens=8_000)
     train(
         TrainConfig(
@@ -73,10 +89,11 @@ def lineage(tmp_path_factory, corpora) -> Path:
 
 
 @pytest.fixture(scope="session")
-def strict_run(tmp_path_factory, corpora) -> Path:
+def strict_run(tmp_path_factory, crawl) -> Path:
     """A second real curate run with a stricter Gopher word minimum and rejects sampled to 1 per reason."""
     out = tmp_path_factory.mktemp("strict") / "curated"
-    _curate(out, corpora, filters={"gopher_quality": {"min_doc_words": 200}}, rejects={"sample_per_reason": 1})
+    strict = {"filters": {"gopher_quality": {"min_doc_words": STRICT_MIN_WORDS}}, "rejects": {"sample_per_reason": 1}}
+    _curate(out, crawl, **strict)
     return out
 
 
@@ -218,7 +235,7 @@ def test_every_number_equals_summary_and_parquet(lineage, report):
     for stage, key in (("minhash_dedup", "minhash_cluster_sizes"), ("exact_dedup", "exact_cluster_sizes")):
         sizes = [json.loads(m)["dedup_cluster_size"] for m in rejects.filter(pl.col("stage") == stage)["metadata"]]
         assert {r["size"]: r["docs"] for r in blob[key]} == {n: sizes.count(n) for n in set(sizes)}
-    assert blob["exact_cluster_sizes"], "web-text.jsonl.gz holds exact copies (dolma fixtures)"
+    assert blob["exact_cluster_sizes"], "both crawls hold exact copies (demo mirrors, dolma fixtures)"
 
     manifest = json.loads((lineage / "shards" / "manifest.json").read_text())
     tokens = blob["tokens"]

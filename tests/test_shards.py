@@ -1,8 +1,11 @@
-"""The llm.c shard format: an independent reader agrees with ours, and every kind of damage is named."""
+"""The llm.c shard format: an independent reader agrees with ours, and every kind of damage is named.
+
+The agreement is checked on the built-in web text and, where it exists, on the shared web-text.jsonl.gz
+(`web_text`); the damage tests cut, patch and flip bytes of a shard set made from the built-in text.
+"""
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 import struct
@@ -14,6 +17,7 @@ import pytest
 from model.tokenizer import EOT_TOKEN, encode
 from pipelines.shards import ShardError, read_shard, verify, write_shard
 from pipelines.tokenize import run_tokenize
+from tests.builtin_text import TextSource
 
 # llm.c dev/data/data_common.py: a 256-word int32 header [magic, version, token count, 0...], then uint16 tokens.
 LLMC_MAGIC = 20240520
@@ -32,27 +36,26 @@ def read_llmc_shard(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype="<u2", offset=LLMC_HEADER_BYTES)
 
 
-@pytest.fixture(scope="module")
-def texts(corpora: Path) -> list[str]:
-    with gzip.open(corpora / "web-text.jsonl.gz", "rt") as f:
-        return [json.loads(line)["text"] for line in f]
-
-
-@pytest.fixture(scope="module")
-def shard_dir(corpora: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """web-text tokenized in input order into 60k-token shards (documents span shard boundaries)."""
-    out = tmp_path_factory.mktemp("shards")
-    run_tokenize([str(corpora / "web-text.jsonl.gz")], out, shard_tokens=60_000, val_tokens=0, seed=None)
+def tokenize_in_order(source: TextSource, out: Path) -> Path:
+    """`source` tokenized in input order into 60k-token shards (documents span shard boundaries)."""
+    run_tokenize([str(source.path)], out, shard_tokens=60_000, val_tokens=0, seed=None)
     return out
 
 
-def test_independent_reader_gets_the_same_tokens(shard_dir: Path, texts: list[str]) -> None:
-    manifest = verify(shard_dir)
-    paths = [shard_dir / s["path"] for s in manifest["shards"]]
+@pytest.fixture(scope="module")
+def shard_dir(builtin_text: TextSource, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in web text as shards, for the tests that damage a copy."""
+    return tokenize_in_order(builtin_text, tmp_path_factory.mktemp("shards"))
+
+
+def test_independent_reader_gets_the_same_tokens(web_text: TextSource, tmp_path: Path) -> None:
+    out = tokenize_in_order(web_text, tmp_path)
+    manifest = verify(out)
+    paths = [out / s["path"] for s in manifest["shards"]]
     assert len(paths) > 2
     ours = np.concatenate([np.asarray(read_shard(p)) for p in paths])
     independent = np.concatenate([read_llmc_shard(p) for p in paths])
-    expected = np.concatenate([np.array([EOT_TOKEN, *encode(t)], dtype=np.uint16) for t in texts])
+    expected = np.concatenate([np.array([EOT_TOKEN, *encode(t)], dtype=np.uint16) for t in web_text.texts])
     np.testing.assert_array_equal(independent, expected)
     np.testing.assert_array_equal(ours, expected)
     assert read_llmc_shard(paths[0])[0] == EOT_TOKEN
@@ -124,7 +127,7 @@ def test_token_beyond_vocabulary_is_named(tmp_path: Path, shard_dir: Path) -> No
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["shards"][0]["sha256"] = write_shard(shard, tokens)
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ShardError, match="token id >= vocab_size 50257") as err:
+    with pytest.raises(ShardError, match=r"token 5 is id 60000, outside the vocabulary \(vocab_size 50257\)") as err:
         verify(copy)
     assert str(shard) in str(err.value)
 

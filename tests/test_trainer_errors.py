@@ -49,7 +49,7 @@ def test_truncated_shard(shards, tmp_path):
 def test_corrupt_manifest(shards, tmp_path):
     path = shards / "manifest.json"
     path.write_text(path.read_text()[:200])
-    assert f"{path}: manifest is not valid JSON" in train(shards, tmp_path / "run")
+    assert f"{path}: not valid JSON" in train(shards, tmp_path / "run")
 
 
 def test_manifest_missing_field(shards, tmp_path):
@@ -57,7 +57,7 @@ def test_manifest_missing_field(shards, tmp_path):
     manifest = json.loads(path.read_text())
     del manifest["shards"]
     path.write_text(json.dumps(manifest))
-    assert "lacks the field 'shards'" in train(shards, tmp_path / "run")
+    assert "lacks the field(s) 'shards'" in train(shards, tmp_path / "run")
 
 
 @pytest.mark.parametrize(

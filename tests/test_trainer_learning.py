@@ -1,6 +1,8 @@
-"""Acceptance 3, as a slow test: on shards that `pipelines.tokenize` makes from the shared corpora, the tiny
-preset's validation loss falls by >= 30% within 300 CPU steps (10.84 -> 7.35 here, 32%; CPU runs are
-deterministic, so this is a fixed result per torch build, not a noisy one). About 2 minutes on 2 idle cores."""
+"""Acceptance 3, as a slow test: on shards that `pipelines.tokenize` makes, the tiny preset's validation loss falls
+by >= 30%. On the shared corpora within 300 CPU steps (10.84 -> 7.35 here, 32%; CPU runs are deterministic, so
+this is a fixed result per torch build, not a noisy one; about 2 minutes on 2 idle cores). On the built-in web
+text, whose articles come from a small vocabulary and so are learnt faster, within 60 steps (10.84 -> 5.09 by
+step 50 here)."""
 
 from __future__ import annotations
 
@@ -10,24 +12,32 @@ import sys
 import pytest
 
 from pipelines.tokenize import run_tokenize
+from tests.conftest import SOURCES
 from tests.trainer_helpers import run_trainer
 
-INPUTS = [
+CORPORA_INPUTS = [
     "web-text.jsonl.gz",
     "dolma/multiple_files",
     "c4-samples/c4_100_domains_5_www.theguardian.com_00000000.jsonl.gz",
 ]
+STEPS = {"builtin": 60, "corpora": 300}
 
 
 @pytest.mark.slow
-def test_tiny_model_learns_web_text(corpora, tmp_path):
+@pytest.mark.parametrize("source", SOURCES)
+def test_tiny_model_learns_web_text(source, request, tmp_path):
+    if source == "builtin":
+        inputs = [str(request.getfixturevalue("builtin_text").path)]
+    else:
+        inputs = [str(request.getfixturevalue("corpora") / p) for p in CORPORA_INPUTS]
     shards = tmp_path / "shards"
-    run_tokenize([str(corpora / p) for p in INPUTS], shards, shard_tokens=500_000, val_tokens=30_000, seed=0)
+    run_tokenize(inputs, shards, shard_tokens=500_000, val_tokens=30_000, seed=0)
     out = tmp_path / "run"
+    steps, every = STEPS[source], STEPS[source] // 3
     cmd = [sys.executable, "-m", "trainer", "--data", str(shards), "--out", str(out), "--model", "tiny",
-           "--steps", "300", "--eval-every", "100", "--ckpt-every", "0"]  # fmt: skip
+           "--steps", str(steps), "--eval-every", str(every), "--ckpt-every", "0"]  # fmt: skip
     run_trainer(cmd, timeout=900)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     curve = {r["step"]: r["val_loss"] for r in records if r["type"] == "eval"}
-    assert sorted(curve) == [0, 100, 200, 300]
-    assert curve[300] <= 0.7 * curve[0], f"validation loss fell only from {curve[0]:.3f} to {curve[300]:.3f}"
+    assert sorted(curve) == [0, every, 2 * every, steps]
+    assert curve[steps] <= 0.7 * curve[0], f"validation loss fell only from {curve[0]:.3f} to {curve[steps]:.3f}"

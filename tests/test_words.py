@@ -1,18 +1,21 @@
 """The fast word tokenizer against spaCy, and the fast filters against datatrove's stock filters.
 
 Issue 2: the default tokenizer must give the same keep/drop decision as spaCy (`spacy.blank("en")`, datatrove's
-English default) for >= 99.5% of web-text.jsonl.gz and of the trafilatura-extracted trafilatura-eval pages.
+English default) for >= 99.5% of web-text.jsonl.gz and of the trafilatura-extracted trafilatura-eval pages; that
+agreement is measured where the shared corpora exist. Every other check runs twice: on built-in text (the
+built-in web text plus damaged copies of demo articles that trip each filter rule, and the pages of the demo
+crawl) and on the shared corpora.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
 import pickle
 import random
 from pathlib import Path
 
 import pytest
+import spacy  # the reference tokenizer (dev extra): a broken install must fail here, not skip
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
     C4QualityFilter,
@@ -23,6 +26,7 @@ from datatrove.pipeline.filters import (
 from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
 from datatrove.utils.word_tokenizers import WordTokenizer
 
+from orchestration.demo_data import demo_texts, write_demo_crawl
 from pipelines.curate.filters import (
     FastC4QualityFilter,
     FastFineWebQualityFilter,
@@ -33,34 +37,57 @@ from pipelines.curate.filters import (
     top_ngram_chars,
 )
 from pipelines.curate.words import SpacyCompatTokenizer, get_word_tokenizer
-
-spacy = pytest.importorskip("spacy", reason="spaCy is the reference tokenizer (dev extra)")
+from tests.builtin_text import DEGRADATIONS, builtin_web_texts, degraded_texts, read_jsonl_texts
+from tests.conftest import SOURCES
 
 FILTERS = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
 
 
-def _web_texts(corpora: Path) -> list[str]:
-    with gzip.open(corpora / "web-text.jsonl.gz", "rt") as f:
-        return [json.loads(line)["text"] for line in f]
+# Chunks on which the regex tokenizer knowingly differs from spaCy: spaCy's symbol class (the fixed list
+# `spacy.lang.char_classes._other_symbols`) predates Unicode 12, so it does not split the safety-vest emoji
+# U+1F9BA off a zero-width-joiner sequence; `words.py` takes every character of Unicode category So.
+KNOWN_SPACY_DIFFERENCES = {"🐕\u200d🦺"}
+MIN_CHUNKS = {"builtin": 1_000, "corpora": 20_000}  # distinct chunks: demo articles use a small vocabulary
+
+
+@pytest.fixture(scope="module", params=SOURCES)
+def source(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def web_texts(corpora) -> list[str]:
-    return _web_texts(corpora)
+def web_texts(source, request) -> list[str]:
+    """The built-in web text plus damaged demo articles, or web-text.jsonl.gz."""
+    if source == "builtin":
+        return builtin_web_texts() + degraded_texts(demo_texts(4 * len(DEGRADATIONS), seed=7))
+    return read_jsonl_texts(request.getfixturevalue("corpora") / "web-text.jsonl.gz")
+
+
+def _html_pages(source: str, request: pytest.FixtureRequest, folder: Path) -> list[bytes]:
+    """HTML of the demo crawl's WARC responses, or of every trafilatura-eval page."""
+    if source == "corpora":
+        pages = sorted((request.getfixturevalue("corpora") / "trafilatura-eval" / "html").rglob("*.html.gz"))
+        return [gzip.decompress(path.read_bytes()) for path in pages]
+    from warcio.archiveiterator import ArchiveIterator
+
+    write_demo_crawl(folder)
+    with open(folder / "crawl.warc.gz", "rb") as f:
+        return [
+            record.content_stream().read()
+            for record in ArchiveIterator(f)
+            if record.rec_type == "response" and "html" in record.http_headers.get_header("Content-Type", "")
+        ]
 
 
 @pytest.fixture(scope="module")
-def trafilatura_texts(corpora) -> list[str]:
-    """Main text of every trafilatura-eval page, extracted with the options of datatrove's Trafilatura step."""
+def trafilatura_texts(source, request, tmp_path_factory) -> list[str]:
+    """Main text of every page, extracted with the options of datatrove's Trafilatura step."""
     from trafilatura import extract
 
-    texts = []
-    for path in sorted((corpora / "trafilatura-eval" / "html").rglob("*.html.gz")):
-        html = gzip.decompress(path.read_bytes())
-        text = extract(html, favor_precision=True, include_comments=False, deduplicate=True)
-        if text:
-            texts.append(text)
-    assert len(texts) > 1000
+    pages = _html_pages(source, request, tmp_path_factory.mktemp("crawl"))
+    texts = [extract(html, favor_precision=True, include_comments=False, deduplicate=True) for html in pages]
+    texts = [text for text in texts if text]
+    assert len(texts) >= 0.95 * len(pages)  # 89 of 89 demo pages, 1,000+ of 1,033 trafilatura-eval pages
     return texts
 
 
@@ -128,14 +155,15 @@ def test_interface_and_factory():
     assert isinstance(clone, SpacyCompatTokenizer) and clone.word_tokenize(text) == tok.word_tokenize(text)
 
 
-def test_chunk_tokens_match_spacy(web_texts):
+def test_chunk_tokens_match_spacy(source, web_texts):
     """Every whitespace-separated chunk of the web texts splits into the same tokens as spaCy's tokenizer."""
     nlp = spacy.blank("en")
     tok = SpacyCompatTokenizer()
     chunks = {c for text in web_texts for c in text.split()}
     bad = [c for c in chunks if tuple(t.text for t in nlp.tokenizer(c)) != tok.chunk_tokens(c)]
-    assert len(chunks) > 20_000
-    assert len(bad) <= 0.0005 * len(chunks), bad[:20]
+    assert len(chunks) > MIN_CHUNKS[source]
+    unexplained = [c for c in bad if c not in KNOWN_SPACY_DIFFERENCES]
+    assert len(unexplained) <= 0.0005 * len(chunks), unexplained[:20]
 
 
 def test_sentences_match_spacy(web_texts):
@@ -174,6 +202,7 @@ def test_fast_filters_equal_stock_filters(web_texts, trafilatura_texts):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("source", ["corpora"], indirect=True)  # a rate on real web text, not on damaged copies
 def test_keep_drop_agreement_with_spacy(web_texts, trafilatura_texts):
     """>= 99.5% same keep/drop decision as spaCy through the four filters, on each corpus and for each filter."""
     for name, texts in (("web-text", web_texts), ("trafilatura-eval", trafilatura_texts)):

@@ -1,4 +1,4 @@
-"""Helpers for the trainer tests: token shards from real web text, and running the trainer as a process.
+"""Helpers for the trainer tests: token shards from the built-in web text, and running the trainer as a process.
 
 The shards are written here with `pipelines.shards` (documents in file order, EOT before each, the first
 `VAL_DOCS` documents as the val split) rather than through `pipelines.tokenize`, so that the trainer's
@@ -7,7 +7,6 @@ reference losses do not move when the tokenizer stage changes its shuffle or sha
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ import numpy as np
 
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
 from pipelines.shards import shard_name, write_manifest, write_shard
+from tests.builtin_text import TextSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VAL_DOCS = 20
@@ -28,15 +28,13 @@ TINY_FLAGS = ["--model", "tiny", "--seq-len", "32", "--micro-batch", "2", "--bat
 TINY_YAML = 'eval_tokens: 256\nsample_tokens: 8\nprompts: ["The web is"]\n'
 
 
-def write_test_shards(corpora: Path, out: Path) -> Path:
-    """Encode web-text.jsonl.gz into train/val shards plus a manifest in `out`; return the manifest path."""
+def write_test_shards(source: TextSource, out: Path) -> Path:
+    """Encode `source`'s texts into train/val shards plus a manifest in `out`; return the manifest path."""
     if (out / "manifest.json").exists():
         return out / "manifest.json"
     out.mkdir(parents=True, exist_ok=True)
-    with gzip.open(corpora / "web-text.jsonl.gz", "rt") as f:
-        texts = [json.loads(line)["text"] for line in f if line.strip()]
     enc = get_encoding()
-    docs = [np.array([EOT_TOKEN, *enc.encode_ordinary(t)], dtype=np.uint16) for t in texts]
+    docs = [np.array([EOT_TOKEN, *enc.encode_ordinary(t)], dtype=np.uint16) for t in source.texts]
     shards = []
     for split, split_docs in (("val", docs[:VAL_DOCS]), ("train", docs[VAL_DOCS:])):
         stream = np.concatenate(split_docs)
@@ -53,7 +51,7 @@ def write_test_shards(corpora: Path, out: Path) -> Path:
         "tokenizer": "gpt2",
         "vocab_size": VOCAB_SIZE,
         "eot": EOT_TOKEN,
-        "source": {"path": str(corpora / "web-text.jsonl.gz"), "run_id": "test-run", "config_hash": "test-hash"},
+        "source": {"path": str(source.path), "run_id": "test-run", "config_hash": "test-hash"},
         "shards": shards,
         "total_tokens": total,
         "documents": documents,

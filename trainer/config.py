@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipelines.common.files import read_yaml_mapping
 
 DEFAULT_PROMPTS = ["The meaning of life is", "Once upon a time,", "The most important thing about the web is"]
 
@@ -56,8 +58,8 @@ class TrainConfig(BaseModel):
     min_lr_frac: float = Field(0.1, ge=0, le=1)  # cosine floor as a fraction of the peak (llm.c, GPT-3 paper)
     warmup: int = Field(700, ge=0)
     weight_decay: float = Field(0.1, ge=0)  # GPT-3 paper, appendix B; matrices only
-    beta1: float = 0.9
-    beta2: float = 0.95  # GPT-3 paper, appendix B
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)  # GPT-3 paper, appendix B
     grad_clip: float = Field(1.0, ge=0)  # GPT-3 paper, appendix B; 0 disables
     eval_every: int = Field(250, ge=0)  # 0 disables (the final step is always evaluated when val exists)
     eval_tokens: int = Field(1_048_576, ge=1)  # validation tokens per evaluation, all ranks together
@@ -67,7 +69,7 @@ class TrainConfig(BaseModel):
     ckpt_every: int = Field(500, ge=0)  # 0: only at the end (and on SIGTERM/SIGINT)
     keep_checkpoints: int = Field(3, ge=1)
     compile: bool | None = None  # None: on for CUDA, off for CPU
-    seed: int = 1337
+    seed: int = Field(1337, ge=0, lt=2**32)  # np.random.seed takes [0, 2**32)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     verify_checksums: bool = True  # sha256 of every shard before step 1
     hf_export: bool = True
@@ -93,19 +95,6 @@ class TrainConfig(BaseModel):
         return yaml.safe_dump(self.model_dump(), sort_keys=False)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict of TrainConfig fields.
-
-    Raises:
-        ValueError: when the file is not a YAML mapping.
-    """
-    path = Path(path)
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a train config must be a YAML mapping of settings, got {type(data).__name__}")
-    return data
-
-
 def build_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
     """Compose a TrainConfig: defaults < model preset < YAML file < explicit overrides (None means unset).
 
@@ -115,8 +104,15 @@ def build_config(overrides: dict[str, Any], config_file: str | Path | None = Non
 
     Returns:
         The validated config.
+
+    Raises:
+        ValueError: an unreadable file or an invalid value (naming the file when it came from one).
     """
-    file_values = load_yaml(config_file) if config_file else {}
+    file_values = read_yaml_mapping(config_file) if config_file else {}
     flags = {k: v for k, v in overrides.items() if v is not None}
     model = flags.get("model", file_values.get("model", TrainConfig.model_fields["model"].default))
-    return TrainConfig(**{**TRAIN_PRESETS.get(model, {}), **file_values, **flags})
+    try:
+        return TrainConfig(**{**TRAIN_PRESETS.get(model, {}), **file_values, **flags})
+    except ValidationError as err:
+        source = f"{config_file} and the flags" if config_file else "the flags"
+        raise ValueError(f"invalid train settings in {source}:\n{err}") from None

@@ -1,9 +1,9 @@
 """Token shards as training batches: validated, memory-mapped, split by rank, resumable to the window.
 
 Before the first step `open_shards` checks the manifest (format, vocabulary, EOT, every shard's header,
-size, token count and, by default, sha256) and that its vocabulary matches the model's, so a bad data set
-fails in seconds rather than hours in. Shards are memory-mapped (`pipelines.shards.read_shard`): no copy in
-RAM, the page cache is shared by the ranks of a node.
+size, token count and, by default, sha256), that its vocabulary matches the model's and, with or without
+checksums, that every token id is inside it, so a bad data set fails in seconds rather than hours in. Shards
+are memory-mapped (`pipelines.shards.read_shard`): no copy in RAM, the page cache is shared by the ranks of a node.
 
 Order. A training window is `seq_len + 1` consecutive tokens starting at a multiple of `seq_len` inside a
 shard (inputs and targets shifted by one), so windows never cross a shard boundary and each token is a
@@ -32,7 +32,7 @@ import torch
 
 from model.tokenizer import EOT_TOKEN
 from pipelines.common.hashing import file_sha256
-from pipelines.shards import MANIFEST_NAME, ShardError, read_shard, verify
+from pipelines.shards import MANIFEST_NAME, ShardError, check_token_range, load_manifest, read_shard, verify
 
 
 class DataError(ValueError):
@@ -64,7 +64,8 @@ def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> Sh
     Args:
         data: manifest.json or its directory.
         vocab_size: the model's vocabulary size; the manifest's must equal it.
-        checksums: recompute every shard's sha256 (reads each byte once).
+        checksums: recompute every shard's sha256 (reads each byte once); every token id is checked against the
+            vocabulary either way.
 
     Returns:
         The verified, memory-mapped shard set.
@@ -74,7 +75,7 @@ def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> Sh
     """
     path = manifest_file(data)
     try:
-        manifest = verify(path, checksums=checksums)
+        manifest = load_manifest(path)
     except (ShardError, OSError) as e:
         raise DataError(str(e)) from e
     if manifest.get("tokenizer", "gpt2") != "gpt2":
@@ -85,6 +86,13 @@ def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> Sh
         )
     if manifest["eot"] != EOT_TOKEN:
         raise DataError(f"{path}: manifest eot {manifest['eot']} is not GPT-2's <|endoftext|> ({EOT_TOKEN})")
+    try:
+        manifest = verify(path, checksums=checksums)
+        if not checksums:  # an id >= the vocabulary fails at step 1 (IndexError; a device-side assert on GPU)
+            for entry in manifest["shards"]:
+                check_token_range(path.parent / entry["path"], manifest["vocab_size"])
+    except (ShardError, OSError) as e:
+        raise DataError(str(e)) from e
     splits: dict[str, list[Path]] = {"train": [], "val": []}
     for i, entry in enumerate(manifest["shards"]):
         if entry.get("split") not in splits:

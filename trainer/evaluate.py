@@ -8,12 +8,13 @@ base model without instruction tuning: for each of the 4 endings, the model read
 and the ending's tokens are scored by their mean cross-entropy; the ending with the lowest mean loss is the
 prediction (`acc_norm`; the sum of losses gives `acc`). GPT-2 124M scores about 0.294 acc_norm this way
 (llm.c README), 0.25 is chance. The official validation file (10,042 items) is downloaded once into
-`FINEFORGE_HOME/hellaswag/` when online; `--data` takes any file in the same JSONL format offline.
+`FINEFORGE_HOME/hellaswag/` when online (from `FINEFORGE_HELLASWAG_URL` when set, a mirror); a failed download
+creates nothing; `--data` takes any file in the same JSONL format offline.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +26,11 @@ import torch.nn.functional as F
 from model import tokenizer
 from pipelines.common.files import atomic_write
 from pipelines.common.home import fineforge_home
+from pipelines.common.inputs import iter_json_lines
 from trainer.dist import DistInfo, all_reduce_sum
 
 HELLASWAG_VAL_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
+HELLASWAG_URL_ENV = "FINEFORGE_HELLASWAG_URL"  # a mirror of the file, where GitHub is out of reach
 
 
 @torch.no_grad()
@@ -69,12 +72,13 @@ def hellaswag_file(data: str | Path | None = None) -> Path:
         return path
     cache = fineforge_home() / "hellaswag" / "hellaswag_val.jsonl"
     if not cache.is_file():
+        url = os.environ.get(HELLASWAG_URL_ENV) or HELLASWAG_VAL_URL
         try:  # the whole file first, so that a failed download leaves nothing behind
-            with urllib.request.urlopen(HELLASWAG_VAL_URL, timeout=60) as response:
+            with urllib.request.urlopen(url, timeout=60) as response:
                 body = response.read()
         except OSError as e:
             raise FileNotFoundError(
-                f"cannot download {HELLASWAG_VAL_URL} ({e}); pass --data with a local copy of hellaswag_val.jsonl"
+                f"cannot download {url} ({e}); pass --data with a local copy of hellaswag_val.jsonl"
             ) from e
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(cache) as f:
@@ -88,22 +92,16 @@ def iter_hellaswag(path: Path, limit: int | None = None) -> Iterator[dict]:
     Raises:
         ValueError: naming the file and line of a malformed record.
     """
-    with open(path) as f:
-        n = 0
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if limit is not None and n >= limit:
-                return
-            try:
-                item = json.loads(line)
-                ok = isinstance(item["ctx"], str) and len(item["endings"]) == 4 and int(item["label"]) in range(4)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{path}:{lineno}: not a HellaSwag record ({e})") from e
-            if not ok:
-                raise ValueError(f"{path}:{lineno}: a HellaSwag record needs ctx, 4 endings and a label in 0..3")
-            n += 1
-            yield item
+    for n, (lineno, item) in enumerate(iter_json_lines(str(path))):
+        if limit is not None and n >= limit:
+            return
+        try:
+            ok = isinstance(item["ctx"], str) and len(item["endings"]) == 4 and int(item["label"]) in range(4)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: line {lineno}: not a HellaSwag record ({e})") from e
+        if not ok:
+            raise ValueError(f"{path}: line {lineno}: a HellaSwag record needs ctx, 4 endings and a label in 0..3")
+        yield item
 
 
 @torch.no_grad()

@@ -3,8 +3,13 @@
 Our parameter names follow the published checkpoints, so both directions are a name mapping: GPT-2 stores its
 attention and MLP weights as Conv1D `(in, out)` where we use Linear `(out, in)`, the published vocabulary is the
 unpadded 50,257 rows, and `lm_head` is tied to `wte`. Loading reads `model.safetensors`, else `pytorch_model.bin`
-with `weights_only=True` (a pickle from elsewhere cannot run code); exporting writes `model.safetensors` and then
-`config.json`, each atomically, so the presence of `config.json` marks a complete export.
+with `weights_only=True` (a pickle from elsewhere cannot run code); exporting writes the tokenizer, then
+`model.safetensors`, then `config.json`, each atomically, so the presence of `config.json` marks a complete export.
+
+A release is the BPE encoder, the model and its parameters: without the tokenizer files
+`AutoTokenizer.from_pretrained(run/hf)` silently returned an empty tokenizer and `pipeline("text-generation")` only
+the prompt. The export carries GPT-2's `vocab.json` and `merges.txt` (the bundled BPE files, offline) with a
+`tokenizer_config.json`, so `pipeline("text-generation", model=run/hf)` generates what `fineforge sample` does.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from model.gpt2 import GPT, GPTConfig, build_from_state_dict
+from model.tokenizer import EOT_TEXT, EOT_TOKEN, VOCAB_SIZE, bpe_files
 from pipelines.common.files import atomic_write, write_json_atomic
 from trainer.checkpoint import load_weights_only
 
@@ -107,11 +113,34 @@ def from_pretrained(directory: str | Path) -> GPT:
         raise ValueError(f"{weights_path}: not a GPT-2 checkpoint for {directory / 'config.json'}: {err}") from err
 
 
+def export_tokenizer(directory: Path, max_length: int) -> None:
+    """Write GPT-2's tokenizer as `transformers` reads it: vocab.json, merges.txt and their settings.
+
+    Args:
+        directory: the model folder.
+        max_length: the model's context length (`model_max_length`).
+    """
+    vocab_bpe, encoder_json = bpe_files()
+    for source, name in ((encoder_json, "vocab.json"), (vocab_bpe, "merges.txt")):
+        with atomic_write(directory / name) as f:
+            f.write(source.read_bytes())
+    special = {"bos_token": EOT_TEXT, "eos_token": EOT_TEXT, "unk_token": EOT_TEXT}
+    write_json_atomic(directory / "special_tokens_map.json", special)
+    settings = {
+        "tokenizer_class": "GPT2Tokenizer",
+        "model_max_length": max_length,
+        "add_prefix_space": False,
+        "clean_up_tokenization_spaces": False,  # decode exactly as the BPE does (" ," stays " ,")
+    }
+    write_json_atomic(directory / "tokenizer_config.json", {**settings, **special})
+
+
 def export_hf(model: GPT, directory: str | Path) -> Path:
     """Write the model as a Hugging Face GPT-2 folder that `GPT2LMHeadModel.from_pretrained` loads.
 
-    Writes model.safetensors (Conv1D layout, vocab unpadded, lm_head left to weight tying) and then
-    config.json, each atomically; config.json last, so its presence marks a complete export.
+    Writes GPT-2's tokenizer files (`export_tokenizer`), model.safetensors (Conv1D layout, vocab unpadded, lm_head
+    left to weight tying) and then config.json, each atomically; config.json last, so its presence marks a complete
+    export.
 
     Args:
         model: the model (any device and dtype; weights are copied to CPU as they are).
@@ -125,8 +154,11 @@ def export_hf(model: GPT, directory: str | Path) -> Path:
     config = model.config
     if not config.bias:
         raise ValueError("export_hf: GPT-2 in transformers always has biases; this model has bias=False")
+    if config.vocab_size != VOCAB_SIZE:
+        raise ValueError(f"export_hf: vocab_size {config.vocab_size} is not GPT-2's {VOCAB_SIZE}; no tokenizer fits")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    export_tokenizer(directory, config.block_size)
     tensors = {}
     for name, tensor in model.state_dict().items():
         name = name.removeprefix("_orig_mod.")  # a torch.compile'd model
@@ -139,7 +171,6 @@ def export_hf(model: GPT, directory: str | Path) -> Path:
         tensors[name] = tensor.detach().to("cpu").contiguous().clone()
     with atomic_write(directory / "model.safetensors") as f:
         save_file(tensors, f.name, metadata={"format": "pt"})  # streams to the temporary file atomic_write syncs
-    eot = config.vocab_size - 1 if config.vocab_size == 50257 else None  # <|endoftext|> in GPT-2's BPE
     hf_config = {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -159,8 +190,8 @@ def export_hf(model: GPT, directory: str | Path) -> Path:
         "scale_attn_weights": True,
         "tie_word_embeddings": True,
         "use_cache": True,
-        "bos_token_id": eot,
-        "eos_token_id": eot,
+        "bos_token_id": EOT_TOKEN,
+        "eos_token_id": EOT_TOKEN,
         "torch_dtype": str(next(iter(tensors.values())).dtype).removeprefix("torch."),
     }
     write_json_atomic(directory / "config.json", hf_config)

@@ -24,14 +24,14 @@ import os
 import signal
 import socket
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.files import atomic_write
+from pipelines.common.files import atomic_write, make_output_dir
 from pipelines.common.hashing import file_sha256
 from pipelines.common.metrics import METRICS_FILE, MetricsError, MetricsFollower
+from pipelines.common.processes import StopRequested, signals_raise
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress
 from pipelines.common.stage import Stage, Step
 from trainer.config import TrainConfig, build_config
@@ -80,37 +80,9 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         yield
 
 
-class StopRequested(Exception):
-    """SIGTERM reached the supervising process (raised there so that the trainer is stopped first)."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        super().__init__(f"stopped by signal {signum}")
-
-
 def _print_line(line: str | None) -> None:
     if line is not None:
         print(line, flush=True)
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into StopRequested while supervising, where nobody else (e.g. Prefect) handles it."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_DFL,
-        None,
-    ):
-        yield
-        return
-
-    def handler(signum: int, frame) -> None:
-        raise StopRequested(signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class TrainProgress:
@@ -213,7 +185,7 @@ class TrainStage(Stage):
 
     def claim(self) -> None:
         """Create the run directory, refuse one trained on other shards, and write the effective config.yaml."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.run_dir)
         check_same_data(self.run_dir, self.manifest_path, self.manifest_sha256)
         settings = self.config.model_copy(update={"data": str(self.manifest_path), "out": str(self.run_dir)})
         with atomic_write(self.config_path, "w") as f:
@@ -243,7 +215,7 @@ class TrainStage(Stage):
         args = ["--data", str(self.manifest_path), "--out", str(self.run_dir), "--config", str(self.config_path)]
         progress = TrainProgress(self.run_dir, self.config.steps)
         proc = TrainerProcess(trainer_command(args, self.nproc), self.run_dir, self.env)
-        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, _sigterm_raises():
+        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, signals_raise((signal.SIGTERM,)):
             try:
                 for line in proc.lines():
                     if line is not None:

@@ -73,6 +73,104 @@ def read_json(path: str | Path) -> Any | None:
         return None
 
 
+def load_contract(path: Path, fields: tuple[str, ...], error: type[Exception], missing: str) -> dict[str, Any]:
+    """Read a JSON contract file (summary, manifest, run record) and check that it has its top-level fields.
+
+    Args:
+        path: the file.
+        fields: fields every reader relies on.
+        error: the exception type to raise (the caller's own, e.g. ShardError).
+        missing: what its absence means, e.g. "the shard set is missing or incomplete".
+
+    Returns:
+        The parsed object.
+
+    Raises:
+        error: the file is missing, not JSON, not an object, or lacks a field; the message names the file.
+    """
+    if not path.is_file():
+        raise error(f"{path}: missing; {missing}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise error(f"{path}: not a JSON object but a {type(data).__name__}")
+    if absent := [field for field in fields if field not in data]:
+        raise error(f"{path}: lacks the field(s) {', '.join(repr(f) for f in absent)}")
+    return data
+
+
+class OutputFolderError(ValueError):
+    """An output folder that cannot be used (a file, unwritable, or holding files FineForge may not replace)."""
+
+
+def make_output_dir(path: str | Path) -> Path:
+    """Create an output folder (and its parents) or say in one line why it cannot be one.
+
+    Args:
+        path: the folder.
+
+    Returns:
+        The folder, which exists and is writable.
+
+    Raises:
+        OutputFolderError: the path is a file, or the folder cannot be created or written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputFolderError(f"{path}: is a file, not a folder; give a folder as the output")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputFolderError(f"{path}: cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{path}: the output folder is not writable")
+    return path
+
+
+class SettingsFileError(ValueError):
+    """A settings file (YAML) that cannot be read; the message names the file, the line and the problem."""
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML settings file that must hold a mapping (an empty file is an empty mapping).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The mapping.
+
+    Raises:
+        SettingsFileError: the file is missing, not text, not valid YAML (naming line and column) or not a mapping.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsFileError(f"{path}: no such settings file") from None
+    except UnicodeDecodeError as e:
+        raise SettingsFileError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise SettingsFileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SettingsFileError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise SettingsFileError(f"{path}: expected a YAML mapping of settings at the top level, got a {kind}")
+    return data
+
+
 def link_or_copy(src: str | Path, dst: str | Path) -> None:
     """Hard-link `src` to `dst` (no bytes copied), or copy it where links are impossible (other filesystem)."""
     try:

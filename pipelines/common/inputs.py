@@ -6,8 +6,9 @@ One rule everywhere (curate reads every format, tokenize Parquet and JSONL):
   `.ndjson`, `.parquet`, `.html`, `.htm`, each optionally compressed as `.gz`, `.zst`, `.zstd`, `.bz2`, `.xz`),
   then by sniffing its (decompressed) first bytes. A `.json` file counts as JSONL only when its first line is a
   whole JSON object, so a pretty-printed JSON document is never mistaken for data.
-- A folder is searched recursively; names starting with `.` or `_` (work folders, `_SUCCESS`), anything under an
-  excluded path (a stage's own output) and files of other formats are left out.
+- A folder is searched recursively; hidden names (starting with `.`), folders starting with `_` (work folders of
+  other tools, such as Spark's `_temporary/`), anything under an excluded path (a stage's own output) and files of
+  other formats are left out.
 - A folder holding `summary.json` and `data/` is a curate output: only its `data/*.parquet` are read, and the
   summary's `run_id` and `config_hash` travel on as provenance.
 - Compression is recognised by its magic bytes (gzip, zstd, bzip2, xz), whatever the file is called.
@@ -199,8 +200,10 @@ def _format_in_folder(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
 
 
 def _skipped(path: str, root: str, excluded: list[str]) -> bool:
-    relative = path[len(root) :].lstrip("/")
-    hidden = any(part.startswith((".", "_")) for part in relative.split("/") if part)
+    """Hidden names (`.`), work folders of other tools (a folder named `_...`, e.g. Spark's `_temporary/`) and
+    excluded paths. A *file* may start with `_`: real page captures do (one of the trafilatura-eval pages)."""
+    *folders, name = [part for part in path[len(root) :].split("/") if part]
+    hidden = name.startswith(".") or any(part.startswith((".", "_")) for part in folders)
     return hidden or any(path == ex or path.startswith(ex.rstrip("/") + "/") for ex in excluded)
 
 
@@ -293,3 +296,38 @@ def discover_inputs(
     exclude = list(exclude)
     found = {f.url: f for spec in inputs for f in discover(str(spec), formats, exclude).files}
     return [found[url] for url in sorted(found)]
+
+
+def iter_json_lines(url: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(line number, object)` for every non-blank line of a JSON Lines input, strictly.
+
+    For inputs that must be read whole (text to tokenize, labelled examples, eval sets, FineForge's own records);
+    curate's `read` stage, which quarantines a bad line and reads on, has its own loop.
+
+    Args:
+        url: local path or fsspec URL (any compression, told by magic bytes).
+
+    Yields:
+        1-based line numbers and the JSON objects.
+
+    Raises:
+        InputError: invalid JSON or a value that is not an object (naming the file and line), or damaged
+            compression or invalid UTF-8 (naming the file and the last good line).
+    """
+    line_no = 0
+    with open_input(url) as raw:
+        try:
+            for line_no, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{url}: line {line_no}: invalid JSON ({e})") from e
+                if not isinstance(record, dict):
+                    raise InputError(f"{url}: line {line_no}: a JSON {type(record).__name__}, not an object")
+                yield line_no, record
+        except InputError:
+            raise
+        except STREAM_ERRORS as e:  # gzip/zstd/bzip2/xz damage, bad UTF-8 (a ValueError)
+            raise InputError(f"{url}: unreadable after line {line_no}: {e}") from e

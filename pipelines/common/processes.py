@@ -2,16 +2,83 @@
 
 A child started with `start_new_session=True` leads its own process group, so one `killpg` reaches it and
 everything it started (torchrun and its ranks, the server's workers), and it does not get the terminal's Ctrl-C:
-whoever started it ends it explicitly, on every exit path.
+whoever started it ends it explicitly, on every exit path. Three ways to end make that hold:
+
+- an exception or Ctrl-C: the starter's `finally` calls `stop_process`;
+- SIGTERM or SIGHUP (a service manager, a closed terminal): `signals_raise` turns them into `StopRequested`
+  while the child runs, so the same `finally` runs (without it, SIGTERM to `fineforge server` left
+  `prefect server` holding its port);
+- SIGKILL, which no handler sees: `die_with_parent` asks the kernel (Linux `PR_SET_PDEATHSIG`) to send the child
+  SIGTERM when its parent dies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class StopRequested(Exception):
+    """A termination signal (SIGTERM, SIGHUP) reached this process; raised so that cleanup runs.
+
+    Attributes:
+        signum: the signal number; the conventional exit code is 128 + signum.
+    """
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def signals_raise(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Turn `signals` into `StopRequested` while the block runs.
+
+    Only in the main thread, and only for signals nobody else handles (inside a Prefect flow run, Prefect's own
+    handlers stay in charge); the previous handlers are restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame) -> None:
+        raise StopRequested(signum)
+
+    previous = {s: signal.getsignal(s) for s in signals}
+    mine = [s for s, old in previous.items() if old in (signal.SIG_DFL, None)]
+    for s in mine:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s in mine:
+            signal.signal(s, previous[s])
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` for `subprocess.Popen` that has the kernel send the child SIGTERM when its parent dies.
+
+    Linux only (None elsewhere). libc's `prctl` is looked up here, in the parent, so the child only calls it
+    between fork and exec. The signal comes when the thread that started the child ends, so start long-lived
+    children from the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return set_parent_death_signal
 
 
 def group_alive(pgid: int) -> bool:

@@ -1,12 +1,15 @@
 """curate: raw crawl to filtered, deduplicated Parquet with every dropped document counted under its reason.
 
-Modules, in the order documents meet them: `read` (records -> documents, quarantine), `extract` (trafilatura),
-`filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`), `dedup` (exact and
-MinHash); `stages` is the ordered stage list, `config` the settings, `stats` the accounting read back from
-datatrove, `executors` where tasks run, and `job` the `CurateStage` that ties them together.
+Modules, in the order documents meet them: `read` (records -> documents, quarantine), `extract` (trafilatura or
+resiliparse), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`), the optional
+`quality` stage (in `pipelines.quality`, its datatrove steps in `pipelines.quality.steps`), `decontam` (eval-set
+n-grams; the index in `decontam_index`), `dedup` (exact and MinHash), `pii` (emails and public IPs); `stages` is the
+ordered stage list, `config` the settings, `stats` the accounting read back from datatrove, `executors` where tasks
+run, `work` the step keys and folders that let a run reuse an earlier run's finished steps, and `job` the
+`CurateStage` that ties them together.
 """
 
-from pipelines.curate.config import CurateConfig, config_hash, config_yaml, load_config
+from pipelines.curate.config import CurateConfig, config_hash, config_yaml, load_config, with_overrides
 from pipelines.curate.job import CurateStage, DropGuardError, InvariantError, run_curate
 from pipelines.curate.stages import STAGES
 
@@ -20,4 +23,5 @@ __all__ = [
     "config_yaml",
     "load_config",
     "run_curate",
+    "with_overrides",
 ]

@@ -1,7 +1,10 @@
 """The curate configuration: one pydantic model composing every stage's settings, FineWeb defaults throughout.
 
-`CurateConfig` = read + extract + filters (`pipelines.curate.filters.FilterConfig`) + dedup
-(`pipelines.curate.dedup.DedupConfig`) + rejects + run (executor settings) + `expected_drop`. Every model forbids
+`CurateConfig` = read + extract (`pipelines.curate.extract.ExtractConfig`) + filters
+(`pipelines.curate.filters.FilterConfig`) + quality (`pipelines.quality.config.QualityConfig`, off by default) +
+decontaminate (`pipelines.curate.decontam.DecontamConfig`, off by default) + dedup
+(`pipelines.curate.dedup.DedupConfig`) + pii (`pipelines.curate.pii.PiiConfig`) + rejects + run (executor
+settings) + `expected_drop`. Every model forbids
 unknown keys, so a typo in a YAML file is an error naming the key, not a silently ignored threshold.
 `configs/fineweb.yaml` writes the defaults out; `fineforge config show` prints the effective config.
 
@@ -13,15 +16,21 @@ local processes to Ray, or allowing a stage's drop rate after the guard fired, k
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipelines.common.files import read_yaml_mapping
 from pipelines.common.hashing import stable_hash
+from pipelines.curate.decontam import DecontamConfig
 from pipelines.curate.dedup import DedupConfig
 from pipelines.curate.executors import RaySettings, SlurmSettings
+from pipelines.curate.extract import ExtractConfig
 from pipelines.curate.filters import FilterConfig
+from pipelines.curate.pii import PiiConfig
 from pipelines.curate.stages import STAGES
+from pipelines.quality.config import QualityConfig
 
 
 class ReadConfig(BaseModel):
@@ -31,16 +40,9 @@ class ReadConfig(BaseModel):
 
     text_key: str = "text"  # JSONL/Parquet field holding the text
     id_key: str = "id"  # JSONL/Parquet field holding the id (made from file and line if absent)
-
-
-class ExtractConfig(BaseModel):
-    """Trafilatura extraction of HTML documents (text documents pass through)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    favour_precision: bool = True  # FineWeb's setting (datatrove examples/fineweb.py)
-    deduplicate: bool = True  # trafilatura's in-page dedup, datatrove's default
-    timeout_s: float = Field(10.0, gt=0)  # per page; datatrove's 1 s is load-dependent on small machines
+    # A larger record (WARC record, JSONL line, Parquet text, HTML file) is quarantined unread. Common Crawl truncates
+    # payloads at 1 MiB (5 MiB planned from 2025; commoncrawl/cc-notebooks), so 16 MiB keeps every real page whole.
+    max_record_mb: float = Field(16, gt=0, le=2048)
 
 
 class RejectsConfig(BaseModel):
@@ -74,7 +76,10 @@ class CurateConfig(BaseModel):
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     filters: FilterConfig = FilterConfig()
+    quality: QualityConfig = QualityConfig()
+    decontaminate: DecontamConfig = DecontamConfig()
     dedup: DedupConfig = DedupConfig()
+    pii: PiiConfig = PiiConfig()
     rejects: RejectsConfig = RejectsConfig()
     run: RunConfig = RunConfig()
     # Stages allowed to drop >= 99% of >= 100 documents (otherwise the run fails, naming the stage).
@@ -103,9 +108,7 @@ def load_config(path: Path | None) -> CurateConfig:
     """
     if path is None:
         return CurateConfig()
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    data = read_yaml_mapping(path)
     try:
         return CurateConfig.model_validate(data)
     except ValueError as err:
@@ -126,8 +129,34 @@ def with_ray_address(cfg: CurateConfig, address: str | None) -> CurateConfig:
         return cfg
     if not address.strip():
         raise ValueError("the Ray address is empty; give HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379)")
-    ray = cfg.run.ray.model_copy(update={"address": address.strip()})
-    return cfg.model_copy(update={"run": cfg.run.model_copy(update={"ray": ray})})
+    return with_overrides(cfg, {"run": {"ray": {"address": address.strip()}}})
+
+
+def with_overrides(cfg: CurateConfig, overrides: dict[str, Any]) -> CurateConfig:
+    """A copy of `cfg` with nested settings replaced (e.g. from a Prefect form), validated like a YAML file.
+
+    Args:
+        cfg: the base config.
+        overrides: a nested dict of the keys to change, e.g. `{"extract": {"engine": "resiliparse"}}`.
+
+    Returns:
+        The new config.
+
+    Raises:
+        ValueError: an unknown key or an invalid value, naming it.
+    """
+
+    def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in changes.items():
+            is_section = isinstance(value, dict) and isinstance(base.get(key), dict)
+            merged[key] = merge(base[key], value) if is_section else value
+        return merged
+
+    try:
+        return CurateConfig.model_validate(merge(cfg.model_dump(mode="json"), overrides))
+    except ValueError as err:
+        raise ValueError(f"invalid curate settings {overrides}:\n{err}") from err
 
 
 def config_hash(cfg: CurateConfig) -> str:

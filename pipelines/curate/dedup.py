@@ -90,7 +90,7 @@ class DedupConfig(BaseModel):
     n_grams: int = Field(5, ge=1)  # FineWeb (Penedo et al. 2024): 5-gram word shingles
     num_buckets: int = Field(14, ge=1)  # FineWeb: 14 buckets ...
     hashes_per_bucket: int = Field(8, ge=1)  # ... of 8 hashes: threshold near (1/14)**(1/8) = 0.72
-    seed: int = 1  # seed of the hash permutations (datatrove's default); the same in every task
+    seed: int = Field(1, ge=0, lt=2**32)  # datatrove's default, the same in every task; RandomState takes [0, 2**32)
     word_tokenizer: WordTokenizerName = "regex"  # pipelines.curate.words tokenizer used for shingling
 
     def minhash_config(self) -> MinhashConfig:
@@ -310,9 +310,15 @@ def _wrap(
     return DuplicateExclusionWriter(writer, reason, cluster_of) if writer is not None else None
 
 
-def _reader(folder: Path) -> JsonlReader:
+def docs_reader(folder: Path) -> JsonlReader:
+    """Read a folder of curate's intermediate documents (datatrove JSONL); task `rank` reads `files[rank::tasks]`."""
     # add_file_path=False: intermediate folders must not leak into the documents' metadata.
     return JsonlReader(str(folder), glob_pattern=INPUT_GLOB, add_file_path=False)
+
+
+def has_documents(folder: Path) -> bool:
+    """Whether a folder of intermediate documents holds any file (a pass whose every document was dropped has none)."""
+    return bool(docs_reader(folder).data_folder.list_files(glob_pattern=INPUT_GLOB))
 
 
 def _run(
@@ -352,6 +358,20 @@ def _check_work_dir(work_dir: Path, cfg: DedupConfig, input_dir: Path, tasks: in
     write_json_atomic(marker, settings)
 
 
+@dataclasses.dataclass
+class DedupResult:
+    """What `run_dedup` counted.
+
+    Attributes:
+        stages: StageStats of `exact_dedup` and `minhash_dedup`.
+        final_counts: the summed counters of each of the caller's `final_steps`, in order; None when no
+            document reached them (every document was filtered out before dedup).
+    """
+
+    stages: list[StageStats]
+    final_counts: list[dict[str, int]] | None
+
+
 def run_dedup(
     input_dir: Path,
     work_dir: Path,
@@ -360,7 +380,7 @@ def run_dedup(
     make_executor: MakeExecutor,
     tasks: int,
     exclusion_writer: ExclusionWriterFactory,
-) -> list[StageStats]:
+) -> DedupResult:
     """Run exact dedup, then MinHash near-dedup, then pipe the survivors through `final_steps`.
 
     Resumable: rerunning with the same arguments redoes only tasks without a completion marker.
@@ -369,19 +389,20 @@ def run_dedup(
         input_dir: folder of datatrove JSONL (`*.jsonl.gz`) documents.
         work_dir: folder for signatures, intermediate documents and `dedup_settings.json`.
         cfg: dedup settings.
-        final_steps: steps the surviving documents go through (e.g. the Parquet writer).
+        final_steps: steps the surviving documents go through (e.g. PII anonymisation, the Parquet writer).
         make_executor: `(pipeline, name, tasks) -> executor`; each name needs its own fixed logging dir.
         tasks: tasks of the document-level sub-stages.
         exclusion_writer: `stage -> writer or None` for the dropped documents.
 
     Returns:
-        StageStats for "exact_dedup" and "minhash_dedup" (a disabled stage passes every document on).
+        StageStats for "exact_dedup" and "minhash_dedup" (a disabled stage passes every document on), and the
+        counters of the final steps.
     """
     input_dir, work_dir = Path(input_dir), Path(work_dir)
     if not input_dir.is_dir():
         raise FileNotFoundError(f"dedup input folder {input_dir} does not exist")
-    if not _reader(input_dir).data_folder.list_files(glob_pattern=INPUT_GLOB):
-        return [passthrough("exact_dedup", 0), passthrough("minhash_dedup", 0)]  # every document was filtered out
+    if not has_documents(input_dir):
+        return DedupResult([passthrough("exact_dedup", 0), passthrough("minhash_dedup", 0)], None)  # all filtered out
     _check_work_dir(work_dir, cfg, input_dir, tasks)
     seen_dirs: set[str] = set()
     source = input_dir
@@ -392,7 +413,7 @@ def run_dedup(
             input_dir, work_dir / "exact", source, make_executor, tasks, exclusion_writer, seen_dirs
         )
 
-    last = [_reader(source)]
+    last = [docs_reader(source)]
     if cfg.minhash:
         clusters = _minhash_clusters(source, work_dir / "minhash", cfg, make_executor, tasks, seen_dirs)
         writer = _wrap(exclusion_writer, "minhash_dedup", MINHASH_REASON, minhash_cluster_of)
@@ -409,7 +430,7 @@ def run_dedup(
         if cfg.minhash
         else passthrough("minhash_dedup", docs_read)
     )
-    return [exact_stats or passthrough("exact_dedup", docs_read), minhash_stats]
+    return DedupResult([exact_stats or passthrough("exact_dedup", docs_read), minhash_stats], stats[len(last) :])
 
 
 def _exact_dedup(
@@ -425,7 +446,7 @@ def _exact_dedup(
     sigs, dups, sizes = root / "signatures", root / "duplicates", root / "clusters"
     _run(
         make_executor,
-        [_reader(input_dir), ExactDedupSignature(str(sigs), config)],
+        [docs_reader(input_dir), ExactDedupSignature(str(sigs), config)],
         "exact_signature",
         tasks,
         seen_dirs,
@@ -433,7 +454,11 @@ def _exact_dedup(
     find = [ExactFindDedups(str(sigs), str(dups), config), ExactClusterSizes(str(sigs), str(sizes))]
     _run(make_executor, find, "exact_find", 1, seen_dirs)
     writer = _wrap(exclusion_writer, "exact_dedup", EXACT_REASON, ExactClusterOf(str(sizes)))
-    keep = [_reader(input_dir), ExactDedupFilter(str(dups), config, exclusion_writer=writer), JsonlWriter(str(output))]
+    keep = [
+        docs_reader(input_dir),
+        ExactDedupFilter(str(dups), config, exclusion_writer=writer),
+        JsonlWriter(str(output)),
+    ]
     stats = _run(make_executor, keep, "exact_filter", tasks, seen_dirs)
     return _filter_stats("exact_dedup", stats[1], EXACT_REASON)
 
@@ -444,7 +469,9 @@ def _minhash_clusters(
     """Run MinHash signatures, buckets and clustering; return the folder MinhashDedupFilter reads."""
     config = cfg.minhash_config()
     sigs, buckets, clusters = root / "signatures", root / "buckets", root / "clusters"
-    _run(make_executor, [_reader(source), minhash_signature_step(cfg, sigs)], "minhash_signature", tasks, seen_dirs)
+    _run(
+        make_executor, [docs_reader(source), minhash_signature_step(cfg, sigs)], "minhash_signature", tasks, seen_dirs
+    )
     _run(
         make_executor,
         [MinhashDedupBuckets(str(sigs), str(buckets), config=config)],

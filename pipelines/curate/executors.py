@@ -28,7 +28,7 @@ from typing import Literal
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 ExecutorKind = Literal["local", "ray", "slurm"]
 
@@ -40,11 +40,11 @@ class SlurmSettings(BaseModel):
 
     partition: str = "cpu"
     time: str = "04:00:00"  # per task, sbatch --time format
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: int = 2
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: int = Field(2, ge=1)
     qos: str = "normal"
     sbatch_args: dict[str, str] = {}
-    poll_s: float = 30.0  # how often to look for completion markers while waiting
+    poll_s: float = Field(30.0, gt=0)  # how often to look for completion markers while waiting
 
 
 class RaySettings(BaseModel):
@@ -53,8 +53,8 @@ class RaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     address: str | None = None  # None: RAY_ADDRESS if set, else start a local instance
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: float = 2.0
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: float = Field(2.0, gt=0)
 
 
 def make_executor(

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from itertools import accumulate
 from operator import itemgetter, mul
+from typing import Annotated
 
 import numpy as np
 from datatrove.data import Document
@@ -44,9 +45,14 @@ from datatrove.pipeline.filters import (
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
 from datatrove.utils.lid import FT176LID
 from datatrove.utils.text import PUNCTUATION_SET, split_into_words
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.curate.words import SpacyCompatTokenizer, WordTokenizerName, get_word_tokenizer
+
+# Every threshold has its valid range, so a typo such as `threshold: 5.0` or `max_doc_words: -5` is an error naming
+# the key instead of a stage that silently keeps or drops everything.
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0)]
 
 
 class _Stage(BaseModel):
@@ -60,7 +66,7 @@ class _Stage(BaseModel):
 class URLFilterConfig(_Stage):
     """datatrove URLFilter settings (FineWeb uses the defaults and the bundled block lists)."""
 
-    soft_word_threshold: int = 2  # datatrove default, as in FineWeb
+    soft_word_threshold: int = Field(2, ge=1)  # datatrove default, as in FineWeb
     extra_domains: list[str] = Field(default_factory=list)
     extra_urls: list[str] = Field(default_factory=list)
     banned_words: list[str] = Field(default_factory=list)
@@ -72,34 +78,46 @@ class URLFilterConfig(_Stage):
 class LanguageFilterConfig(_Stage):
     """fastText lid.176 language filter."""
 
-    languages: list[str] = Field(default_factory=lambda: ["en"])  # FineWeb keeps English
-    threshold: float = 0.65  # FineWeb (Penedo et al. 2024, arXiv:2406.17557), base filtering: score >= 0.65
+    languages: list[str] = Field(default_factory=lambda: ["en"])  # FineWeb keeps English; [] keeps any language
+    threshold: Fraction = 0.65  # FineWeb (Penedo et al. 2024, arXiv:2406.17557), base filtering: score >= 0.65
+
+
+NGramThreshold = tuple[Annotated[int, Field(ge=1)], Fraction]
 
 
 class GopherRepetitionConfig(_Stage):
     """Gopher repetition thresholds: Rae et al. 2021 (arXiv:2112.11446), table A1, as used by FineWeb."""
 
-    dup_line_frac: float | None = 0.3
-    dup_para_frac: float | None = 0.3
-    dup_line_char_frac: float | None = 0.2
-    dup_para_char_frac: float | None = 0.2
-    top_n_grams: list[tuple[int, float]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
-    dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+    dup_line_frac: Fraction | None = 0.3
+    dup_para_frac: Fraction | None = 0.3
+    dup_line_char_frac: Fraction | None = 0.2
+    dup_para_char_frac: Fraction | None = 0.2
+    top_n_grams: list[NGramThreshold] = [(2, 0.2), (3, 0.18), (4, 0.16)]
+    dup_n_grams: list[NGramThreshold] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
 
 
 class GopherQualityConfig(_Stage):
     """Gopher quality rules: Rae et al. 2021 (arXiv:2112.11446), appendix A.1.1, as used by FineWeb."""
 
-    min_doc_words: int | None = 50
-    max_doc_words: int | None = 100_000
-    min_avg_word_length: int | None = 3
-    max_avg_word_length: int | None = 10
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    max_non_alpha_words_ratio: float | None = 0.8
-    min_stop_words: int | None = 2
+    min_doc_words: Count | None = 50
+    max_doc_words: Annotated[int, Field(ge=1)] | None = 100_000
+    min_avg_word_length: Count | None = 3
+    max_avg_word_length: Annotated[int, Field(ge=1)] | None = 10
+    max_symbol_word_ratio: Fraction | None = 0.1
+    max_bullet_lines_ratio: Fraction | None = 0.9
+    max_ellipsis_lines_ratio: Fraction | None = 0.3
+    max_non_alpha_words_ratio: Fraction | None = 0.8
+    min_stop_words: Count | None = 2
     stop_words: list[str] | None = None  # None: datatrove's ["the", "be", "to", "of", "and", "that", "have", "with"]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GopherQualityConfig:
+        """Refuse a minimum above its maximum (every document would be dropped)."""
+        for low, high in (("min_doc_words", "max_doc_words"), ("min_avg_word_length", "max_avg_word_length")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{low} ({lo}) is above {high} ({hi}): every document would be dropped")
+        return self
 
 
 class C4QualityConfig(_Stage):
@@ -108,9 +126,9 @@ class C4QualityConfig(_Stage):
     split_paragraph: bool = True
     remove_citations: bool = True
     filter_no_terminal_punct: bool = False  # FineWeb setting (datatrove examples/fineweb.py)
-    min_num_sentences: int = 5
-    min_words_per_line: int = 3
-    max_word_length: int = 1000
+    min_num_sentences: int = Field(5, ge=-1)  # -1: no minimum (datatrove's convention)
+    min_words_per_line: Count = 3
+    max_word_length: int = Field(1000, ge=-1)  # -1: no limit (datatrove's convention)
     filter_lorem_ipsum: bool = True
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
@@ -120,12 +138,12 @@ class C4QualityConfig(_Stage):
 class FineWebQualityConfig(_Stage):
     """FineWeb's custom filters: Penedo et al. 2024 (arXiv:2406.17557); values of datatrove's implementation."""
 
-    line_punct_thr: float = 0.12
+    line_punct_thr: Fraction = 0.12
     line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
+    short_line_thr: Fraction = 0.67
+    short_line_length: Count = 30
+    char_duplicates_ratio: Fraction = 0.01
+    new_line_ratio: float = Field(0.3, ge=0)  # newlines per word: above 1 is possible
 
 
 class FilterConfig(BaseModel):

@@ -1,42 +1,56 @@
 """`fineforge curate`: the FineWeb recipe over any crawl, resumable, with every document accounted for.
 
 `CurateStage` implements the stage interface of `pipelines.common.stage` (plan, is-complete, claim, steps,
-finish). Its two coarse steps are each a set of datatrove executors that resume from completion markers:
+finish). Its coarse steps are each a set of datatrove executors that resume from completion markers:
 
-1. `filter`: read (pipelines.curate.read) -> extract (pipelines.curate.extract, HTML only) -> URL, language, Gopher
-   repetition, Gopher quality, C4, FineWeb filters (pipelines.curate.filters) -> JSONL in the work folder.
-   One pass, so each document is read and parsed once.
-2. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last step writes the survivors, flattened to
-   the `data/` columns, as Parquet.
+1. `filter`: read (pipelines.curate.read) -> extract (pipelines.curate.extract, trafilatura or resiliparse; HTML
+   only) -> URL, language, Gopher repetition, Gopher quality, C4, FineWeb filters (pipelines.curate.filters) ->
+   JSONL in the step's folder. One pass, so each document is read and parsed once.
+2. `score` (quality stage on): the classifier scores every filtered document (pipelines.quality.steps).
+3. `select` (quality stage on): the cut by threshold or keep_fraction over the stored scores.
+4. `screen` (decontaminate stage on): documents sharing an n-gram with an eval set are dropped or flagged
+   (pipelines.curate.decontam), after the quality cut so that a new index or action reuses the scores.
+5. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last pass anonymises the survivors
+   (pipelines.curate.pii, FineWeb's last step) and writes them, flattened to the `data/` columns (plus
+   `quality_score` when the quality stage is on), as Parquet.
 
-`finish()` merges the per-task stats (`stats/*.json`, never the latest-invocation-only `stats.json`), checks
-the accounting invariants, publishes `data/`, `rejects/` and `quarantine/` into the output folder and writes
-`summary.json` last, atomically.
+`finish()` reads every step's counts, checks the accounting invariants, publishes `data/`, `rejects/`,
+`quarantine/` (and `quality/scores.parquet`: every scored document with its score, GPT-2 tokens and whether it
+passed) into the output folder and writes `summary.json` last, atomically.
 
-Run identity and resume: `run_id` hashes the config (config_hash), the input files with their sizes, the task
-count and `--limit`. All state lives in `DIR/.work/<run_id>/`, so a changed config or input set starts a new
-run instead of mixing outputs, and rerunning the same command after a crash (even `kill -9`) redoes only
-tasks without a completion marker. Every writer opens its files afresh per task and the documents of a task
-arrive in a fixed order, so the rerun's `data/` is byte-identical to an uninterrupted run's. A rerun of a
-published run returns its summary without touching anything. Once a run is published, the work folders of
-superseded runs are deleted.
+Run identity, reuse and resume (pipelines.curate.work): each step's key hashes the input files with their sizes,
+the task count, `--limit` and the settings of that step and every step before it (files the config names count by
+their sha256: the quality model, the decontamination index, each checked in `plan()` before any document is read);
+`run_id` hashes the config hash and the step keys. Each step works in `DIR/.work/<step>-<key>/`, so a run that
+shares a prefix of steps with an earlier one (a new quality threshold: same filter and score keys) reuses that
+prefix, and rerunning the same
+command after a crash (even `kill -9`) redoes only tasks without a completion marker. Every writer opens its
+files afresh per task and the documents of a task arrive in a fixed order, so the rerun's `data/` is
+byte-identical to an uninterrupted run's. `summary.json` says per stage and per step whether the work ran or was
+reused. A rerun of a published run returns its summary without touching anything. Once a run is published, the
+step folders it did not use are deleted.
 
-Progress: `on_progress` gets a `pipelines.common.progress.Progress` snapshot about once a second while the
-passes run (documents per stage so far, documents/s, an ETA where the input size tells), observed through
+Progress: `on_progress` gets a `pipelines.common.progress.Progress` snapshot about once a second while a step
+runs (documents per stage so far, documents/s, an ETA where the input size tells), observed through
 `pipelines.curate.progress` without touching the documents.
 
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
-is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it.
+is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it. Quarantine
+counts too: a run whose document records are >= 99% quarantined (a Parquet file without the text column: 300 of
+300) fails as stage `read`, naming the most common errors.
+
+The output folder is FineForge's only where it says so (`pipelines.curate.output`): `claim()` refuses a folder
+holding files curate did not write, and publishing replaces only what curate published there.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
-import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +59,56 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
-from pipelines.common.files import link_or_copy, read_json, write_json_atomic
-from pipelines.common.hashing import stable_hash
-from pipelines.common.inputs import InputFile, discover_inputs
+from pipelines.common.errors import UserError
+from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.hashing import file_sha256, stable_hash
+from pipelines.common.inputs import InputFile, discover_inputs, iter_json_lines
 from pipelines.common.progress import ProgressCallback, ignore_progress
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.curate.config import CurateConfig, config_hash
-from pipelines.curate.dedup import run_dedup
+from pipelines.curate.decontam import Decontaminator, decontam_stage_stats
+from pipelines.curate.decontam_index import load_index
+from pipelines.curate.dedup import docs_reader, has_documents, run_dedup
 from pipelines.curate.executors import ExecutorKind, executor_factory
-from pipelines.curate.extract import HtmlExtractor
+from pipelines.curate.extract import HtmlExtractor, make_engine
 from pipelines.curate.filters import build_filter_steps
+from pipelines.curate.output import CurateOutput
+from pipelines.curate.pii import PiiStep, pii_stage_stats
 from pipelines.curate.progress import CurateWatcher
 from pipelines.curate.read import SourceReader
-from pipelines.curate.stages import DEDUP_STAGES, FILTER_STAGES, FIRST_PASS, READ_STAGES
+from pipelines.curate.stages import (
+    DEDUP_STAGES,
+    FILTER_STAGES,
+    FIRST_PASS,
+    OUTPUT_STAGES,
+    QUALITY_STAGES,
+    READ_STAGES,
+    SCREEN_STAGES,
+    STAGES,
+)
 from pipelines.curate.stats import StageStats, merge_task_stats, passthrough, stage_from_counts
+from pipelines.curate.work import StepWork, plan_work, remove_unused
+from pipelines.quality.model import ModelCard, check_model
+from pipelines.quality.steps import (
+    QUALITY_SCORE,
+    SCORES_SCHEMA,
+    QualityScorer,
+    QualitySelector,
+    choose_cutoff,
+    read_scores,
+    score_row,
+)
 
 DROP_GUARD_MIN_DOCS = 100  # issue 2: a stage dropping >= 99% of >= 100 documents fails the run
 DROP_GUARD_FRACTION = 0.99
-OUTPUT_DIRS = ("data", "rejects", "quarantine")
+DOCS = "docs"  # a step's surviving documents (datatrove JSONL), the next step's input
+STEP_STAGES = {
+    "filter": FIRST_PASS,
+    "score": QUALITY_STAGES,
+    "select": QUALITY_STAGES,
+    "screen": SCREEN_STAGES,
+    "dedup": DEDUP_STAGES + OUTPUT_STAGES,
+}
 _FLAT_KEYS = ("url", "source_file", "language", "language_score")
 DATA_SCHEMA = pa.schema(
     [
@@ -78,9 +124,12 @@ DATA_SCHEMA = pa.schema(
 REJECTS_SCHEMA = pa.schema(
     [(name, pa.string()) for name in ("id", "text", "url", "source_file", "stage", "reason", "metadata")]
 )
+SCORE_FIELD = pa.field(QUALITY_SCORE, pa.float64())
+SCORED_DATA_SCHEMA = DATA_SCHEMA.append(SCORE_FIELD)
+SCORED_REJECTS_SCHEMA = REJECTS_SCHEMA.append(SCORE_FIELD)
 
 
-class DropGuardError(RuntimeError):
+class DropGuardError(UserError):
     """A stage dropped (nearly) everything; the message names the stage and how to allow it."""
 
 
@@ -116,6 +165,14 @@ def data_row(_writer: Any, doc: Document) -> dict[str, Any]:
     }
 
 
+def scored_data_row(writer: Any, doc: Document) -> dict[str, Any]:
+    """`data_row` plus the `quality_score` column (which then leaves the metadata JSON)."""
+    return data_row(writer, doc) | {
+        "metadata": _metadata_json(doc.metadata, (*_FLAT_KEYS, QUALITY_SCORE)),
+        QUALITY_SCORE: doc.metadata.get(QUALITY_SCORE),
+    }
+
+
 class RejectsWriter(ParquetWriter):
     """Writes dropped documents of one stage as `rejects/<stage>/<rank>.parquet`, up to a sample per reason.
 
@@ -126,14 +183,17 @@ class RejectsWriter(ParquetWriter):
         output_folder: `rejects/<stage>` folder.
         stage: stage name written in the `stage` column.
         sample_per_reason: documents kept per reason and task; None keeps all.
+        scored: the documents carry a quality score (a `quality_score` column).
     """
 
     name = "rejects"
 
-    def __init__(self, output_folder: str, stage: str, sample_per_reason: int | None):
-        super().__init__(output_folder, adapter=_reject_row, schema=REJECTS_SCHEMA)
+    def __init__(self, output_folder: str, stage: str, sample_per_reason: int | None, scored: bool = False):
+        schema = SCORED_REJECTS_SCHEMA if scored else REJECTS_SCHEMA
+        super().__init__(output_folder, adapter=_reject_row, schema=schema)
         self.stage = stage
         self.sample_per_reason = sample_per_reason
+        self.scored = scored
         self._seen: Counter[str] = Counter()
         self._rank: int | None = None
 
@@ -152,15 +212,22 @@ class RejectsWriter(ParquetWriter):
 
 def _reject_row(writer: RejectsWriter, doc: Document) -> dict[str, Any]:
     meta = doc.metadata
-    return {
+    row = {
         "id": str(doc.id),
         "text": doc.text,
         "url": _str_or_none(meta.get("url")),
         "source_file": _str_or_none(meta.get("source_file")),
         "stage": writer.stage,
         "reason": str(meta.get("filter_reason") or writer.stage),
-        "metadata": _metadata_json(meta, ("url", "source_file", "filter_reason")),
     }
+    if writer.scored:
+        row |= {
+            "metadata": _metadata_json(meta, ("url", "source_file", "filter_reason", QUALITY_SCORE)),
+            QUALITY_SCORE: meta.get(QUALITY_SCORE),
+        }
+    else:
+        row["metadata"] = _metadata_json(meta, ("url", "source_file", "filter_reason"))
+    return row
 
 
 def check_drop_guard(stages: list[StageStats], expected: list[str]) -> None:
@@ -187,21 +254,57 @@ def check_drop_guard(stages: list[StageStats], expected: list[str]) -> None:
         )
 
 
+def quarantine_reasons(folder: Path, limit: int = 100_000) -> Counter[str]:
+    """Count the errors of the quarantine records in `folder/*.jsonl` (the first `limit` of them)."""
+    reasons: Counter[str] = Counter()
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        for _, record in iter_json_lines(str(path)):
+            reasons[record.get("error", "?")] += 1
+            if reasons.total() >= limit:
+                return reasons
+    return reasons
+
+
+def check_quarantine_guard(reader: dict[str, int], quarantine_dir: Path, expected: list[str]) -> None:
+    """Fail if >= 99% of >= 100 records that could be documents were quarantined, unless `read` is expected to.
+
+    Records that are not documents (`records_skipped`: WARC requests, metadata, ...) do not count.
+
+    Args:
+        reader: the read step's merged counters (`records`, `quarantined`, `skipped`).
+        quarantine_dir: the run's quarantine folder, for the most common errors.
+        expected: stage names allowed to drop that much (`expected_drop`).
+
+    Raises:
+        DropGuardError: naming the share and the most common quarantine errors.
+    """
+    records = reader.get("records", 0) - reader.get("skipped", 0)
+    quarantined = reader.get("quarantined", 0)
+    if records < DROP_GUARD_MIN_DOCS or quarantined < DROP_GUARD_FRACTION * records or "read" in expected:
+        return
+    top = "; ".join(f"{error} (x{n})" for error, n in quarantine_reasons(quarantine_dir).most_common(3))
+    raise DropGuardError(
+        f"stage 'read' quarantined {quarantined} of {records} records (>= 99%): {top}. The input is probably not "
+        f"what the config expects (see {quarantine_dir}); if it is expected, add 'read' to expected_drop."
+    )
+
+
 def check_invariants(summary: dict[str, Any], rows_in_data: int) -> None:
     """Check the accounting of a finished run.
 
     Args:
-        summary: the summary dict (records_read, quarantined, docs_in, docs_out, stages).
+        summary: the summary dict (records_read, quarantined, records_skipped, docs_in, docs_out, stages).
         rows_in_data: rows counted in the published `data/*.parquet`.
 
     Raises:
         InvariantError: listing every violated invariant.
     """
     problems = []
-    if summary["records_read"] != summary["docs_in"] + summary["quarantined"]:
+    skipped = sum(summary["records_skipped"].values())
+    if summary["records_read"] != summary["docs_in"] + summary["quarantined"] + skipped:
         problems.append(
             f"records_read {summary['records_read']} != docs_in {summary['docs_in']} + "
-            f"quarantined {summary['quarantined']}"
+            f"quarantined {summary['quarantined']} + records_skipped {skipped}"
         )
     stages = summary["stages"]
     previous = summary["docs_in"]
@@ -215,6 +318,9 @@ def check_invariants(summary: dict[str, Any], rows_in_data: int) -> None:
         problems.append(
             f"last stage docs_out {previous}, summary docs_out {summary['docs_out']}, rows in data/ {rows_in_data}"
         )
+    quality = summary.get("quality")
+    if quality and quality["selected"] != next(s["docs_out"] for s in stages if s["name"] == "quality"):
+        problems.append(f"quality: {quality['selected']} rows selected in quality/scores.parquet != stage docs_out")
     if problems:
         raise InvariantError("curate accounting does not add up:\n  " + "\n  ".join(problems))
 
@@ -241,26 +347,25 @@ def plan_tasks(files: list[InputFile], workers: int, task_mb: float, max_tasks: 
     return max(1, min(len(files), max_tasks, wanted))
 
 
-def make_run_id(cfg_hash: str, files: list[InputFile], tasks: int, limit: int | None) -> str:
-    """Identity of a run: config hash, input files and sizes, task count and limit.
+def make_run_id(cfg_hash: str, steps: list[StepWork]) -> str:
+    """Identity of a run: its config hash and the keys of its steps (which cover inputs, tasks and limit).
 
     Args:
         cfg_hash: config_hash of the config.
-        files: the discovered input files.
-        tasks: tasks per document-level stage.
-        limit: the --limit value.
+        steps: the planned steps.
 
     Returns:
         16 hex characters.
     """
-    return stable_hash({"config": cfg_hash, "files": [[f.url, f.size] for f in files], "tasks": tasks, "limit": limit})
+    return stable_hash({"config": cfg_hash, "steps": [step.key for step in steps]})
 
 
 class CurateStage(Stage):
     """One curate run over fixed inputs and config, as a `pipelines.common.stage.Stage`.
 
-    The constructor only stores its arguments; `plan()` discovers the input files and fixes the task count and
-    run id, `claim()` creates the work folder, `steps()` are the filter and dedup passes, `finish()` publishes.
+    The constructor only stores its arguments; `plan()` discovers the input files, checks the quality model and the
+    decontamination index and keys the steps, `claim()` creates the work folder, `steps()` are the passes (each
+    reused when an earlier run finished it), `finish()` publishes.
 
     Args:
         config: the curate config.
@@ -269,7 +374,9 @@ class CurateStage(Stage):
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents in total (split over the tasks); None reads all.
-        on_progress: called with a progress snapshot about once a second while a pass runs.
+        overwrite: write into a folder that is not a curate output, replacing files of curate's own kinds
+            (`pipelines.curate.output`); files of other kinds are never deleted.
+        on_progress: called with a progress snapshot about once a second while a step runs.
     """
 
     name = "curate"
@@ -282,6 +389,7 @@ class CurateStage(Stage):
         workers: int = 1,
         executor: ExecutorKind = "local",
         limit: int | None = None,
+        overwrite: bool = False,
         on_progress: ProgressCallback = ignore_progress,
     ):
         self.config = config
@@ -290,29 +398,54 @@ class CurateStage(Stage):
         self.workers = workers
         self.executor = executor
         self.limit = limit
+        self.output = CurateOutput(self.output_dir, overwrite)
         self.on_progress = on_progress
         self.config_hash = config_hash(config)
 
     def plan(self) -> None:
-        """Discover the input files, size the tasks and fix the run id (and with it the work folder)."""
+        """Discover the inputs, check the files the config names, size the tasks and key the steps (and the run)."""
         self.files = discover_inputs(self.inputs, exclude=[self.output_dir])
         self.tasks = plan_tasks(self.files, self.workers, self.config.run.task_mb, self.config.run.max_tasks)
-        self.run_id = make_run_id(self.config_hash, self.files, self.tasks, self.limit)
-        self.work_dir = self.output_dir / ".work" / self.run_id
-        sizes = [f.size or 0 for f in self.files]
-        self.watcher = CurateWatcher(self.on_progress, self.work_dir, sum(sizes), self.limit)
-        executors = executor_factory(
-            kind=self.executor,
-            workers=self.workers,
-            logs_root=self.work_dir / "logs",
-            slurm=self.config.run.slurm,
-            ray=self.config.run.ray,
-        )
-        self.make_executor = self.watcher.factory(executors, sizes)
+        quality = self.config.quality
+        self.model_card: ModelCard | None = check_model(quality.model_path()) if quality.enabled else None
+        self.index_path = self._check_index()
+        inputs = {"files": [[f.url, f.size] for f in self.files], "tasks": self.tasks, "limit": self.limit}
+        self.work = {step.name: step for step in plan_work(self.output_dir / ".work", inputs, self._step_settings())}
+        self.run_id = make_run_id(self.config_hash, list(self.work.values()))
+        self.status: dict[str, str] = {}
+        self.durations: dict[str, float] = {}
+        self.watcher = CurateWatcher(self.on_progress, sum(f.size or 0 for f in self.files), self.limit)
         self._started = time.monotonic()
 
+    def _check_index(self) -> Path | None:
+        """The decontamination index when the stage is on, checked before any document is read.
+
+        Raises:
+            DecontamIndexError: a missing or damaged index (a ValueError naming the file).
+        """
+        decontaminate = self.config.decontaminate
+        if not decontaminate.enabled:
+            return None
+        path = Path(decontaminate.index).expanduser().resolve()
+        load_index(path)
+        return path
+
+    def _step_settings(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each step's own settings (what its key hashes besides the previous key), in run order."""
+        cfg = self.config.model_dump(mode="json")
+        rejects = cfg["rejects"]  # every step that writes rejects/ depends on their settings
+        steps = [("filter", {key: cfg[key] for key in ("read", "extract", "filters", "rejects")})]
+        if self.model_card is not None:
+            cut = {key: cfg["quality"][key] for key in ("threshold", "keep_fraction", "score_only")}
+            steps += [("score", {"model_sha256": self.model_card.sha256}), ("select", cut | {"rejects": rejects})]
+        if self.index_path is not None:
+            screen = {"action": cfg["decontaminate"]["action"], "index_sha256": file_sha256(self.index_path)}
+            steps.append(("screen", screen | {"rejects": rejects}))
+        steps.append(("dedup", {"dedup": cfg["dedup"], "pii": cfg["pii"], "rejects": rejects}))
+        return steps
+
     def is_complete(self) -> bool:
-        """True when DIR/summary.json is this run's (same config, inputs, task count and limit)."""
+        """True when DIR/summary.json is this run's (same config, model, inputs, task count and limit)."""
         summary = read_json(self.output_dir / "summary.json")
         return isinstance(summary, dict) and summary.get("run_id") == self.run_id
 
@@ -321,91 +454,163 @@ class CurateStage(Stage):
         return read_json(self.output_dir / "summary.json")
 
     def claim(self) -> None:
-        """Create this run's work folder and record what it is (`job.json`)."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.work_dir / "job.json", self._job_record())
+        """Take the output folder (`CurateOutput.claim`), create the work folder and record this run's plan.
+
+        Raises:
+            OutputFolderError: the output is a file, unwritable, holds an input, or holds files curate did not
+                write (see `pipelines.curate.output`).
+        """
+        self.output.claim(self.files)
+        (self.output_dir / ".work").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.output_dir / ".work" / "job.json", self._job_record())
 
     def steps(self) -> list[Step]:
-        """The coarse passes in order, each resumable: `[("filter", ...), ("dedup", ...)]`."""
-        return [("filter", self.run_filter), ("dedup", self.run_dedup)]
+        """The passes in order, each resumable and skipped when finished: filter, [score, select,] [screen,] dedup."""
+        runners = {
+            "filter": self.run_filter,
+            "score": self.run_score,
+            "select": self.run_select,
+            "screen": self.run_screen,
+            "dedup": self.run_dedup,
+        }
+        return [(name, functools.partial(self._run_step, work, runners[name])) for name, work in self.work.items()]
 
-    @property
-    def _out(self) -> Path:
-        return self.work_dir / "out"
+    def _run_step(self, work: StepWork, run: Callable[[StepWork], dict[str, Any]]) -> None:
+        """Run one step unless its work is finished (then it is reused), and apply the drop guard to its stages."""
+        started = time.monotonic()
+        done = work.finished()
+        if done is None:
+            work.start()
+            with self.watcher.step(work.name):
+                done = work.finish(run(work))
+            self.status[work.name] = "ran"
+        else:
+            self.status[work.name] = "reused"
+        self.watcher.step_finished(done.get("stages", []))
+        self.durations[work.name] = round(time.monotonic() - started, 3)
+        check_drop_guard([StageStats.from_dict(s) for s in done.get("stages", [])], self.config.expected_drop)
 
-    def run_filter(self) -> None:
-        """Stage 1: read, extract and filter every input file into JSONL in the work folder."""
-        filters = build_filter_steps(self.config.filters, self._rejects_writer)
+    def run_filter(self, work: StepWork) -> dict[str, Any]:
+        """Read, extract and filter every input file into JSONL; return the reader's counts and the stages'."""
+        rejects = functools.partial(self._rejects_writer, work, False)
+        filters = build_filter_steps(self.config.filters, rejects)
         names = [name for name, _ in filters]
         if unknown := set(names) - set(FILTER_STAGES):
             raise RuntimeError(f"pipelines.curate.filters returned unknown stages {sorted(unknown)}")
-        write_json_atomic(self.work_dir / "filter_stages.json", [*READ_STAGES, *names])
-        self.watcher.filter_names = [*READ_STAGES, *names]
         pipeline = [
             SourceReader(
                 self.files,
-                str(self._out / "quarantine"),
+                str(work.dir / "quarantine"),
                 text_key=self.config.read.text_key,
                 id_key=self.config.read.id_key,
                 limit=self.limit,
+                max_record_bytes=int(self.config.read.max_record_mb * 2**20),
             ),
             HtmlExtractor(
+                make_engine(self.config.extract),
                 timeout=self.config.extract.timeout_s,
-                favour_precision=self.config.extract.favour_precision,
-                deduplicate=self.config.extract.deduplicate,
-                exclusion_writer=self._rejects_writer("extract"),
+                exclusion_writer=rejects("extract"),
             ),
             *[step for _, step in filters],
-            JsonlWriter(str(self.work_dir / "filtered")),
+            JsonlWriter(str(work.dir / DOCS)),
         ]
-        (self.work_dir / "filtered").mkdir(exist_ok=True)  # exists even when no document survives
-        with self.watcher.step("filter"):
-            self._run_executor(pipeline, "filter")
-        check_drop_guard(self.filter_stats()[1], self.config.expected_drop)
+        (work.dir / DOCS).mkdir(exist_ok=True)  # exists even when no document survives
+        enabled = [*READ_STAGES, *names]
+        self.watcher.filter_names = enabled
+        counts = self._run_executor(work, pipeline, "filter")
+        by_name = {name: stage_from_counts(name, c) for name, c in zip(enabled, counts[: len(enabled)], strict=True)}
+        stages = self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
+        check_quarantine_guard(counts[0], work.dir / "quarantine", self.config.expected_drop)
+        return {"reader": counts[0], "enabled": enabled, "stages": [s.to_dict() for s in stages]}
 
-    def run_dedup(self) -> None:
-        """Stage 2: exact and MinHash dedup; the survivors are written to `data/` as Parquet."""
-        data_writer = ParquetWriter(str(self._out / "data"), adapter=data_row, schema=DATA_SCHEMA)
-        filtered = self.filter_stats()[1]
-        self.watcher.filter_rows = [s.to_dict() for s in filtered]
-        self.watcher.dedup_docs = filtered[-1].docs_out
-        with self.watcher.step("dedup"):
-            stats = run_dedup(
-                self.work_dir / "filtered",
-                self.work_dir / "dedup",
-                self.config.dedup,
-                final_steps=[data_writer],
-                make_executor=self.make_executor,
-                tasks=self.tasks,
-                exclusion_writer=self._rejects_writer,
-            )
-        write_json_atomic(self.work_dir / "dedup_stats.json", [s.to_dict() for s in stats])
-        check_drop_guard(stats, self.config.expected_drop)
+    def run_score(self, work: StepWork) -> dict[str, Any]:
+        """Score every filtered document with the quality model; keep `(id, quality_score, tokens)` per task."""
+        source, scores = self.work["filter"].dir / DOCS, work.dir / "scores"
+        scores.mkdir(exist_ok=True)
+        if not has_documents(source):
+            return {"scored": 0}
+        # One file per task, `<rank>.parquet` (no size rotation), where the select pass's task looks for it.
+        writer = ParquetWriter(str(scores), adapter=score_row, schema=SCORES_SCHEMA, max_file_size=-1)
+        counts = self._run_executor(
+            work, [docs_reader(source), QualityScorer(str(self.model_card.path)), writer], "score"
+        )
+        return {"scored": counts[1].get("scored", 0)}
 
-    def filter_stats(self) -> tuple[dict[str, int], list[StageStats]]:
-        """Merged counts of stage 1: the reader's record counts and StageStats for read..fineweb_quality."""
-        steps = merge_task_stats(self.work_dir / "logs" / "filter")
-        if not steps:
-            raise RuntimeError(f"no finished filter tasks in {self.work_dir}; run the filter stage first")
-        names = json.loads((self.work_dir / "filter_stages.json").read_text())
-        by_name = {
-            name: stage_from_counts(name, step["counts"])
-            for name, step in zip(names, steps[: len(names)], strict=True)
-        }
-        return steps[0]["counts"], self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
+    def run_select(self, work: StepWork) -> dict[str, Any]:
+        """Cut the scored documents by threshold or keep_fraction; write `quality/scores.parquet` with the verdicts."""
+        source, score_dir = self.work["filter"].dir / DOCS, self.work["score"].dir / "scores"
+        scores = read_scores(score_dir)
+        cutoff = choose_cutoff(self.config.quality, scores)
+        (work.dir / DOCS).mkdir(exist_ok=True)
+        stage = passthrough("quality", 0)
+        if has_documents(source):
+            selector = QualitySelector(str(score_dir), cutoff, self._rejects_writer(work, True, "quality"))
+            pipeline = [docs_reader(source), selector, JsonlWriter(str(work.dir / DOCS))]
+            stage = stage_from_counts("quality", self._run_executor(work, pipeline, "select")[1])
+        verdicts = scores.with_columns(selected=cutoff.expression()).sort(["id", QUALITY_SCORE])
+        (work.dir / "quality").mkdir(exist_ok=True)
+        with atomic_write(work.dir / "quality" / "scores.parquet") as f:
+            verdicts.write_parquet(f)
+        selected = int(verdicts["selected"].sum())
+        cut = {"cutoff": cutoff.score, "cutoff_id": cutoff.last_id, "scored": scores.height, "selected": selected}
+        return {"stages": [stage.to_dict()], "quality": cut}
+
+    def run_screen(self, work: StepWork) -> dict[str, Any]:
+        """Drop (or flag) documents that share an n-gram with an eval set of the decontamination index."""
+        source = self._documents_before("screen")
+        action = self.config.decontaminate.action
+        ngram_dir = work.dir / "ngrams"
+        (work.dir / DOCS).mkdir(exist_ok=True)
+        if not has_documents(source):
+            return {"stages": [passthrough("decontaminate", 0).to_dict()]}
+        writer = self._rejects_writer(work, self.model_card is not None, "decontaminate")
+        screen = Decontaminator(self.index_path, action, ngram_dir, exclusion_writer=writer)
+        counts = self._run_executor(work, [docs_reader(source), screen, JsonlWriter(str(work.dir / DOCS))], "screen")
+        stage = decontam_stage_stats(counts[1], action, str(self.index_path), ngram_dir)
+        return {"stages": [stage.to_dict()]}
+
+    def run_dedup(self, work: StepWork) -> dict[str, Any]:
+        """Exact and MinHash dedup, then PII anonymisation; the survivors are written to the step's `data/`."""
+        scored = self.model_card is not None
+        data_writer = ParquetWriter(
+            str(work.dir / "data"),
+            adapter=scored_data_row if scored else data_row,
+            schema=SCORED_DATA_SCHEMA if scored else DATA_SCHEMA,
+        )
+        pii = [PiiStep(self.config.pii)] if self.config.pii.enabled else []
+        result = run_dedup(
+            self._documents_before("dedup"),
+            work.dir / "dedup",
+            self.config.dedup,
+            final_steps=[*pii, data_writer],
+            make_executor=self._executor_factory(work),
+            tasks=self.tasks,
+            exclusion_writer=functools.partial(self._rejects_writer, work, scored),
+        )
+        docs_out = result.stages[-1].docs_out
+        if pii:
+            pii_stats = pii_stage_stats(result.final_counts[0] if result.final_counts else None, docs_out)
+        else:
+            pii_stats = passthrough("pii", docs_out)
+        return {"stages": [s.to_dict() for s in [*result.stages, pii_stats]]}
+
+    def _documents_before(self, step: str) -> Path:
+        """The documents a step reads: those the step before it in this run left."""
+        names = list(self.work)
+        return self.work[names[names.index(step) - 1]].dir / DOCS
 
     def finish(self) -> dict[str, Any]:
-        """Check the accounting, publish data/, rejects/, quarantine/ and write summary.json (last, atomically).
+        """Check the accounting, publish data/, rejects/, quarantine/, quality/ and write summary.json (last).
 
         Returns:
             The summary dict.
         """
-        reader, stages = self.filter_stats()
-        dedup_file = self.work_dir / "dedup_stats.json"
-        if not dedup_file.exists():
-            raise RuntimeError(f"dedup has not finished for run {self.run_id}; run the dedup stage first")
-        by_name = {s["name"]: StageStats(**s) for s in json.loads(dedup_file.read_text())}
-        stages += self._complete(by_name, DEDUP_STAGES, stages[-1].docs_out)
+        done = {name: work.finished() for name, work in self.work.items()}
+        if unfinished := [name for name, record in done.items() if record is None]:
+            raise RuntimeError(f"curate steps {unfinished} have not finished for run {self.run_id}; run them first")
+        stages = self._stages(done)
+        reader = done["filter"]["reader"]
+        check_quarantine_guard(reader, self.work["filter"].dir / "quarantine", self.config.expected_drop)
         check_drop_guard(stages, self.config.expected_drop)
         duration = time.monotonic() - self._started
         docs_in = stages[0].docs_in
@@ -416,9 +621,16 @@ class CurateStage(Stage):
             "input_files": len(self.files),
             "records_read": reader.get("records", 0),
             "quarantined": reader.get("quarantined", 0),
+            "records_skipped": {
+                key.removeprefix("skipped_"): n
+                for key, n in sorted(reader.items())
+                if key.startswith("skipped_") and n
+            },
             "docs_in": docs_in,
             "docs_out": stages[-1].docs_out,
-            "stages": [s.to_dict() for s in stages],
+            "stages": [s.to_dict() | {"status": self._stage_status(s.name, done)} for s in stages],
+            "steps": [self._step_entry(work) for work in self.work.values()],
+            "quality": self._quality_summary(done),
             "duration_s": round(duration, 3),
             "docs_per_s": round(docs_in / duration, 3) if duration > 0 else 0.0,
             "tasks": self.tasks,
@@ -426,17 +638,58 @@ class CurateStage(Stage):
             "executor": self.executor,
             "limit": self.limit,
         }
-        check_invariants(summary, parquet_rows(self._out / "data"))
-        self._publish()
+        check_invariants(summary, parquet_rows(self.work["dedup"].dir / "data"))
+        self.watcher.finished(summary["stages"], docs_in)
+        (self.output_dir / "summary.json").unlink(missing_ok=True)  # the folder is unfinished until it is back
+        self.output.publish(self._published())
         write_json_atomic(self.output_dir / "summary.json", summary)
-        self._remove_superseded_runs()
+        remove_unused(self.output_dir / ".work", list(self.work.values()))
         return summary
 
-    def _remove_superseded_runs(self) -> None:
-        """Delete the work state of earlier runs (other configs or inputs) now that this run is published."""
-        for other in (self.output_dir / ".work").iterdir():
-            if other.name != self.run_id:
-                shutil.rmtree(other, ignore_errors=True)
+    def _stages(self, done: dict[str, dict[str, Any]]) -> list[StageStats]:
+        """Every stage's counts in STAGES order; a stage no step counted (quality off) passes everything on."""
+        by_name = {s["name"]: StageStats.from_dict(s) for record in done.values() for s in record.get("stages", [])}
+        return self._complete(by_name, STAGES, by_name["read"].docs_in)
+
+    def _stage_status(self, name: str, done: dict[str, dict[str, Any]]) -> str:
+        """`off` for a disabled stage, `reused` when every step doing its work was reused, else `ran`."""
+        enabled = set(done["filter"]["enabled"])
+        if self.model_card is not None:
+            enabled.update(QUALITY_STAGES)
+        if self.index_path is not None:
+            enabled.update(SCREEN_STAGES)
+        if self.config.pii.enabled:
+            enabled.update(OUTPUT_STAGES)
+        if self.config.dedup.exact:
+            enabled.add("exact_dedup")
+        if self.config.dedup.minhash:
+            enabled.add("minhash_dedup")
+        if name not in enabled:
+            return "off"
+        steps = [step for step, names in STEP_STAGES.items() if name in names and step in self.work]
+        return "reused" if all(self.status.get(step, "reused") == "reused" for step in steps) else "ran"
+
+    def _step_entry(self, work: StepWork) -> dict[str, Any]:
+        """A step's line in summary.json: name, key, whether it ran or was reused, and this run's seconds on it."""
+        status = self.status.get(work.name, "reused")
+        return {"name": work.name, "key": work.key, "status": status, "duration_s": self.durations.get(work.name, 0.0)}
+
+    def _quality_summary(self, done: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """The quality stage's model, settings and cut (None when the stage is off)."""
+        if self.model_card is None:
+            return None
+        quality = self.config.quality
+        return {
+            "model": str(self.model_card.path),
+            "model_sha256": self.model_card.sha256,
+            "score": self.model_card.score,
+            "labels": list(self.model_card.labels),
+            "positive_label": self.model_card.positive_label,
+            "threshold": quality.threshold,
+            "keep_fraction": quality.keep_fraction,
+            "score_only": quality.score_only,
+            **done["select"]["quality"],
+        }
 
     @staticmethod
     def _complete(by_name: dict[str, StageStats], names: tuple[str, ...], docs_in: int) -> list[StageStats]:
@@ -447,17 +700,30 @@ class CurateStage(Stage):
             docs_in = stages[-1].docs_out
         return stages
 
-    def _run_executor(self, pipeline: list, name: str) -> None:
-        executor = self.make_executor(pipeline, name, self.tasks)
+    def _executor_factory(self, work: StepWork) -> Callable:
+        """The step's executor factory, with a progress probe after every reader (`CurateWatcher.factory`)."""
+        executors = executor_factory(
+            kind=self.executor,
+            workers=self.workers,
+            logs_root=work.dir / "logs",
+            slurm=self.config.run.slurm,
+            ray=self.config.run.ray,
+        )
+        return self.watcher.factory(executors, [f.size or 0 for f in self.files], work.dir / "progress")
+
+    def _run_executor(self, work: StepWork, pipeline: list, name: str) -> list[dict[str, int]]:
+        """Run one datatrove pipeline of a step over all tasks; return its per-step counters summed over tasks."""
+        executor = self._executor_factory(work)(pipeline, name, self.tasks)
         executor.run()
         if incomplete := executor.get_incomplete_ranks():
-            raise RuntimeError(f"curate stage {name!r} left tasks {incomplete} unfinished (logs in {self.work_dir})")
+            raise RuntimeError(f"curate step {name!r} left tasks {incomplete} unfinished (logs in {work.dir})")
+        return [step["counts"] for step in merge_task_stats(work.dir / "logs" / name)]
 
-    def _rejects_writer(self, stage: str) -> RejectsWriter | None:
+    def _rejects_writer(self, work: StepWork, scored: bool, stage: str) -> RejectsWriter | None:
         rejects = self.config.rejects
         if not rejects.enabled:
             return None
-        return RejectsWriter(str(self._out / "rejects" / stage), stage, rejects.sample_per_reason)
+        return RejectsWriter(str(work.dir / "rejects" / stage), stage, rejects.sample_per_reason, scored)
 
     def _job_record(self) -> dict[str, Any]:
         return {
@@ -468,21 +734,20 @@ class CurateStage(Stage):
             "files": [[f.url, f.format, f.size] for f in self.files],
             "tasks": self.tasks,
             "limit": self.limit,
+            "steps": [{"name": work.name, "key": work.key} for work in self.work.values()],
         }
 
-    def _publish(self) -> None:
-        """Replace DIR/{data,rejects,quarantine} by this run's (hard links where possible), summary.json first out."""
-        (self.output_dir / "summary.json").unlink(missing_ok=True)
-        for name in OUTPUT_DIRS:
-            source, target = self._out / name, self.output_dir / name
-            staging = self.output_dir / f".{name}.publishing"
-            shutil.rmtree(staging, ignore_errors=True)
-            if source.exists():
-                shutil.copytree(source, staging, copy_function=link_or_copy)
-            else:
-                staging.mkdir(parents=True)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
+    def _published(self) -> dict[str, list[Path]]:
+        """Where each published folder comes from: the steps' folders (quality/ only when the stage is on)."""
+        works = list(self.work.values())
+        sources = {
+            "data": [self.work["dedup"].dir / "data"],
+            "rejects": [work.dir / "rejects" for work in works],
+            "quarantine": [self.work["filter"].dir / "quarantine"],
+        }
+        if "select" in self.work:
+            sources["quality"] = [self.work["select"].dir / "quality"]
+        return sources
 
 
 def run_curate(
@@ -492,6 +757,7 @@ def run_curate(
     workers: int = 1,
     executor: ExecutorKind = "local",
     limit: int | None = None,
+    overwrite: bool = False,
     on_progress: ProgressCallback = ignore_progress,
 ) -> dict[str, Any]:
     """Run (or resume, or reuse the finished output of) a curate run: the whole of `fineforge curate`.
@@ -499,16 +765,24 @@ def run_curate(
     Args:
         config: the curate config.
         inputs: paths, folders or fsspec URLs.
-        output_dir: output folder (data/, rejects/, quarantine/, summary.json).
+        output_dir: output folder (data/, rejects/, quarantine/, quality/, summary.json).
         workers: tasks run at the same time.
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents (None: all).
-        on_progress: called with progress snapshots while the passes run.
+        overwrite: write into a folder that is not a curate output (files of curate's own kinds are replaced).
+        on_progress: called with progress snapshots while the steps run.
 
     Returns:
         The summary dict (also written as output_dir/summary.json).
     """
     stage = CurateStage(
-        config, inputs, output_dir, workers=workers, executor=executor, limit=limit, on_progress=on_progress
+        config,
+        inputs,
+        output_dir,
+        workers=workers,
+        executor=executor,
+        limit=limit,
+        overwrite=overwrite,
+        on_progress=on_progress,
     )
     return run_stage(stage).result

@@ -3,7 +3,7 @@
 datatrove writes a task's stats only when the task ends, and a small run has a single task, so completion
 markers alone say nothing until the end. Instead a `ProgressProbe` rides in every pipeline that starts with a
 reader, right after it: a pass-through generator that counts the documents it hands on and, at most once a
-second, writes the counters of every step of its pipeline to `<work>/progress/<phase>/<rank>.json` (the steps
+second, writes the counters of every step of its pipeline to `<step work>/progress/<phase>/<rank>.json` (the steps
 are the same objects in the task's process: pickling keeps the references of one pipeline list). It is a plain
 callable, not a `PipelineStep`, so it adds no entry to datatrove's stats and costs one clock read per document:
 3.7 M documents/s per core through the probe alone (`python -m benchmarks.curate`), about 0.3 us per document
@@ -13,7 +13,9 @@ that every Ray node or Slurm task already shares.
 `CurateWatcher` polls those files (and the per-task stats of finished tasks) once a second from a thread of the
 calling process and turns them into `pipelines.common.progress.Progress` snapshots: documents per stage so far,
 documents/s, and an ETA where the input size tells (with `--limit`, the limit; otherwise from the bytes of input
-files that tasks have finished, once each task has finished one; in dedup, the documents that entered it).
+files that tasks have finished, once each task has finished one; in the later steps (score, select, screen,
+dedup), the documents that entered the step or phase). When the run is published, `finished` reports 100% with
+summary.json's counts of every stage, so the terminal and the `curate-counts-<dataset>` artifact end at them.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from datatrove.pipeline.readers.base import BaseReader
 from pipelines.common.files import read_json, write_json_atomic
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, overall_fraction
 from pipelines.curate.read import SourceReader
-from pipelines.curate.stats import StageStats, load_task_stats, stage_from_counts
+from pipelines.curate.stats import load_task_stats, stage_from_counts
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +54,25 @@ DEDUP_PHASES = (
     "minhash_filter",
     "dedup_output",
 )
-PHASE_STAGE = {"exact_filter": "exact_dedup", "minhash_filter": "minhash_dedup"}
-# Share of a curate run's time per step: the filter pass took 81% and 70% of the wall time of one-worker runs on
-# 10k and 100k documents (`python -m benchmarks.curate --e2e 10000 100000`, "filter %"), dedup the rest.
-STEP_WEIGHTS = {"filter": 0.75, "dedup": 0.25}
+# The phases that drop documents (in the step right after their reader), and the stage whose row they fill.
+PHASE_STAGE = {
+    "select": "quality",
+    "screen": "decontaminate",
+    "exact_filter": "exact_dedup",
+    "minhash_filter": "minhash_dedup",
+}
+# Share of a curate run's time per step, in step order: the filter pass took 81% and 70% of the wall time of
+# one-worker runs on 10k and 100k documents (`python -m benchmarks.curate --e2e 10000 100000`, "filter %"), dedup
+# the rest. The optional quality and decontamination steps were not measured: weightless, so the overall fraction
+# waits at the filter's share while they run (their own documents/s and ETA still show).
+STEP_WEIGHTS = {"filter": 0.75, "score": 0.0, "select": 0.0, "screen": 0.0, "dedup": 0.25}
 MakeExecutor = Callable[[list, str, int], PipelineExecutor]
+ROW_KEYS = ("name", "docs_in", "docs_out", "dropped")  # a stage's row in the progress table
+
+
+def stage_row(stage: dict[str, Any]) -> dict[str, Any]:
+    """A summary.json stage as a progress-table row: its counts, without the details some stages add."""
+    return {key: stage[key] for key in ROW_KEYS}
 
 
 class ProgressProbe:
@@ -193,14 +209,19 @@ class _Phase:
         steps = self._final.get(rank) or (probe or {}).get("steps")
         return probe, steps
 
-    def counts(self) -> tuple[int, int]:
-        """(documents read, documents dropped) by the phase's tasks so far."""
-        docs = dropped = 0
+    def docs_read(self) -> int:
+        """Documents read by the phase's tasks so far."""
+        return sum((self.task_counts(rank)[0] or {}).get("docs", 0) for rank in range(self.tasks))
+
+    def step_counts(self, index: int) -> dict[str, int]:
+        """The counters of the pipeline's `index`-th step (the reader is 0), summed over the tasks so far."""
+        merged: dict[str, int] = {}
         for rank in range(self.tasks):
-            probe, steps = self.task_counts(rank)
-            docs += (probe or {}).get("docs", 0)
-            dropped += sum(step["counts"].get("dropped", 0) for step in steps or [])
-        return docs, dropped
+            _, steps = self.task_counts(rank)
+            if steps and len(steps) > index:
+                for key, value in steps[index]["counts"].items():
+                    merged[key] = merged.get(key, 0) + value
+        return merged
 
     def tasks_done(self) -> int:
         """Tasks with a completion marker."""
@@ -212,49 +233,58 @@ class CurateWatcher:
 
     Args:
         on_progress: the callback.
-        work_dir: the run's work folder (probe files go to `work_dir/progress/<phase>/`).
         total_bytes: bytes of all input files (0 when unknown).
         limit: the run's `--limit` (then the document total is known).
 
     Attributes:
         filter_names: stage names of the filter pass's steps in pipeline order (read, extract, the filters); set
             by the caller before the filter step.
-        dedup_docs: documents entering dedup; set by the caller before the dedup step.
+        docs_entering: documents entering the running step or phase (after the filter step).
     """
 
-    def __init__(self, on_progress: ProgressCallback, work_dir: Path, total_bytes: int, limit: int | None):
+    def __init__(self, on_progress: ProgressCallback, total_bytes: int, limit: int | None):
         self.on_progress = on_progress
-        self.work_dir = work_dir
         self.total_bytes = total_bytes
         self.limit = limit
         self.filter_names: list[str] = []
-        self.filter_rows: list[dict[str, Any]] = []
-        self._dedup_rows: dict[str, dict[str, Any]] = {}
-        self.dedup_docs: int | None = None
+        self._finished_rows: list[dict[str, Any]] = []  # stage rows of the steps that have finished
+        self._step_rows: dict[str, dict[str, Any]] = {}  # stage rows so far of the running step
+        self.docs_entering: int | None = None
         self._phase: _Phase | None = None
         self._clock = StepClock()
         self._lock = threading.Lock()
         self._warned = False
 
-    @property
-    def progress_root(self) -> Path:
-        """Parent of the per-phase probe folders."""
-        return self.work_dir / "progress"
+    def factory(self, make_executor: MakeExecutor, file_sizes: list[int], progress_root: Path) -> MakeExecutor:
+        """Wrap `make_executor`: probes in reader pipelines, and each new executor becomes the watched phase.
 
-    def factory(self, make_executor: MakeExecutor, file_sizes: list[int]) -> MakeExecutor:
-        """Wrap `make_executor`: probes in reader pipelines, and each new executor becomes the watched phase."""
-        probed = with_probes(make_executor, self.progress_root, file_sizes)
+        Args:
+            make_executor: `(pipeline, name, tasks) -> executor` of one step.
+            file_sizes: sizes of the curate input files.
+            progress_root: the step's probe folder (`<progress_root>/<phase>/<rank>.json`).
+
+        Returns:
+            The wrapped factory.
+        """
+        probed = with_probes(make_executor, progress_root, file_sizes)
 
         def factory(pipeline: list, name: str, tasks: int) -> PipelineExecutor:
             executor = probed(pipeline, name, tasks)
             with self._lock:
                 if self._phase is not None and self._phase.name in PHASE_STAGE:
-                    self.dedup_docs = self._dedup_row(self._phase)["docs_out"]  # what the next phases read
-                logging_dir, probes = Path(executor.logging_dir.path), self.progress_root / name
+                    self.docs_entering = self._phase_row(self._phase)["docs_out"]  # what the next phases read
+                logging_dir, probes = Path(executor.logging_dir.path), progress_root / name
                 self._phase = _Phase(name, tasks, logging_dir, probes, reads_documents(pipeline))
             return executor
 
         return factory
+
+    def step_finished(self, stages: list[dict[str, Any]]) -> None:
+        """Record a finished (or reused) step's stage rows; its last stage's output enters the next step."""
+        self._finished_rows = [*self._finished_rows, *map(stage_row, stages)]
+        self._step_rows = {}
+        if stages:
+            self.docs_entering = stages[-1]["docs_out"]
 
     @contextlib.contextmanager
     def step(self, step: str) -> Iterator[None]:
@@ -274,6 +304,30 @@ class CurateWatcher:
             stop.set()
             thread.join()
             self._safe_report(step, final=True)
+
+    def finished(self, stages: list[dict[str, Any]], docs_in: int) -> Progress:
+        """Report the end of the run: 100%, with every stage's final counts (summary.json's) as the rows.
+
+        Args:
+            stages: summary.json's `stages`.
+            docs_in: documents that entered the run.
+
+        Returns:
+            The snapshot handed to the callback.
+        """
+        progress = Progress(
+            stage="curate",
+            step="done",
+            done=docs_in,
+            total=docs_in,
+            unit="docs",
+            elapsed_s=self._clock.elapsed("done"),
+            overall=1.0,
+            detail=f"{stages[-1]['docs_out']:,} kept" if stages else "",
+            rows=[stage_row(stage) for stage in stages],
+        )
+        self.on_progress(progress)
+        return progress
 
     def _poll(self, step: str, stop: threading.Event) -> None:
         while not stop.wait(POLL_INTERVAL_S):
@@ -303,7 +357,7 @@ class CurateWatcher:
         if step == "filter":
             progress = self._filter_progress(phase, final)
         else:
-            progress = self._dedup_progress(phase, final)
+            progress = self._later_progress(step, phase, final)
         self.on_progress(progress)
         return progress
 
@@ -321,7 +375,6 @@ class CurateWatcher:
                 for key, value in step["counts"].items():
                     counts[key] = counts.get(key, 0) + value
         rows = [stage_from_counts(name, merged[name]).to_dict() for name in self.filter_names if name in merged]
-        self.filter_rows = rows
         total = self._filter_total(docs, docs_in_done, bytes_done)
         fraction = 1.0 if final else (docs / total if total else 0.0)
         elapsed = self._clock.elapsed("filter")
@@ -346,34 +399,35 @@ class CurateWatcher:
             return None
         return max(docs, docs_in_done * self.total_bytes / bytes_done)
 
-    def _dedup_row(self, phase: _Phase) -> dict[str, Any]:
-        """Record and return the counts so far of the dedup stage that `phase` filters for."""
-        docs, dropped = phase.counts()
+    def _phase_row(self, phase: _Phase) -> dict[str, Any]:
+        """Record and return the counts so far of the stage that `phase` drops for (see PHASE_STAGE)."""
         stage = PHASE_STAGE[phase.name]
-        row = StageStats(stage, docs, docs - dropped, {stage: dropped} if dropped else {}).to_dict()
-        self._dedup_rows[stage] = row
+        row = stage_from_counts(stage, phase.step_counts(1)).to_dict()
+        self._step_rows[stage] = row
         return row
 
-    def _dedup_progress(self, phase: _Phase, final: bool) -> Progress:
+    def _later_progress(self, step: str, phase: _Phase, final: bool) -> Progress:
+        """A snapshot of score, select, screen or dedup: documents (or tasks) of the running phase."""
         if phase.name in PHASE_STAGE:
-            docs = self._dedup_row(phase)["docs_in"]
+            docs = self._phase_row(phase)["docs_in"]
         else:
-            docs = phase.counts()[0]
-        rows = [*self.filter_rows, *self._dedup_rows.values()]
+            docs = phase.docs_read()
+        rows = [*self._finished_rows, *self._step_rows.values()]
         reads = phase.reads
         done = docs if reads else phase.tasks_done()
-        total = (self.dedup_docs if reads else phase.tasks) or None
-        index = DEDUP_PHASES.index(phase.name) if phase.name in DEDUP_PHASES else 0
+        total = (self.docs_entering if reads else phase.tasks) or None
+        phases = DEDUP_PHASES if step == "dedup" else (phase.name,)
+        index = phases.index(phase.name) if phase.name in phases else 0
         within = 1.0 if final else (done / total if total else 0.0)
-        fraction = 1.0 if final else (index + within) / len(DEDUP_PHASES)
+        fraction = 1.0 if final else (index + within) / len(phases)
         return Progress(
             stage="curate",
-            step="dedup",
+            step=step,
             done=done,
             total=total,
             unit="docs" if reads else "tasks",
-            elapsed_s=self._clock.elapsed(f"dedup:{phase.name}"),
-            overall=overall_fraction(STEP_WEIGHTS, "dedup", fraction),
+            elapsed_s=self._clock.elapsed(f"{step}:{phase.name}"),
+            overall=overall_fraction(STEP_WEIGHTS, step, fraction),
             detail=phase.name,
             rows=rows,
             baseline=phase.baseline(),

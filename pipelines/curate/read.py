@@ -1,4 +1,4 @@
-"""The `read` stage: every record of every input file is a document, a counted skip or a quarantined error.
+"""The `read` stage: every record of every input file is a document, a record that is not one, or quarantined.
 
 Input files come from `pipelines.common.inputs` (paths, folders, globs, fsspec URLs; formats detected by name
 or content, compression by magic bytes); task `rank` reads `files[rank::world_size]`.
@@ -7,19 +7,26 @@ Why not datatrove's own readers: `WarcReader` returns nothing, and counts nothin
 `WARC-Identified-Payload-Type` header is absent and whose bytes libmagic does not call `text/html` (63 of the
 435 responses of the shared htmldate WARC would vanish that way), and `JsonlReader` only logs a warning for a
 broken line. Here the HTTP `Content-Type` of a response is the first signal (then the payload-type header, then
-libmagic), every record that does not become a document is counted under a reason (`warc_request`,
-`warc_non_html`, `empty_text`, ...), and unreadable records (truncated gzip, broken JSON, invalid UTF-8, a
-missing text field, an empty file, a malformed WARC record) go to `quarantine/<rank>.jsonl` with the file, the
-line or byte offset, the error and a snippet. Good records before and after a bad one still come through.
+libmagic). WARC records are framed by `pipelines.curate.warc`, which resynchronises after a damaged record instead
+of losing the rest of the file, and decoded as browsers decode them (`pipelines.curate.encoding`).
 
-Accounting (per task, summed by the curate summary): `records` = `quarantined` + `total`;
-`total` = `forwarded` + `dropped`; `dropped` = sum of `dropped_<reason>`.
+Every record ends up in exactly one place:
+- a document, passed on;
+- a document dropped at read under a reason (`warc_non_html`, `empty_payload`, `empty_text`);
+- not a document at all (`NotDocument`: WARC `request`, `metadata`, `warcinfo`, `revisit` records), counted by
+  record type as `skipped_<type>` and kept out of the document funnel (`records_skipped` in `summary.json`);
+- unreadable (truncated gzip, damaged WARC bytes, broken JSON, invalid UTF-8, a missing text field, an empty file,
+  a record over `read.max_record_mb`): `quarantine/<rank>.jsonl` gets the file, the line or byte offset (and the
+  end of a damaged byte range), the error and a snippet. Good records before and after a bad one still come
+  through.
+
+Accounting (per task, summed by the curate summary): `records` = `quarantined` + `skipped` + `total`;
+`skipped` = sum of `skipped_<type>`; `total` = `forwarded` + `dropped`; `dropped` = sum of `dropped_<reason>`.
 """
 
 from __future__ import annotations
 
-import codecs
-import gzip
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -32,11 +39,14 @@ from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
 from pipelines.common.inputs import STREAM_ERRORS, InputFile, compression_of, decompressed
+from pipelines.curate.encoding import decode_html
+from pipelines.curate.warc import Damaged, WarcFramer, parse_record
 
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
+_DOCUMENT_RECORDS = ("response", "resource", "conversion")  # other WARC record types are never documents
+_ARC_START = b"filedesc://"
+DEFAULT_MAX_RECORD_BYTES = 16 * 2**20  # `read.max_record_mb` in pipelines.curate.config says why
 _SNIPPET_CHARS = 200
-_MAX_REPLACED_FRACTION = 0.01  # above 1% replaced characters the page is not text we can trust
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _CANONICAL = (
     re.compile(r"""<link[^>]+rel=["']canonical["'][^>]*href=["']([^"']+)["']""", re.IGNORECASE),
     re.compile(r"""<meta[^>]+property=["']og:url["'][^>]*content=["']([^"']+)["']""", re.IGNORECASE),
@@ -45,27 +55,44 @@ _CANONICAL = (
 
 @dataclass(frozen=True)
 class Skip:
-    """A record that is readable but not a document (a WARC request, an image, an empty text)."""
+    """A document dropped at read, with its reason (`warc_non_html`: an image, `empty_text`, ...)."""
 
     reason: str
 
 
 @dataclass(frozen=True)
+class NotDocument:
+    """A record that is not meant to be a document: a WARC `request`, `metadata`, `warcinfo` or `revisit` record.
+
+    Counted as `records_skipped` by record type in `summary.json`, outside the document funnel.
+    """
+
+    record_type: str
+
+
+@dataclass(frozen=True)
 class Bad:
-    """An unreadable record, bound for quarantine. `line` is 1-based (JSONL/Parquet); `offset` is bytes."""
+    """An unreadable record, bound for quarantine.
+
+    `line` is 1-based (JSONL/Parquet); `offset` is bytes, and `end` ends a damaged byte range (None: not a range,
+    or up to the end of the file).
+    """
 
     error: str
     line: int | None = None
     offset: int | None = None
     snippet: str = ""
+    end: int | None = None
 
     def to_dict(self, file: str) -> dict[str, Any]:
-        """Return the quarantine record `{"file", "line"|"offset", "error", "snippet"}`."""
+        """Return the quarantine record `{"file", "line"|"offset", ["end"], "error", "snippet"}`."""
         where = {"line": self.line} if self.line is not None else {"offset": self.offset or 0}
+        if self.end is not None:
+            where["end"] = self.end
         return {"file": file, **where, "error": self.error, "snippet": self.snippet}
 
 
-Event = Document | Skip | Bad
+Event = Document | Skip | NotDocument | Bad
 
 
 def parse_content_type(value: str | None) -> tuple[str | None, str | None]:
@@ -86,35 +113,6 @@ def parse_content_type(value: str | None) -> tuple[str | None, str | None]:
     return (parts[0].lower() or None), charset
 
 
-def decode_html(body: bytes, charset: str | None = None) -> str | None:
-    """Decode a web payload: the declared charset, then a `<meta charset>`, then UTF-8, then cchardet's guess.
-
-    Args:
-        body: raw payload bytes.
-        charset: the charset the HTTP header declared, if any.
-
-    Returns:
-        The text (as UTF-8 with replacement characters if no candidate decodes it strictly and at most 1% of
-        the characters need replacing), or None.
-    """
-    import cchardet
-
-    meta = _META_CHARSET.search(body[:4096])
-    candidates = [charset, meta.group(1).decode("ascii", "ignore").lower() if meta else None, "utf-8"]
-    candidates.append(cchardet.detect(body).get("encoding"))
-    for candidate in candidates:
-        if not candidate:
-            continue
-        try:
-            codecs.lookup(candidate)
-            return body.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    # Real pages often mix in a few stray bytes; browsers replace them, and so do we, but only a few.
-    text = body.decode("utf-8", "replace")
-    return text if text.count("\ufffd") <= _MAX_REPLACED_FRACTION * len(text) else None
-
-
 def _snippet(data: bytes | str) -> str:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     return text[:_SNIPPET_CHARS]
@@ -130,6 +128,8 @@ class SourceReader(PipelineStep):
         id_key: field holding the document id in JSONL/Parquet records (a file/line id is made if absent).
         limit: read at most this many documents over all tasks (None: no limit); task `rank` reads its share,
             `limit // world_size` plus one for the first `limit % world_size` tasks.
+        max_record_bytes: a record (WARC record, JSONL line, Parquet text, HTML file) larger than this is
+            quarantined without being held in memory (a 50 MB JSONL line took 3.9 GB downstream).
     """
 
     name = "read"
@@ -142,6 +142,7 @@ class SourceReader(PipelineStep):
         text_key: str = "text",
         id_key: str = "id",
         limit: int | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ):
         super().__init__()
         self.files = list(files)
@@ -149,6 +150,7 @@ class SourceReader(PipelineStep):
         self.text_key = text_key
         self.id_key = id_key
         self.limit = limit
+        self.max_record_bytes = max_record_bytes
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         """Yield this task's documents; count skips; write unreadable records to quarantine."""
@@ -169,6 +171,9 @@ class SourceReader(PipelineStep):
                         if quarantine is None:
                             quarantine = get_datafolder(self.quarantine_dir).open(f"{rank:05d}.jsonl", "w")
                         quarantine.write(json.dumps(event.to_dict(source.url), ensure_ascii=False) + "\n")
+                        continue
+                    if isinstance(event, NotDocument):
+                        self.stat_update("skipped", f"skipped_{event.record_type or 'unknown'}")
                         continue
                     self.stat_update("total")
                     if isinstance(event, Skip):
@@ -191,7 +196,7 @@ class SourceReader(PipelineStep):
             source: the file to read.
 
         Returns:
-            Iterator of Document, Skip and Bad events.
+            Iterator of Document, Skip, NotDocument and Bad events.
         """
         try:
             with fsspec.open(source.url, "rb") as raw:
@@ -206,6 +211,10 @@ class SourceReader(PipelineStep):
         with self.track_time("file"):
             yield from reader.get(source.format, self._read_html)(source, compression_of(head))
 
+    def _too_large(self, size: int, what: str, **where: int) -> Bad:
+        mib = self.max_record_bytes / 2**20
+        return Bad(f"{what} of {size:,} bytes is larger than read.max_record_mb ({mib:g} MiB)", **where)
+
     def _record_to_event(self, record: Any, source: InputFile, line: int, raw: str) -> Event:
         if not isinstance(record, dict):
             return Bad(f"record is a JSON {type(record).__name__}, not an object", line=line, snippet=_snippet(raw))
@@ -216,6 +225,8 @@ class SourceReader(PipelineStep):
         if not isinstance(text, str):
             error = f"text field '{self.text_key}' is {type(text).__name__}, not a string"
             return Bad(error, line=line, snippet=_snippet(raw))
+        if len(text) > self.max_record_bytes // 4 and (size := len(text.encode("utf-8"))) > self.max_record_bytes:
+            return self._too_large(size, f"text field '{self.text_key}'", line=line)
         if not text.strip():
             return Skip("empty_text")
         doc_id = record.pop(self.id_key, None)
@@ -227,13 +238,27 @@ class SourceReader(PipelineStep):
         metadata |= {"source_file": source.url, "content_type": "text"}
         return Document(text=text, id=str(doc_id) if doc_id is not None else f"{source.url}#{line}", metadata=metadata)
 
+    def _lines(self, stream: IO[bytes]) -> Iterator[bytes | int]:
+        """The lines of a stream; a line longer than the cap is read through and given as its length in bytes."""
+        while data := stream.readline(self.max_record_bytes + 1):
+            if len(data) <= self.max_record_bytes or data.endswith(b"\n"):
+                yield data
+                continue
+            size = len(data)
+            while (more := stream.readline(1 << 20)) and not more.endswith(b"\n"):
+                size += len(more)
+            yield size + len(more)
+
     def _read_jsonl(self, source: InputFile, compression: str | None) -> Iterator[Event]:
         import orjson
 
         line = 0
         with fsspec.open(source.url, "rb") as raw, decompressed(raw, compression) as stream:
             try:
-                for line, data in enumerate(stream, start=1):
+                for line, data in enumerate(self._lines(stream), start=1):
+                    if isinstance(data, int):
+                        yield self._too_large(data, "line", line=line)
+                        continue
                     if not data.strip():
                         continue
                     try:
@@ -271,7 +296,11 @@ class SourceReader(PipelineStep):
     def _read_html(self, source: InputFile, compression: str | None) -> Iterator[Event]:
         try:
             with fsspec.open(source.url, "rb") as raw, decompressed(raw, compression) as stream:
-                body = stream.read()
+                body = stream.read(self.max_record_bytes + 1)
+                if len(body) > self.max_record_bytes:
+                    size = len(body) + sum(len(chunk) for chunk in iter(lambda: stream.read(1 << 20), b""))
+                    yield self._too_large(size, "HTML file", offset=0)
+                    return
         except STREAM_ERRORS as err:
             yield Bad(f"truncated or corrupt {compression or 'file'} stream: {err}", offset=0)
             return
@@ -288,58 +317,73 @@ class SourceReader(PipelineStep):
         yield Document(text=html, id=source.url, metadata=metadata)
 
     def _read_warc(self, source: InputFile, compression: str | None) -> Iterator[Event]:
-        from warcio.exceptions import ArchiveLoadFailed
-
-        seen = 0
         with fsspec.open(source.url, "rb") as raw:
-            try:
-                for event in _warc_events(raw, source, skip=0):
-                    seen += 1
-                    yield event
-                return
-            except ArchiveLoadFailed as err:
-                if "non-chunked gzip" not in str(err):
-                    raise
-        # A WARC gzipped as one stream instead of one member per record: still valid, only not seekable per
-        # record, so read it through a single decompressor (offsets are then into the decompressed stream).
-        with fsspec.open(source.url, "rb") as raw:
-            yield from _warc_events(gzip.GzipFile(fileobj=raw), source, skip=seen)
+            is_arc = _decompressed_head(raw, compression, len(_ARC_START)) == _ARC_START
+            raw.seek(0)
+            if is_arc:
+                yield from _arc_events(raw, source)
+            elif compression in (None, "gzip"):
+                yield from _framed_events(WarcFramer(raw, compression == "gzip", self.max_record_bytes), source)
+            else:
+                with decompressed(raw, compression) as stream:
+                    framer = WarcFramer(stream, False, self.max_record_bytes)
+                    try:
+                        yield from _framed_events(framer, source)
+                    except STREAM_ERRORS as err:
+                        yield Bad(f"truncated or corrupt {compression} stream: {err}", offset=framer.stream.pos)
 
 
-def _warc_events(stream: IO[bytes], source: InputFile, skip: int) -> Iterator[Event]:
-    """Events for the records of one WARC/ARC stream; a stream error ends the file with one Bad event.
+def _decompressed_head(raw: IO[bytes], compression: str | None, n: int) -> bytes:
+    """The first `n` decompressed bytes of a file (b"" when they cannot be decompressed)."""
+    start = raw.read(1 << 16)
+    if compression is None:
+        return start[:n]
+    try:
+        with decompressed(io.BytesIO(start), compression) as stream:
+            return stream.read(n)
+    except STREAM_ERRORS:
+        return b""
 
-    Raises ArchiveLoadFailed for a whole-file gzip (the caller retries through one decompressor).
-    """
+
+def _framed_events(framer: WarcFramer, source: InputFile) -> Iterator[Event]:
+    """Events for the framed records and damaged ranges of one WARC file."""
+    from warcio.exceptions import ArchiveLoadFailed
+
+    for item in framer.records():
+        if isinstance(item, Damaged):
+            yield Bad(item.reason, offset=item.offset, end=item.end, snippet=_snippet(item.snippet))
+            continue
+        if item.rec_type not in _DOCUMENT_RECORDS:
+            yield NotDocument(item.rec_type)
+            continue
+        try:
+            record, body = parse_record(item)
+        except (ArchiveLoadFailed, *STREAM_ERRORS) as err:
+            message = " ".join(str(err).split()) or type(err).__name__
+            yield Bad(f"malformed WARC record: {message}", offset=item.offset, snippet=_snippet(item.data))
+            continue
+        yield _warc_record_event(record, body, source, item.offset)
+
+
+def _arc_events(raw: IO[bytes], source: InputFile) -> Iterator[Event]:
+    """Events for the records of an ARC file (warcio's framing); a stream error ends the file with one Bad event."""
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
-    iterator = ArchiveIterator(stream, arc2warc=True)
-    index, end = 0, 0
+    iterator = ArchiveIterator(raw, arc2warc=True)
+    end = 0
     records = iter(iterator)
     while True:
         try:
             record = next(records)
-        except StopIteration:
-            return
-        except ArchiveLoadFailed as err:
-            if "non-chunked gzip" in str(err):
-                raise
-            yield Bad(f"malformed WARC: {' '.join(str(err).split())}", offset=end)
-            return
-        except STREAM_ERRORS as err:
-            yield Bad(f"truncated or corrupt WARC stream: {err}", offset=end)
-            return
-        try:
             body = record.content_stream().read()
             offset = iterator.get_record_offset()
             end = offset + iterator.get_record_length()
-        except STREAM_ERRORS as err:
-            yield Bad(f"unreadable WARC record payload: {err}", offset=end)
+        except StopIteration:
             return
-        index += 1
-        if index <= skip:
-            continue
+        except (ArchiveLoadFailed, *STREAM_ERRORS) as err:
+            yield Bad(f"malformed ARC record: {' '.join(str(err).split())}", offset=end)
+            return
         yield _warc_record_event(record, body, source, offset)
 
 
@@ -348,8 +392,8 @@ def _warc_record_event(record: Any, body: bytes, source: InputFile, offset: int)
     import magic
 
     rec_type = record.rec_type
-    if rec_type not in ("response", "resource", "conversion"):
-        return Skip(f"warc_{rec_type}")
+    if rec_type not in _DOCUMENT_RECORDS:
+        return NotDocument(rec_type)
     headers = record.rec_headers
     length = headers.get_header("Content-Length") or ""
     if not length.isdigit():

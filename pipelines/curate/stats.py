@@ -10,6 +10,9 @@ read them (checked with datatrove 0.10.1):
 - A drop without a reason (datatrove's LanguageFilter gives none) shows only in `dropped`; the remainder
   `dropped - sum(dropped_<reason>)` is booked under the stage's own name so that
   `docs_in = docs_out + sum(dropped)` always holds.
+
+Stages that change documents without dropping them (`pii`) or that have more to say than drop counts
+(`decontaminate`: documents per eval set, matched n-grams) add their own fields through `StageStats.details`.
 """
 
 from __future__ import annotations
@@ -31,16 +34,26 @@ class StageStats:
         docs_in: documents that entered the stage.
         docs_out: documents the stage passed on.
         dropped: number of dropped documents per reason code.
+        details: further summary.json fields of this stage (e.g. `pii`: `modified`, `replacements`).
     """
 
     name: str
     docs_in: int
     docs_out: int
     dropped: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the summary.json form: `{"name", "docs_in", "docs_out", "dropped"}`."""
-        return asdict(self)
+        """Return the summary.json form: `{"name", "docs_in", "docs_out", "dropped", **details}`."""
+        data = asdict(self)
+        details = data.pop("details")
+        return {**data, **details}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageStats:
+        """Read back the `to_dict` form (fields other than the four counts become `details`)."""
+        counts = {key: data[key] for key in ("name", "docs_in", "docs_out", "dropped")}
+        return cls(**counts, details={key: value for key, value in data.items() if key not in counts})
 
     def balanced(self) -> bool:
         """Whether `docs_in == docs_out + sum(dropped)`."""

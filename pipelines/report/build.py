@@ -15,6 +15,8 @@ from pipelines.common.files import atomic_write
 from pipelines.report import plots
 from pipelines.report.data import FEATURES, CurateData, compare_tables, load_curate, load_summary
 from pipelines.report.downstream import find_shards, find_training, load_tokens, load_training
+from pipelines.report.quality import load_quality
+from pipelines.report.recipe import decontam_table, pii_table
 from pipelines.report.render import render_html
 
 
@@ -50,6 +52,10 @@ def _collect(
 ) -> tuple[dict[str, Any], CurateData, dict[str, Any] | None, dict[str, Any] | None]:
     curate = load_curate(run_dir)
     tables = dict(curate.tables)
+    tables["quality"], quality_samples = load_quality(run_dir, curate.summary)
+    curate.samples.update(quality_samples)
+    tables["decontamination"] = decontam_table(curate.summary)
+    tables["pii"] = pii_table(run_dir, curate.summary)
     shard_dir = Path(shards) if shards else find_shards(run_dir)
     tokens = load_tokens(shard_dir) if shard_dir else None
     tables["tokens"] = _token_table(tokens) if tokens else None
@@ -95,7 +101,8 @@ def report_data(
 
     Returns:
         {"run", "totals", "funnel", "drops", "checks", "quarantine", "medians", "domains_kept", "domains_dropped",
-        "languages", "minhash_cluster_sizes", "exact_cluster_sizes", "tokens", "training", "compare"}.
+        "languages", "minhash_cluster_sizes", "exact_cluster_sizes", "quality", "decontamination", "pii", "tokens",
+        "training", "compare"}; `quality` is None unless the run's quality stage scored documents.
     """
     return _collect(Path(run_dir), compare, shards, train)[0]
 
@@ -117,6 +124,12 @@ TABLES = (
 def tables_of(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The non-empty flat tables (lists of rows) of `report_data` output, e.g. for Prefect table artifacts."""
     tables = {key: data[key] for key in TABLES if data[key]}
+    if data.get("quality"):
+        tables["quality_curve"] = data["quality"]["curve"]
+        tables["quality_bands"] = data["quality"]["bands"]
+    for section, key in (("decontamination", "sets"), ("decontamination", "ngrams"), ("pii", "samples")):
+        if data.get(section) and data[section][key]:
+            tables[f"{section}_{key}"] = data[section][key]
     if data.get("tokens"):
         tables["token_splits"] = data["tokens"]["splits"]
     if data.get("compare"):
@@ -139,8 +152,9 @@ def report_tables(
         train: training run folder; discovered next to the shards when None.
 
     Returns:
-        {"funnel": [...], "drops": [...], "checks": [...], ...}: only non-empty tables; `token_splits`,
-        `compare_funnel` and `compare_reasons` where shards or a comparison exist.
+        {"funnel": [...], "drops": [...], "checks": [...], ...}: only non-empty tables; `quality_curve`,
+        `quality_bands`, `decontamination_sets`, `decontamination_ngrams`, `pii_samples`, `token_splits`,
+        `compare_funnel` and `compare_reasons` where those stages ran or shards or a comparison exist.
     """
     return tables_of(report_data(run_dir, compare, shards, train))
 
@@ -188,6 +202,8 @@ def write_report(
         "funnel": plots.funnel_png(tables["funnel"]),
         "distributions": plots.distributions_png(kept, dropped, tables["minhash_cluster_sizes"]),
     }
+    if tables["quality"]:
+        images["quality"] = plots.quality_png(tables["quality"])
     if tokens:
         images["tokens"] = plots.tokens_png(tokens["doc_tokens"])
     if training and (training["steps"] or training["evals"]):

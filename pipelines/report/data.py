@@ -1,6 +1,6 @@
 """The numbers behind a curate report, computed with polars from a run directory.
 
-A curate run directory (see `pipelines/curate.py`) holds `summary.json` (exact counts per stage and reason),
+A curate run directory (see `pipelines/curate/`) holds `summary.json` (exact counts per stage and reason),
 `data/*.parquet` (kept documents), `rejects/<stage>/*.parquet` (dropped documents, possibly a sample per
 reason) and `quarantine/*.jsonl` (unreadable records). Counts in the report come from `summary.json` and from
 row counts; the Parquet text gives characters and per-document features. Characters per stage are exact only
@@ -17,7 +17,6 @@ whole report takes 4-15 s here, depending on load (see `benchmarks/report.py`).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from html import unescape
@@ -26,6 +25,8 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.common.files import load_contract
+from pipelines.common.inputs import InputError, iter_json_lines
 from pipelines.curate.stages import READ_STAGES, STAGES
 
 RAW_STAGES = frozenset(READ_STAGES)
@@ -64,26 +65,77 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
         ReportError: the file is missing, is not JSON, or lacks a contract field.
     """
     path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise ReportError(f"{path}: missing; {run_dir} is not a finished curate run")
-    try:
-        summary = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ReportError(f"{path}: not valid JSON ({e})") from e
-    missing = [key for key in SUMMARY_FIELDS if key not in summary]
-    if missing:
-        raise ReportError(f"{path}: lacks the field(s) {', '.join(missing)}")
+    summary = load_contract(path, SUMMARY_FIELDS, ReportError, f"{run_dir} is not a finished curate run")
+    for key in ("records_read", "quarantined", "docs_in", "docs_out"):
+        _check_count(path, key, summary[key])
+    summary.setdefault("records_skipped", {})  # summaries written before records were skipped by type
+    _check_counts(path, "records_skipped", summary["records_skipped"])
+    if not isinstance(summary["stages"], list):
+        raise ReportError(f"{path}: stages is {_kind(summary['stages'])}, expected a list")
     for i, stage in enumerate(summary["stages"]):
+        if not isinstance(stage, dict):
+            raise ReportError(f"{path}: stages[{i}] is {_kind(stage)}, expected an object")
         for key in ("name", "docs_in", "docs_out", "dropped"):
             if key not in stage:
                 raise ReportError(f"{path}: stages[{i}] lacks the field {key!r}")
+        if not isinstance(stage["name"], str):
+            raise ReportError(f"{path}: stages[{i}].name is {_kind(stage['name'])}, expected a string")
+        for key in ("docs_in", "docs_out"):
+            _check_count(path, f"stages[{i}].{key}", stage[key])
+        _check_counts(path, f"stages[{i}].dropped", stage["dropped"])
     return summary
 
 
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _check_count(path: Path, field: str, value: Any) -> None:
+    """Raise unless `value` is a non-negative integer (a JSON bool is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        shown = _kind(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
+        raise ReportError(f"{path}: {field} is {shown}, expected a count (an integer >= 0)")
+
+
+def _check_counts(path: Path, field: str, value: Any) -> None:
+    """Raise unless `value` maps names to counts."""
+    if not isinstance(value, dict):
+        raise ReportError(f"{path}: {field} is {_kind(value)}, expected an object of counts")
+    for key, count in value.items():
+        _check_count(path, f"{field}[{key!r}]", count)
+
+
+def _check_parquet(path: Path, whole: bool = False) -> None:
+    """Raise a ReportError naming `path` unless its footer (or, with `whole`, every byte) reads as Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_table(path) if whole else pq.ParquetFile(path).close()
+    except (pa.ArrowException, OSError) as e:
+        raise ReportError(f"{path}: not a readable Parquet file ({e})") from None
+
+
+def _collect(frame: pl.LazyFrame, run_dir: Path) -> pl.DataFrame:
+    """Collect a frame over the run's Parquet files; a corrupt file becomes a ReportError naming it."""
+    try:
+        return frame.collect()
+    except pl.exceptions.PolarsError as e:
+        for path in sorted(Path(run_dir).glob("data/*.parquet")) + sorted(Path(run_dir).glob("rejects/*/*.parquet")):
+            _check_parquet(path, whole=True)
+        raise ReportError(f"{run_dir}: cannot read its Parquet files ({e})") from None
+
+
 def _scan(files: list[Path], columns: dict[str, pl.DataType]) -> pl.LazyFrame:
-    """Scan Parquet files keeping `columns` (absent ones become nulls), or an empty frame when there are none."""
+    """Scan Parquet files keeping `columns` (absent ones become nulls), or an empty frame when there are none.
+
+    Raises:
+        ReportError: a file whose footer is not Parquet (a truncated or foreign file), naming it.
+    """
     if not files:
         return pl.LazyFrame(schema=columns)
+    for path in files:
+        _check_parquet(path)
     frame = pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore", schema=None)
     present = frame.collect_schema()
     return frame.select(
@@ -161,17 +213,13 @@ def count_quarantine(run_dir: Path) -> tuple[int | None, list[dict[str, Any]]]:
         return None, []
     total, groups = 0, {}
     for path in sorted(folder.glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ReportError(f"{path}:{lineno}: quarantine record is not JSON ({e})") from e
+        try:
+            for _, record in iter_json_lines(str(path)):
                 total += 1
                 key = (str(record.get("error", "?"))[:120], Path(str(record.get("file", "?"))).name)
                 groups[key] = groups.get(key, 0) + 1
+        except InputError as e:
+            raise ReportError(f"quarantine record: {e}") from None
     rows = [{"error": e, "file": f, "records": n} for (e, f), n in groups.items()]
     rows.sort(key=lambda r: (-r["records"], r["error"], r["file"]))
     return total, rows
@@ -270,11 +318,12 @@ def invariant_checks(
 ) -> list[dict[str, Any]]:
     """The curate contract's invariants, recomputed here; each is {check, ok, detail}."""
     stages = summary["stages"]
+    skipped = sum(summary["records_skipped"].values())
     checks = [
         {
-            "check": "records_read = docs_in + quarantined",
-            "ok": summary["records_read"] == summary["docs_in"] + summary["quarantined"],
-            "detail": f"{summary['records_read']} = {summary['docs_in']} + {summary['quarantined']}",
+            "check": "records_read = docs_in + quarantined + records_skipped",
+            "ok": summary["records_read"] == summary["docs_in"] + summary["quarantined"] + skipped,
+            "detail": f"{summary['records_read']} = {summary['docs_in']} + {summary['quarantined']} + {skipped}",
         }
     ]
     bad = [s["name"] for s in stages if s["docs_in"] != s["docs_out"] + sum(s["dropped"].values())]
@@ -389,7 +438,7 @@ def _samples(
     for frame, key in ((scan_rejects(run_dir), None), (scan_kept(run_dir), "kept")):
         ids = [i for k, i in info if k == key]
         if ids:
-            rows = frame.filter(pl.col("id").is_in(ids)).select("id", "text").collect()
+            rows = _collect(frame.filter(pl.col("id").is_in(ids)).select("id", "text"), run_dir)
             texts.update({(key, i): t for i, t in rows.iter_rows()})
     samples = {}
     for name, ids in chosen.items():
@@ -422,8 +471,8 @@ def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateDa
     """
     run_dir = Path(run_dir)
     summary = load_summary(run_dir)
-    kept = _features(scan_kept(run_dir)).collect()
-    rejects = (
+    kept = _collect(_features(scan_kept(run_dir)), run_dir)
+    rejects = _collect(
         _features(scan_rejects(run_dir))
         .with_columns(
             language_score=_meta("language_score", pl.Float64),
@@ -431,8 +480,8 @@ def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateDa
             # pipelines.curate.dedup: documents in the cluster, the kept one included (datatrove's own key as fallback)
             cluster_size=pl.coalesce(_meta("dedup_cluster_size", pl.Int64), _meta("minhash_cluster_size", pl.Int64)),
         )
-        .drop("metadata")
-        .collect()
+        .drop("metadata"),
+        run_dir,
     )
     by_stage = rejects.group_by("stage").agg(pl.len().alias("rows"), pl.col("chars").sum().alias("chars"))
     reject_rows = {s: r for s, r, _ in by_stage.iter_rows()}
@@ -466,6 +515,7 @@ def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateDa
         "totals": {
             "records_read": summary["records_read"],
             "quarantined": summary["quarantined"],
+            "records_skipped": dict(summary["records_skipped"]),
             "docs_in": summary["docs_in"],
             "docs_out": summary["docs_out"],
             "dropped": summary["docs_in"] - summary["docs_out"],

@@ -156,3 +156,31 @@ def training_png(steps: Sequence[tuple[int, float]], evals: Sequence[tuple[int, 
     ax.set_ylabel("loss", fontsize=8)
     ax.legend(fontsize=8, frameon=False)
     return _png(fig)
+
+
+def quality_png(quality: dict[str, Any]) -> bytes:
+    """Quality scores: a histogram of documents that passed the cut against those below it, and the share of
+    documents and tokens kept as a function of the threshold (the run's cut dashed)."""
+    fig = _figure(10.5, 3.2)
+    hist, curve = fig.subplots(1, 2)
+    edges = np.asarray(quality["histogram"]["edges"])
+    widths = np.diff(edges)
+    passed = np.asarray(quality["histogram"]["passed"])
+    below = np.asarray(quality["histogram"]["below"])
+    hist.bar(edges[:-1], below, widths, align="edge", color=DROPPED, label=f"below the cut ({below.sum():,})")
+    hist.bar(edges[:-1], passed, widths, bottom=below, align="edge", color=KEPT, label=f"passed ({passed.sum():,})")
+    hist.set_title("quality score", fontsize=9)
+    hist.set_ylabel("documents", fontsize=8)
+    rows = [r for r in quality["curve"] if r["docs_share"] is not None]
+    thresholds = [r["threshold"] for r in rows]
+    curve.plot(thresholds, [r["docs_share"] for r in rows], color=KEPT, marker="o", markersize=3, label="documents")
+    curve.plot(thresholds, [r["tokens_share"] for r in rows], color=VAL, marker="o", markersize=3, label="tokens")
+    curve.set_title("share kept at a threshold (score >= threshold)", fontsize=9)
+    curve.set_ylim(0, 1.02)
+    cut = quality["model"].get("cutoff")
+    for ax in (hist, curve):
+        _style(ax)
+        if cut is not None:
+            ax.axvline(cut, color="#111827", linewidth=1, linestyle="--", label="this run's cut")
+        ax.legend(fontsize=7, frameon=False)
+    return _png(fig)

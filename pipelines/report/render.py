@@ -204,6 +204,7 @@ def _overview(t: dict[str, Any]) -> str:
         ("kept share", fmt_pct(totals["kept_share"])),
         ("documents dropped", fmt_int(totals["dropped"])),
         ("quarantined", fmt_int(totals["quarantined"])),
+        ("records skipped (not documents)", fmt_int(sum(totals["records_skipped"].values()))),
         ("characters kept", fmt_int(totals["kept_chars"])),
     ]
     if t.get("tokens"):
@@ -216,6 +217,12 @@ def _overview(t: dict[str, Any]) -> str:
         f'<p class="muted">run <code>{escape(str(run.get("run_id")))}</code> · config '
         f"<code>{escape(str(run.get('config_hash')))}</code> · inputs: {shown or '—'}</p>"
     )
+    if skipped := totals["records_skipped"]:
+        kinds = ", ".join(f"{escape(str(kind))} {fmt_int(n)}" for kind, n in skipped.items())
+        meta += (
+            f'<p class="muted">Records that are not documents, outside the funnel and the drops: {kinds} '
+            "(WARC record types).</p>"
+        )
     checks = table(
         "checks",
         [("check", "invariant", "text"), ("ok", "result", "check"), ("detail", "detail", "mono")],
@@ -327,9 +334,115 @@ def _languages(t: dict[str, Any]) -> str:
     return table("languages", cols, t["languages"])
 
 
+def _decontamination(d: dict[str, Any]) -> str:
+    what = "dropped" if d["action"] == "drop" else "flagged in metadata and kept"
+    head = (
+        f'<p class="muted">Documents sharing a word n-gram with an evaluation set are {what}; index '
+        f"<code>{escape(str(d['index']))}</code>; {fmt_int(d['docs_in'])} documents checked.</p>"
+    )
+    sets = table(
+        "decontamination-sets",
+        [("eval_set", "eval set", "mono"), ("docs", "contaminated docs", "int"), ("dropped", "dropped", "int")],
+        d["sets"],
+    )
+    ngrams = table(
+        "decontamination-ngrams",
+        [("eval_set", "eval set", "mono"), ("ngram", "shared n-gram (normalised)", "mono"), ("docs", "docs", "int")],
+        d["ngrams"],
+    )
+    if not d["sets"]:
+        return head + '<p class="muted">no document shares an n-gram with the index</p>'
+    return head + sets + "<h3>Most frequent shared n-grams</h3>" + ngrams
+
+
+def _pii(p: dict[str, Any]) -> str:
+    counts = _cards(
+        [
+            ("documents changed", fmt_int(p["modified"])),
+            ("of documents", fmt_pct(p["modified"] / p["docs_in"] if p["docs_in"] else None)),
+            ("emails replaced", fmt_int(p["replacements"]["emails"])),
+            ("IP addresses replaced", fmt_int(p["replacements"]["ip_addresses"])),
+        ]
+    )
+    note = (
+        '<p class="muted">Before: the replaced address as a placeholder (originals are not kept anywhere); '
+        "after: the published text with its replacement.</p>"
+    )
+    samples = table(
+        "pii-samples",
+        [("before", "before", "text"), ("after", "after", "text"), ("url", "url", "mono")],
+        p["samples"],
+    )
+    return counts + (note + samples if p["samples"] else "")
+
+
 def _quarantine(t: dict[str, Any]) -> str:
     cols = [("error", "error", "text"), ("file", "file", "mono"), ("records", "records", "int")]
     return table("quarantine", cols, t["quarantine"])
+
+
+def _quality(q: dict[str, Any], samples: dict[str, list[dict[str, Any]]], png: bytes | None) -> str:
+    model = q["model"]
+    if model.get("score_only"):
+        cut = "none (score only)"
+    elif model.get("keep_fraction") is not None:
+        cut = f"top {fmt_pct(model['keep_fraction'])} (score ≥ {fmt_float(model.get('cutoff'), 3)})"
+    else:
+        cut = f"score ≥ {fmt_float(model.get('cutoff'), 3)}"
+    cards = _cards(
+        [
+            ("documents scored", fmt_int(model["scored"])),
+            ("passed the cut", fmt_int(model["selected"])),
+            ("passed share", fmt_pct(model["selected"] / model["scored"] if model["scored"] else None)),
+            ("cut", cut),
+        ]
+    )
+    meaning = (
+        f"the probability of label {escape(str(model.get('positive_label')))}"
+        if model.get("score") == "probability"
+        else "the expected label value"
+    )
+    head = (
+        f'<p class="muted">Model <code>{escape(str(model.get("model")))}</code> (sha256 '
+        f"<code>{escape(str(model.get('model_sha256'))[:16])}…</code>); the score is {meaning}. "
+        "Counts cover every document the quality stage scored; later stages (dedup) drop some of them.</p>"
+    )
+    curve_rows = [{**r, "cut": "◀ this run" if r["this_run"] else ""} for r in q["curve"]]
+    curve = table(
+        "quality-curve",
+        [
+            ("threshold", "score ≥", "float3"),
+            ("docs", "documents kept", "int"),
+            ("docs_share", "% of documents", "pct"),
+            ("tokens", "GPT-2 tokens kept", "int"),
+            ("tokens_share", "% of tokens", "pct"),
+            ("cut", "", "text"),
+        ],
+        curve_rows,
+    )
+    bands = table(
+        "quality-bands",
+        [("band", "score band", "text"), ("docs", "documents", "int"), ("passed", "passed the cut", "int")],
+        q["bands"],
+    )
+    parts = []
+    for band in q["bands"]:
+        docs = samples.get(f"quality/{band['band']}", [])
+        body = _sample_cards(docs, True) if docs else '<p class="muted" style="padding:0 12px">no text kept</p>'
+        parts.append(
+            f"<details><summary>score {escape(band['band'])} "
+            f'<span class="muted">· {_documents(band["docs"])}</span></summary>{body}</details>'
+        )
+    return (
+        head
+        + cards
+        + image(png, "quality scores and the share kept at each threshold")
+        + "<h3>What a threshold keeps</h3>"
+        + curve
+        + "<h3>Score bands</h3>"
+        + bands
+        + "".join(parts)
+    )
 
 
 def _tokens(tok: dict[str, Any], png: bytes | None) -> str:
@@ -431,7 +544,7 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
     Args:
         tables: the JSON-able numbers (`report_tables`), also embedded verbatim as JSON.
         samples: "stage/reason" or "kept" -> [{id, url, snippet}].
-        images: figure name -> PNG bytes ("funnel", "distributions", "tokens", "training").
+        images: figure name -> PNG bytes ("funnel", "distributions", "quality", "tokens", "training").
 
     Returns:
         The HTML text.
@@ -445,6 +558,12 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
         ("domains", "Top domains", _domains(tables)),
         ("languages-section", "Language mix", _languages(tables)),
     ]
+    if tables.get("quality"):
+        sections.append(("quality", "Quality", _quality(tables["quality"], samples, images.get("quality"))))
+    if tables.get("decontamination"):
+        sections.append(("decontamination", "Decontamination", _decontamination(tables["decontamination"])))
+    if tables.get("pii"):
+        sections.append(("pii", "PII", _pii(tables["pii"])))
     if tables["quarantine"]:
         sections.append(("quarantine-section", "Quarantine", _quarantine(tables)))
     if tables.get("tokens"):

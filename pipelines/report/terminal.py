@@ -25,6 +25,9 @@ def print_summary(tables: dict[str, Any], console: Console | None = None, top_re
         f"[green]{fmt_int(totals['docs_out'])} kept[/] ({fmt_pct(totals['kept_share'])}), "
         f"{fmt_int(totals['dropped'])} dropped, {fmt_int(totals['quarantined'])} quarantined"
     )
+    if skipped := totals.get("records_skipped"):
+        kinds = ", ".join(f"{kind} {fmt_int(n)}" for kind, n in skipped.items())
+        console.print(f"{fmt_int(sum(skipped.values()))} records are not documents ({kinds})")
     funnel = Table(title="funnel", title_justify="left")
     for name, justify in (("stage", "left"), ("in", "right"), ("out", "right"), ("dropped", "right"), ("%", "right")):
         funnel.add_column(name, justify=justify)
@@ -43,6 +46,20 @@ def print_summary(tables: dict[str, Any], console: Console | None = None, top_re
     for row in sorted(tables["drops"], key=lambda r: -r["docs"])[:top_reasons]:
         reasons.add_row(row["stage"], row["reason"], fmt_int(row["docs"]), fmt_pct(row["share_of_docs_in"]))
     console.print(reasons)
+    if tables.get("quality"):
+        model = tables["quality"]["model"]
+        console.print(
+            f"quality: {fmt_int(model['scored'])} documents scored, {fmt_int(model['selected'])} passed the cut "
+            f"(score >= {model['cutoff'] if model['cutoff'] is not None else 'any'})"
+        )
+    for row in (tables.get("decontamination") or {}).get("sets", []):
+        console.print(f"decontaminate: {fmt_int(row['docs'])} documents share n-grams with {row['eval_set']}")
+    if pii := tables.get("pii"):
+        replaced = pii["replacements"]
+        console.print(
+            f"pii: {fmt_int(pii['modified'])} documents changed ({fmt_int(replaced['emails'])} emails, "
+            f"{fmt_int(replaced['ip_addresses'])} IP addresses replaced)"
+        )
     if tables.get("tokens"):
         console.print(
             f"tokens: {fmt_int(tables['tokens']['tokens'])} in {fmt_int(tables['tokens']['documents'])} documents"

@@ -12,8 +12,6 @@ JSON and unreadable files raise `InputError`, never a silent skip: tokenized dat
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +20,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.common.inputs import STREAM_ERRORS, TEXT_FORMATS, InputError, InputFile, discover, open_input
+from pipelines.common.inputs import TEXT_FORMATS, InputError, InputFile, discover, iter_json_lines
 
 STRING_TYPES = ("string", "large_string", "string_view")
 
@@ -119,30 +117,17 @@ def _read_parquet(file: InputFile, column: str, batch_size: int) -> Iterator[lis
 
 def _read_jsonl(file: InputFile, field: str, batch_size: int) -> Iterator[list[str]]:
     batch: list[str] = []
-    line_no = 0
-    with open_input(file.url) as raw:
-        try:
-            for line_no, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{file.url}: line {line_no}: invalid JSON ({e})") from e
-                if not isinstance(record, dict) or field not in record:
-                    raise InputError(f"{file.url}: line {line_no}: no field {field!r}")
-                text = record[field]
-                if not isinstance(text, str):
-                    kind = type(text).__name__
-                    raise InputError(f"{file.url}: line {line_no}: field {field!r} is {kind}, expected a string")
-                batch.append(text)
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-        except InputError:
-            raise
-        except STREAM_ERRORS as e:  # gzip/zstd/bzip2/xz damage, bad UTF-8 (a ValueError)
-            raise InputError(f"{file.url}: unreadable after line {line_no}: {e}") from e
+    for line_no, record in iter_json_lines(file.url):
+        if field not in record:
+            raise InputError(f"{file.url}: line {line_no}: no field {field!r}")
+        text = record[field]
+        if not isinstance(text, str):
+            kind = type(text).__name__
+            raise InputError(f"{file.url}: line {line_no}: field {field!r} is {kind}, expected a string")
+        batch.append(text)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
     if batch:
         yield batch
 

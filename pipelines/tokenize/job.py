@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
-from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress, overall_fraction
 from pipelines.common.stage import Stage, Step, run_stage
@@ -87,6 +87,10 @@ BATCH_DOCS = 256  # documents per pool task: large enough to amortize pickling, 
 CHUNK_TOKENS = 1 << 25  # tokens per scratch chunk (64 MiB); bounds memory and the work lost to a crash
 PARALLEL_SHARD_TOKENS = 500_000_000  # shard writing uses one more process per this many tokens (about 5 s each)
 DEFAULT_VAL_FRACTION = 0.01  # llm.c fineweb.py: the first 100M-token shard of FineWeb-10B is validation
+# A training window is seq_len + 1 tokens inside one shard (trainer.data): a shard of fewer than 1,025 tokens holds
+# no window of a GPT-2 context, and `--shard-tokens 1` wrote 42,585 files for a small corpus.
+MIN_SHARD_TOKENS = 1025
+MAX_SHARDS = 100_000  # per split; llm.c's FineWeb-10B has 103 shards of 100M tokens
 ORDER_VERSION = 1  # bump whenever the shuffle or split rule changes: it is part of the config hash
 WORK_DIR = ".tokenize"
 SHARD_FILE = re.compile(r"(train|val)_\d{6}\.bin(\.tmp)?")
@@ -117,8 +121,11 @@ class TokenizeSettings:
     text_column: str = "text"
 
     def __post_init__(self) -> None:
-        if self.shard_tokens < 1:
-            raise TokenizeError(f"shard_tokens must be >= 1, got {self.shard_tokens}")
+        if self.shard_tokens < MIN_SHARD_TOKENS:
+            raise TokenizeError(
+                f"shard_tokens must be >= {MIN_SHARD_TOKENS:,} (one GPT-2 context and its next token), "
+                f"got {self.shard_tokens:,}"
+            )
         if self.val_tokens is not None and self.val_tokens < 0:
             raise TokenizeError(f"val_tokens must be >= 0 or None, got {self.val_tokens}")
         if self.seed is not None and not 0 <= self.seed < 2**64:
@@ -425,7 +432,9 @@ class TokenizeStage(Stage):
         Raises:
             TokenizeError: the folder holds a finished shard set of other settings or inputs, or shard files of
                 unknown origin, and `overwrite` is not set.
+            OutputFolderError: the output is a file or cannot be created.
         """
+        make_output_dir(self.output_dir)
         job_path = self.work / "job.json"
         manifest_path = self.output_dir / MANIFEST_NAME
         conflict = self._conflict(job_path, manifest_path)
@@ -500,6 +509,10 @@ class TokenizeStage(Stage):
         lengths, _ = self.store.lengths()
         if lengths.size == 0:
             raise TokenizeError(f"no documents in {self.source.path}")
+        if not lengths.any():
+            raise TokenizeError(
+                f"{self.source.path}: all {lengths.size:,} documents are empty; there is no text to tokenize"
+            )
         order = document_order(lengths.size, self.settings.seed)
         units = lengths[order].astype(np.int64) + 1
         n_val = validation_documents(units, self.settings.val_tokens)
@@ -508,6 +521,11 @@ class TokenizeStage(Stage):
         for split, split_units in (("train", units[n_val:]), ("val", units[:n_val])):
             starts = _unit_starts(split_units)
             total = int(starts[-1])
+            if math.ceil(total / size) > MAX_SHARDS:
+                raise TokenizeError(
+                    f"shard_tokens {size:,} would cut {total:,} {split} tokens into {math.ceil(total / size):,} "
+                    f"shards (at most {MAX_SHARDS:,}); raise shard_tokens"
+                )
             for index in range(math.ceil(total / size)):
                 lo, hi = index * size, min((index + 1) * size, total)
                 docs = int(np.searchsorted(starts[:-1], hi) - np.searchsorted(starts[:-1], lo))

@@ -1,4 +1,4 @@
-"""Acceptance 6 of issue 2: kill -9 a curate run at a random point, rerun it, get byte-identical data/.
+"""Curate resume (acceptance 6 of issue 2): kill -9 a curate run at a random point, rerun it, get byte-identical data/.
 
 The run is the real CLI in a subprocess (its own process group, so the kill also takes the extraction sandbox)
 on the demo crawl, split into two tasks so that a kill can land between finished and unfinished tasks as well
@@ -8,6 +8,7 @@ moment its work folder appears to its end); the seed is in the failure message.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -49,7 +50,7 @@ def test_kill_9_then_rerun_gives_identical_data(tmp_path: Path) -> None:
             env=env,
             start_new_session=True,
         )
-        while not list(out.glob(".work/*/job.json")) and proc.poll() is None:
+        while not list(out.glob(".work/*/step.json")) and proc.poll() is None:
             time.sleep(0.02)
         return proc, time.monotonic()
 
@@ -77,4 +78,5 @@ def test_kill_9_then_rerun_gives_identical_data(tmp_path: Path) -> None:
     context = f"seed {seed}; killed after {', '.join(kills)} of {work_s:.2f}s of work"
     assert rerun.returncode == 0, f"{context}\n{rerun.stderr[-3000:]}"
     assert tree_bytes(out / "data") == reference, context
-    assert len(list((out / ".work").iterdir())) == 1, context  # every rerun resumed the same run id
+    steps = {f"{step['name']}-{step['key']}" for step in json.loads((out / "summary.json").read_text())["steps"]}
+    assert {p.name for p in (out / ".work").iterdir() if p.is_dir()} == steps, context  # every rerun resumed them

@@ -1,0 +1,231 @@
+"""The `pii` stage: email addresses and public IP addresses are replaced, as in FineWeb's last step.
+
+FineWeb ends its pipeline with datatrove's `PIIFormatter` (Penedo et al. 2024, section 3.1; datatrove
+`pipeline/formatters/pii.py`). This stage keeps its email regex, its replacement strings (two addresses at the
+reserved example.com/example.org domains, six IPv4 addresses that did not answer pings) and its use of
+`ipaddress` to spare non-public IPs, and differs where the formatter replaces what is not an address or misses
+what is:
+
+- IPv6 addresses are replaced too (the formatter only knows IPv4); "public" means global unicast, `2000::/3`,
+  and `ipaddress`'s `is_global` (so `::1`, `fe80::`, `fc00::/7` and the documentation range `2001:db8::/32`
+  stay). The IPv6 replacements are the same strings as the IPv4 ones.
+- An IPv4 address must stand alone: not preceded by a letter, digit, `_` or `.`, nor followed by a digit,
+  letter or `.digit`. So `v1.2.3.4` and `1.2.3.4.5` (version strings) stay, where the formatter replaces the
+  `1.2.3.4` inside them (it is a public APNIC address).
+- Private, loopback, link-local, documentation (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24), shared
+  (100.64.0.0/10) and multicast addresses stay: `is_global` and not multicast (the formatter replaces
+  multicast addresses, which name groups, not hosts).
+- An email's domain must end in a public suffix of the bundled public suffix list (tldextract, no network), so
+  `name@2x.png` (a retina image name) stays; `user@localhost` has no dot and never matches the regex.
+- Replacements cycle per document (the k-th email of a document gets replacement k mod len), not per task as
+  in the formatter, so a document's text does not depend on which documents shared its task: the output stays
+  the same for any worker count.
+
+The stage drops nothing. Each changed document gets `metadata["pii"]` = `{"emails": n, "ip_addresses": m,
+"spans": [[start, end, kind], ...]}` (where the first 10 replacements sit in the new text, so the report can show
+them without ever showing an original address). Counters: `modified` (documents changed), `replaced_emails`,
+`replaced_ip_addresses`; `summary.json` shows them as `modified` and `replacements` {emails, ip_addresses}.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipelines.curate.stats import StageStats, passthrough, stage_from_counts
+
+# datatrove's PIIFormatter defaults (FineWeb): reserved example domains, and IPs that did not answer pings.
+EMAIL_REPLACEMENTS = ["email@example.com", "firstname.lastname@example.org"]
+IP_REPLACEMENTS = [
+    "22.214.171.124",
+    "126.96.36.199",
+    "188.8.131.52",
+    "184.108.40.206",
+    "220.127.116.11",
+    "18.104.22.168",
+]
+SPANS_KEPT = 10
+
+# The email regex of datatrove's PIIFormatter (RFC 5322-like local part, dotted domain or [IP] literal).
+_EMAIL = re.compile(
+    r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:(?:[A-Za-z0-9](?:["
+    r"A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?|\[(?:(?:25[0-5]|2[0-4][0-9]|["
+    r"01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?|[A-Za-z0-9-]*[A-Za-z0-9]:)])"
+)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"
+_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)(?!\w)")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)")
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+
+
+class PiiConfig(BaseModel):
+    """Which personal data the `pii` stage replaces, and with what (FineWeb: on, datatrove's replacements)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True  # FineWeb's last step
+    emails: bool = True
+    ip_addresses: bool = True  # public IPv4 and IPv6
+    email_replacement: list[str] = Field(default_factory=lambda: list(EMAIL_REPLACEMENTS), min_length=1)
+    ip_replacement: list[str] = Field(default_factory=lambda: list(IP_REPLACEMENTS), min_length=1)
+
+    @field_validator("email_replacement", "ip_replacement", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """Accept a single string as a one-element list."""
+        return [value] if isinstance(value, str) else value
+
+
+def is_public_ip(candidate: str) -> bool:
+    """Whether `candidate` is an IPv4 or IPv6 address that can point at a person's host.
+
+    Args:
+        candidate: text matched by an address regex.
+
+    Returns:
+        True for a global, non-multicast address (IPv6: also inside 2000::/3, global unicast); False for
+        private, loopback, link-local, documentation, shared, reserved or multicast addresses and non-addresses.
+    """
+    try:
+        ip = ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    if not ip.is_global or ip.is_multicast:
+        return False
+    return ip.version == 4 or ip in _GLOBAL_UNICAST_V6
+
+
+@functools.cache
+def _suffix_extractor() -> Callable[[str], Any]:
+    from tldextract import TLDExtract
+
+    return TLDExtract(suffix_list_urls=())  # the bundled public suffix list; no network fetch
+
+
+def is_email_domain(domain: str) -> bool:
+    """Whether an email's domain can receive mail: an `[IP]` literal or a name under a public suffix.
+
+    Args:
+        domain: the part after `@`.
+
+    Returns:
+        False for names such as `2x.png` whose last label is no top-level domain.
+    """
+    return domain.startswith("[") or bool(_suffix_extractor()(domain).suffix)
+
+
+class PiiAnonymizer:
+    """Replaces emails and public IP addresses in a text (the pure function behind the `pii` stage).
+
+    Args:
+        config: what to replace and with what.
+    """
+
+    def __init__(self, config: PiiConfig | None = None):
+        self.config = config or PiiConfig()
+
+    def __call__(self, text: str) -> tuple[str, dict[str, Any]]:
+        """Anonymise `text`.
+
+        Args:
+            text: a document's text.
+
+        Returns:
+            (new text, {"emails": n, "ip_addresses": m, "spans": [[start, end, "email"|"ip_address"], ...]}),
+            spans into the new text, at most SPANS_KEPT of them. Text without replacements comes back unchanged.
+        """
+        found: list[tuple[int, int, str]] = []
+        if self.config.emails and "@" in text:
+            found += [(m.start(), m.end(), "email") for m in _EMAIL.finditer(text) if self._is_email(m.group())]
+        if self.config.ip_addresses:
+            found += [(m.start(), m.end(), "ip_address") for m in _IPV4.finditer(text) if is_public_ip(m.group())]
+            if "::" in text or text.count(":") >= 7:
+                found += [(m.start(), m.end(), "ip_address") for m in _IPV6.finditer(text) if is_public_ip(m.group())]
+        counts = {"emails": 0, "ip_addresses": 0}
+        if not found:
+            return text, {**counts, "spans": []}
+        parts, spans, cursor, shift = [], [], 0, 0
+        for start, end, kind in _non_overlapping(found):
+            pool = self.config.email_replacement if kind == "email" else self.config.ip_replacement
+            key = "emails" if kind == "email" else "ip_addresses"
+            replacement = pool[counts[key] % len(pool)]
+            counts[key] += 1
+            parts += [text[cursor:start], replacement]
+            if len(spans) < SPANS_KEPT:
+                spans.append([start + shift, start + shift + len(replacement), kind])
+            shift += len(replacement) - (end - start)
+            cursor = end
+        parts.append(text[cursor:])
+        return "".join(parts), {**counts, "spans": spans}
+
+    @staticmethod
+    def _is_email(match: str) -> bool:
+        return is_email_domain(match.rpartition("@")[2])
+
+
+def _non_overlapping(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Matches in text order, dropping any that overlap an earlier one (an IP inside an email's [IP] literal)."""
+    kept: list[tuple[int, int, str]] = []
+    for start, end, kind in sorted(found):
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end, kind))
+    return kept
+
+
+class PiiStep(PipelineStep):
+    """The `pii` curate stage: anonymises every document, drops none, counts what it changed.
+
+    Args:
+        config: what to replace and with what.
+    """
+
+    name = "pii"
+    type = "🔏 - FORMAT"
+
+    def __init__(self, config: PiiConfig | None = None):
+        super().__init__()
+        self.anonymize = PiiAnonymizer(config)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield every document, with emails and public IPs replaced."""
+        for doc in data:
+            self.stat_update("total")
+            with self.track_time():
+                text, found = self.anonymize(doc.text)
+            if text != doc.text:
+                doc.text = text
+                doc.metadata["pii"] = found
+                self.stat_update("modified")
+                self.stat_update("replaced_emails", value=found["emails"])
+                self.stat_update("replaced_ip_addresses", value=found["ip_addresses"])
+            self.stat_update("forwarded")
+            yield doc
+
+
+def pii_stage_stats(counts: dict[str, int] | None, docs_in: int) -> StageStats:
+    """The `pii` entry of summary.json from the step's counters.
+
+    Args:
+        counts: the step's summed datatrove counters; None when no document reached the (enabled) stage.
+        docs_in: documents that reached the stage (used when `counts` is None).
+
+    Returns:
+        StageStats with `modified` and `replacements` {emails, ip_addresses} in its details.
+    """
+    stage = passthrough("pii", docs_in) if counts is None else stage_from_counts("pii", counts)
+    counts = counts or {}
+    stage.details = {
+        "modified": counts.get("modified", 0),
+        "replacements": {
+            "emails": counts.get("replaced_emails", 0),
+            "ip_addresses": counts.get("replaced_ip_addresses", 0),
+        },
+    }
+    return stage
