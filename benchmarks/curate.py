@@ -461,15 +461,17 @@ def filter_share(out: Path) -> float:
 
 
 def _group(pgid: int) -> list[Any]:
-    """The live processes of process group `pgid` (a Ray head and the workers its raylet started)."""
+    """The live processes of process group `pgid` (a Ray head) and all their descendants (the workers its raylet
+    started, which may sit in process groups of their own)."""
     import psutil
 
-    found = []
+    found: dict[int, Any] = {}
     for p in psutil.process_iter():
         with contextlib.suppress(psutil.Error, ProcessLookupError):
             if os.getpgid(p.pid) == pgid:
-                found.append(p)
-    return found
+                found[p.pid] = p
+                found.update({child.pid: child for child in p.children(recursive=True)})
+    return list(found.values())
 
 
 class TreeSampler:
