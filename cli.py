@@ -1,5 +1,9 @@
 """The `fineforge` command line: parses arguments, builds configs and delegates to the library.
 
+Library modules are imported inside the commands: `import cli` stays free of torch (5 s of a busy 2-core
+machine), which every command paid before, and so does every worker process of a multi-worker curate run
+(datatrove's forkserver imports the calling `__main__`, this module, once per pool).
+
 Errors that are the user's to fix (`pipelines.common.errors.USER_ERRORS`: bad inputs, settings and folders) are
 caught once, by the root command group, for every command: one line `error: FILE: problem` and exit code 2;
 `fineforge --debug COMMAND` (or `FINEFORGE_DEBUG=1`) shows the traceback instead. Commands only parse and call.
@@ -19,7 +23,6 @@ from typer.core import TyperGroup
 from pipelines.common.errors import USER_ERRORS, describe
 from pipelines.quality.config import ClassifierSettings
 from trainer.launch import make_train_command
-from trainer.stage import run_train_command
 
 
 class _Commands(TyperGroup):
@@ -48,7 +51,15 @@ def _root(
     """FineForge: raw web crawl to a trained GPT-2."""
 
 
-app.command("train")(make_train_command(run_train_command))  # the same flags as `python -m trainer`
+def _train_with_progress(flags: dict, config: Path | None, nproc: int | None) -> int:
+    from orchestration.progress import TerminalProgress
+    from trainer.stage import run_train_command
+
+    with TerminalProgress() as progress:
+        return run_train_command(flags, config, nproc, on_progress=progress)
+
+
+app.command("train")(make_train_command(_train_with_progress))  # the same flags as `python -m trainer`
 eval_app = typer.Typer(help="Evaluate trained models.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -171,17 +182,39 @@ def _home(home: Path | None) -> Path:
     return home.resolve() if home else fineforge_home()
 
 
+@contextlib.contextmanager
+def _serving_reports(root: Path, host: str, port: int) -> Iterator[Any]:
+    """Serve the HTML reports under `root` over HTTP on host:port for the block (`orchestration.reports`)."""
+    from orchestration.reports import ReportServer
+    from pipelines.common.errors import UserError
+
+    try:
+        reports = ReportServer(root, host, port).start()
+    except OSError as e:
+        raise UserError(f"cannot serve reports on {host}:{port}: {describe(e)} (choose another --reports-port)") from e
+    try:
+        yield reports
+    finally:
+        reports.stop()
+
+
 @app.command("server")
 def server_command(
-    port: int = typer.Option(4200, help="port of the API and the UI (bound to 127.0.0.1)"),
+    port: int = typer.Option(4200, help="port of the API and the UI"),
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 lets workers on other machines in"),
+    reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
 ) -> None:
-    """Run a local Prefect server (API and UI) with its database under the FineForge home; Ctrl-C stops it."""
+    """Run a Prefect server (API and UI) with its database under the FineForge home, and serve the HTML reports
+    under the home; Ctrl-C or SIGTERM stops both."""
     from orchestration.server import default_api_url, running_server
 
-    with _until_stopped(), running_server(port, _home(home)) as proc:
-        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (API {default_api_url(port)})")
-        proc.wait()
+    root = _home(home)
+    with _until_stopped(), _serving_reports(root, host, reports_port or port + 1) as reports:
+        with running_server(port, root, host=host) as proc:
+            api = default_api_url(port, host)
+            typer.echo(f"FineForge UI: {api.removesuffix('/api')}  (API {api}, reports {reports.url})")
+            proc.wait()
 
 
 @contextlib.contextmanager
@@ -205,14 +238,20 @@ def serve_command(
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
     train_config: Path | None = typer.Option(None, help="train config YAML of event-triggered training runs"),
     limit: int | None = typer.Option(None, help="most flow runs at once"),
+    reports_url: str | None = typer.Option(
+        None, help="report server for report links (default FINEFORGE_REPORTS_URL; with a local server: port + 1)"
+    ),
 ) -> None:
     """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train,
     ablation)."""
+    from orchestration.reports import REPORTS_ENV, reports_url_for
     from orchestration.server import default_api_url
 
-    api_url = os.environ.get("PREFECT_API_URL") or default_api_url(port)
+    api_url = os.environ.get("PREFECT_API_URL")
+    if reports_url or not (api_url or os.environ.get(REPORTS_ENV)):
+        os.environ[REPORTS_ENV] = reports_url or reports_url_for(port + 1)  # `fineforge server`'s report server
     with _until_stopped():
-        _serve(api_url, train_model, train_steps, train_config, limit)
+        _serve(api_url or default_api_url(port), train_model, train_steps, train_config, limit)
 
 
 def _serve(api_url: str, model: str, steps: int | None, config: Path | None, limit: int | None) -> None:
@@ -229,17 +268,69 @@ def up_command(
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
     train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
+    reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
 ) -> None:
-    """Start the server and serve every deployment, in one command; Ctrl-C or SIGTERM stops both."""
+    """Start the server, the report server and serve every deployment, in one command; Ctrl-C or SIGTERM stops all
+    three."""
+    from orchestration.reports import REPORTS_ENV
     from orchestration.server import default_api_url, running_server
+    from pipelines.common.home import HOME_ENV
 
     root = _home(home)
     log = root / "prefect" / "server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with _until_stopped(), running_server(port, root, log_path=log):
-        typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (server log: {log})")
-        _serve(default_api_url(port), train_model, train_steps, None, None)
-        typer.echo("stopping the server")
+    with _until_stopped(), _serving_reports(root, "127.0.0.1", reports_port or port + 1) as reports:
+        os.environ.update({REPORTS_ENV: reports.url, HOME_ENV: str(root)})  # inherited by the served flow runs
+        with running_server(port, root, log_path=log):
+            typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (reports {reports.url}, server log: {log})")
+            _serve(default_api_url(port), train_model, train_steps, None, None)
+            typer.echo("stopping the server")
+
+
+@app.command("deploy")
+def deploy_command(
+    data_pool: str = typer.Option("fineforge-data", help="process work pool of curate, tokenize and report"),
+    train_pool: str = typer.Option("fineforge-train", help="process work pool of train, train-on-shards, pipeline"),
+    train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
+    train_steps: int | None = typer.Option(None, min=1, help="steps of event-triggered training runs"),
+    train_config: Path | None = typer.Option(None, help="train config YAML (a path every train worker can read)"),
+) -> None:
+    """Register every deployment on Prefect process work pools (created if missing) of the server in
+    PREFECT_API_URL; then run `fineforge worker --pool NAME` on the machines that should do the work."""
+    from flows import TrainSettings
+    from orchestration.pools import deploy_to_pools
+
+    config = str(train_config.resolve()) if train_config else None
+    settings = TrainSettings(model=train_model, steps=train_steps, config=config)
+    placed = deploy_to_pools(data_pool, train_pool, settings)  # a PoolError is the user's: `error: ...`, exit 2
+    for name, pool in placed:
+        typer.echo(f"{name:<18} -> work pool {pool}")
+    typer.echo(
+        f"start workers: fineforge worker --pool {data_pool} (CPU machines), --pool {train_pool} (GPU machines)"
+    )
+
+
+@app.command("worker")
+def worker_command(
+    pool: str = typer.Option(..., help="work pool to take flow runs from (fineforge-data or fineforge-train)"),
+    limit: int | None = typer.Option(None, min=1, help="most flow runs at once on this machine"),
+    home: Path | None = typer.Option(
+        None, help="FineForge home, on storage all machines share (default FINEFORGE_HOME)"
+    ),
+    reports_url: str | None = typer.Option(
+        None, help="base URL of the report server for report links (default FINEFORGE_REPORTS_URL)"
+    ),
+    name: str | None = typer.Option(None, help="worker name shown in the UI (default: from the host name)"),
+) -> None:
+    """Run a Prefect process worker for POOL on this machine until Ctrl-C (a thin wrapper around
+    `prefect worker start --pool POOL --type process`, with FINEFORGE_HOME made absolute)."""
+    from orchestration import pools
+
+    pools.check_pool(pool)  # a PoolError is the user's: `error: ...`, exit 2
+    root = _home(home)
+    typer.echo(f"worker for pool {pool}: FINEFORGE_HOME={root}", err=True)
+    cmd = pools.worker_command(pool, limit, name)
+    os.execve(cmd[0], cmd, pools.worker_env(str(root), reports_url))
 
 
 @app.command("report")
@@ -281,11 +372,14 @@ def tokenize(
     Each document gets <|endoftext|> before it. Documents are shuffled by a seeded hash of their index; the
     first documents of that order form the validation split. Same input and settings, same bytes.
     """
+    from orchestration.progress import TerminalProgress
     from pipelines.tokenize import run_tokenize
 
-    manifest = run_tokenize(
-        inputs, output, shard_tokens, val_tokens, None if no_shuffle else seed, workers, text_column, overwrite
-    )
+    with TerminalProgress() as progress:
+        shuffle_seed = None if no_shuffle else seed
+        manifest = run_tokenize(
+            inputs, output, shard_tokens, val_tokens, shuffle_seed, workers, text_column, overwrite, progress
+        )
     for split in ("train", "val"):
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]
@@ -327,6 +421,7 @@ def curate_command(
     workers: int = typer.Option(1, min=1, help="tasks run at the same time"),
     limit: int | None = typer.Option(None, min=1, help="read at most N documents (for a quick look)"),
     executor: str = typer.Option("local", help="local | ray | slurm (datatrove's executors)"),
+    ray_address: str | None = typer.Option(None, help="existing Ray cluster, HOST:PORT (with --executor ray)"),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="write into a folder that is not a curate output (replaces only curate's files)"
     ),
@@ -334,11 +429,17 @@ def curate_command(
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     import json
 
+    from orchestration.progress import TerminalProgress
     from pipelines.curate import load_config, run_curate
+    from pipelines.curate.config import with_ray_address
 
     if executor not in ("local", "ray", "slurm"):
         raise ValueError(f"--executor must be local, ray or slurm, not {executor!r}")
-    summary = run_curate(load_config(config), inputs, output, workers, executor, limit, overwrite)
+    if ray_address is not None and executor != "ray":
+        raise ValueError(f"--ray-address needs --executor ray (got --executor {executor})")
+    cfg = with_ray_address(load_config(config), ray_address)
+    with TerminalProgress() as progress:
+        summary = run_curate(cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress)
     for stage in summary["stages"]:
         dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
         counts = f"{stage['docs_in']:>8} -> {stage['docs_out']:>8}"

@@ -11,6 +11,14 @@ deployment `train-on-shards` carries a trigger on that event and takes `manifest
 training starts by itself. `pipeline` runs all four stages in one flow run and does not announce its shards,
 so it never starts a second, event-triggered training.
 
+Where runs happen: `fineforge up` serves every deployment from one process on this machine (`serve_all`);
+`fineforge deploy` registers the same deployments on Prefect process work pools (`orchestration.pools`) with
+module entrypoints (`flows.curate`, ...), so that a `fineforge worker` on any machine runs them from its own
+install. Progress: curate, tokenize and train publish `<stage>-progress-<dataset>` and `<stage>-counts-<dataset>`
+artifacts while they run (`orchestration.progress`). Training holds a concurrency slot per run directory
+(`orchestration.run_lock`), so two shards-ready events for one dataset never start two trainers in one folder.
+Report links point at the report server (`orchestration.reports`) when `FINEFORGE_REPORTS_URL` names one.
+
 Reruns skip finished stages through the stages' own `is_complete` (summary.json, manifest.json, run.json, which
 record what they were made from); a changed input or setting therefore reruns the stage, and a half-written
 stage resumes through the library's own completion markers.
@@ -31,19 +39,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import (
-    create_link_artifact,
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.deployments.runner import EntrypointType
 from prefect.events import emit_event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from orchestration import artifacts as art
 from orchestration import layout
+from orchestration.progress import ArtifactProgress
+from orchestration.reports import report_link
+from orchestration.run_lock import exclusive_run_dir
 from pipelines.ablate.spec import AblationSpec
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import StopRequested
@@ -71,6 +77,9 @@ class CurateParams(BaseModel):
     )
     workers: int = Field(1, ge=1, description="Parallel tasks per stage.")
     executor: Literal["local", "ray", "slurm"] = Field("local", description="datatrove executor.")
+    ray_address: str | None = Field(
+        None, description="Address of an existing Ray cluster, HOST:PORT (executor ray; empty: RAY_ADDRESS or local)."
+    )
     limit: int | None = Field(None, ge=1, description="Read at most this many documents (for a quick look).")
     extract_engine: Literal["trafilatura", "resiliparse"] | None = Field(
         None, description="HTML extraction: trafilatura (FineWeb's) or resiliparse (~17x faster); empty: the config's."
@@ -84,6 +93,13 @@ class CurateParams(BaseModel):
     decontaminate_action: Literal["drop", "flag"] = Field(
         "drop", description="With an index: drop contaminated documents, or keep them flagged in metadata."
     )
+
+    @model_validator(mode="after")
+    def _ray_address_needs_ray(self) -> CurateParams:
+        """A Ray address only makes sense with the Ray executor."""
+        if self.ray_address and self.executor != "ray":
+            raise ValueError(f"ray_address is set but the executor is {self.executor!r}; choose executor ray")
+        return self
 
     def output_dir(self) -> Path:
         """The curated output folder, absolute."""
@@ -101,6 +117,8 @@ class CurateParams(BaseModel):
             overrides["decontaminate"] = {"enabled": True, "index": index, "action": self.decontaminate_action}
         if self.quality is not None:
             overrides["quality"] = self.quality.model_dump(mode="json")  # the whole section, as the form shows it
+        if self.ray_address:
+            overrides["run"] = {"ray": {"address": self.ray_address.strip()}}
         return overrides
 
     def curate_config(self) -> Any:
@@ -199,11 +217,22 @@ def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: T
     logger = get_run_logger()
     out = params.output_dir()
     cfg = params.curate_config()
-    stage = CurateStage(cfg, params.inputs, out, workers=params.workers, executor=params.executor, limit=params.limit)
+    progress = ArtifactProgress("curate", params.dataset)
+    stage = CurateStage(
+        cfg,
+        params.inputs,
+        out,
+        workers=params.workers,
+        executor=params.executor,
+        limit=params.limit,
+        on_progress=progress,
+    )
     outcome = run_stage(stage, _steps_as_tasks("curate"))
     summary = outcome.result
     if outcome.reused:
         logger.info("curate already finished in %s (run %s): skipped", out, summary["run_id"])
+    else:
+        progress.done(f"done: {summary['docs_in']:,} documents in, {summary['docs_out']:,} kept")
     _publish_curate(params.dataset, out, summary)
     if then_tokenize:
         tokenize(
@@ -228,7 +257,7 @@ def _publish_curate(dataset: str, out: Path, summary: dict) -> None:
     html = _build_report(out)
     if html is not None:
         create_link_artifact(
-            html.as_uri(),
+            report_link(html),
             link_text=str(html),
             key=art.artifact_key("curate-report", dataset),
             description="The HTML data-quality report of this curate run",
@@ -292,12 +321,15 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
     logger = get_run_logger()
     out = params.output_dir()
     settings = TokenizeSettings(shard_tokens=params.shard_tokens, val_tokens=params.val_tokens, seed=params.seed)
+    progress = ArtifactProgress("tokenize", params.dataset)
     # overwrite: a flow run into a dataset's shard folder replaces the shards of its earlier inputs
-    stage = TokenizeStage(params.inputs, out, settings, workers=params.workers, overwrite=True)
+    stage = TokenizeStage(params.inputs, out, settings, workers=params.workers, overwrite=True, on_progress=progress)
     outcome = run_stage(stage, _steps_as_tasks("tokenize"))
     manifest = outcome.result
     if outcome.reused:
         logger.info("shards in %s are up to date: skipped", out)
+    else:
+        progress.done(f"done: {len(manifest['shards'])} shards, {manifest['total_tokens']['train']:,} train tokens")
     create_table_artifact(
         art.shard_rows(manifest),
         key=art.artifact_key("tokenize-shards", params.dataset),
@@ -325,45 +357,27 @@ def _stop_trainer_hook(flow: Any, flow_run: Any, state: Any) -> None:
     stop_recorded_trainer(layout.train_run_dir(params.get("manifest", ""), params.get("run_dir")))
 
 
-class _TrainProgress:
-    """Streams trainer lines to the flow log and keeps a progress artifact in step with metrics.jsonl."""
-
-    def __init__(self, stage: Any, key: str):
-        self.stage, self.key = stage, key
-        self.logger = get_run_logger()
-        self.artifact_id = None
-        self.last_pct = -1.0
-
-    def __call__(self, line: str | None) -> None:
-        """Log a trainer line (None: a second of silence) and refresh the progress artifact."""
-        if line is not None:
-            self.logger.info(line)
-        if self.artifact_id is None:
-            self.artifact_id = create_progress_artifact(0.0, key=self.key, description="starting")
-        records = read_metrics(self.stage.run_dir / "metrics.jsonl")
-        pct, text = art.training_progress(records, self.stage.config.steps)
-        if pct != self.last_pct:
-            update_progress_artifact(self.artifact_id, pct, description=text)
-            self.last_pct = pct
-
-    def done(self) -> None:
-        """Mark the run 100% done."""
-        if self.artifact_id is None:
-            self.artifact_id = create_progress_artifact(100.0, key=self.key, description="done")
-        update_progress_artifact(self.artifact_id, 100.0, description="done")
+def _log_line(line: str | None) -> None:
+    """on_output of training in a flow: every trainer line goes to the flow run's log."""
+    if line is not None:
+        get_run_logger().info(line)
 
 
 @flow(name="train", on_cancellation=[_stop_trainer_hook], on_crashed=[_stop_trainer_hook])
-def train(manifest: str, run_dir: str | None = None, settings: TrainSettings | None = None) -> dict:
+def train(
+    manifest: str, run_dir: str | None = None, settings: TrainSettings | None = None, wait_s: float | None = None
+) -> dict:
     """Train GPT-2 on a shard set in a trainer subprocess, streaming its log and publishing progress.
 
     Cancelling the run sends SIGTERM to the trainer's process group: the trainer checkpoints and exits, and
-    the next run into the same run directory resumes from that checkpoint.
+    the next run into the same run directory resumes from that checkpoint. While another flow run trains into
+    the same run directory (on any worker), this one logs that it waits and starts when that one has finished.
 
     Args:
         manifest: manifest.json of the shards (or its folder).
         run_dir: run directory (default FINEFORGE_HOME/runs/{dataset}, the dataset being the shard folder's parent).
         settings: model and training settings.
+        wait_s: most seconds to wait for a run directory that another run is training into (None: no limit).
 
     Returns:
         The final run.json contents.
@@ -372,14 +386,14 @@ def train(manifest: str, run_dir: str | None = None, settings: TrainSettings | N
 
     settings = settings or TrainSettings()
     rd = layout.train_run_dir(manifest, run_dir)
-    stage = TrainStage(["--data", manifest, "--out", str(rd), *settings.args()])
-    progress = _TrainProgress(stage, art.artifact_key("train-progress", rd.name))
-    stage.on_output = progress
-    outcome = run_stage(stage, _steps_as_tasks("train"))
+    progress = ArtifactProgress("train", rd.name)
+    stage = TrainStage(["--data", manifest, "--out", str(rd), *settings.args()], _log_line, on_progress=progress)
+    with exclusive_run_dir(rd, wait_s, get_run_logger()):
+        outcome = run_stage(stage, _steps_as_tasks("train"))
     if outcome.reused:
         get_run_logger().info("run %s already completed: skipped", rd)
     else:
-        progress.done()
+        progress.done(f"done: {outcome.result.get('step')} steps, val loss {outcome.result.get('val_loss')}")
     _publish_train(rd.name, rd)
     return outcome.result
 
@@ -418,7 +432,7 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     name = layout.dataset_name(Path(run_dir).resolve(), "curated")
     for key, rows in tables_of(data).items():
         create_table_artifact(rows, key=art.artifact_key(f"report-{key}", name))
-    create_link_artifact(path.as_uri(), link_text=str(path), key=art.artifact_key("report", name))
+    create_link_artifact(report_link(path), link_text=str(path), key=art.artifact_key("report", name))
     return str(path)
 
 
@@ -491,11 +505,8 @@ def ablation_run(spec: AblationSpec, variant: str, seed: int) -> dict:
     from trainer.stage import TrainStage
 
     ablation_ = _ablation(spec)
-    stage = TrainStage(ablation_.train_args(variant, seed), env=ablation_.train_env())
-    progress = _TrainProgress(
-        stage, art.artifact_key("ablation-progress", f"{ablation_.out.name}-{variant}-seed-{seed}")
-    )
-    stage.on_output = progress
+    progress = ArtifactProgress("ablation", f"{ablation_.out.name}-{variant}-seed-{seed}")
+    stage = TrainStage(ablation_.train_args(variant, seed), _log_line, env=ablation_.train_env(), on_progress=progress)
     with concurrency(TRAINING_LIMIT, occupy=1):
         if run_stage(stage, _steps_as_tasks("train")).reused:
             get_run_logger().info("run %s already completed: skipped", stage.run_dir)
@@ -575,11 +586,15 @@ def ablation(spec: AblationSpec) -> dict:
     }
 
 
-def deployments(train_settings: TrainSettings | None = None) -> list[Any]:
-    """Every FineForge deployment, ready for `prefect.serve`.
+def deployments(
+    train_settings: TrainSettings | None = None, entrypoint_type: EntrypointType = EntrypointType.FILE_PATH
+) -> list[Any]:
+    """Every FineForge deployment, ready for `prefect.serve` or (with module entrypoints) for work pools.
 
     Args:
         train_settings: default training settings of `train` and `train-on-shards` (what the event run uses).
+        entrypoint_type: FILE_PATH to serve from this checkout; MODULE_PATH (`flows.curate`, ...) for work pools,
+            whose workers import the flows from their own install.
 
     Returns:
         Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train, ablation.
@@ -591,23 +606,33 @@ def deployments(train_settings: TrainSettings | None = None) -> list[Any]:
         match={"prefect.resource.id": "fineforge.shards.*"},
         parameters={"manifest": "{{ event.payload.manifest }}"},
     )
+    kind = {"entrypoint_type": entrypoint_type}
     return [
-        curate.to_deployment(name="curate", description="Curate raw crawl, then tokenize it (announces the shards)."),
-        tokenize.to_deployment(name="tokenize", description="Tokenize a curated folder into llm.c shards."),
-        train.to_deployment(name="train", parameters={"settings": settings}, description="Train GPT-2 on shards."),
+        curate.to_deployment(
+            name="curate", description="Curate raw crawl, then tokenize it (announces the shards).", **kind
+        ),
+        tokenize.to_deployment(name="tokenize", description="Tokenize a curated folder into llm.c shards.", **kind),
+        train.to_deployment(
+            name="train", parameters={"settings": settings}, description="Train GPT-2 on shards.", **kind
+        ),
         train.to_deployment(
             name="train-on-shards",
             parameters={"settings": settings},
             triggers=[trigger],
             description=f"Started by {SHARDS_READY}: trains on the announced manifest.",
+            **kind,
         ),
-        report.to_deployment(name="report", description="HTML report and artifact tables of a curate folder."),
-        pipeline.to_deployment(name="pipeline", description="Curate, tokenize, train and report in one run."),
+        report.to_deployment(name="report", description="HTML report and artifact tables of a curate folder.", **kind),
+        pipeline.to_deployment(name="pipeline", description="Curate, tokenize, train and report in one run.", **kind),
         quality_train.to_deployment(
-            name="quality-train", description="Train a fastText quality classifier for curate's quality stage."
+            name="quality-train",
+            description="Train a fastText quality classifier for curate's quality stage.",
+            **kind,
         ),
         ablation.to_deployment(
-            name="ablation", description="Train the same small model on each curate recipe and compare the models."
+            name="ablation",
+            description="Train the same small model on each curate recipe and compare the models.",
+            **kind,
         ),
     ]
 

@@ -11,34 +11,53 @@ Per stage, in one process, on the shared corpora (web-text.jsonl.gz; trafilatura
   with an empty chunk memo (what a 580-document corpus sees), "warm" a second pass (a long run's steady state);
 - MinHash signatures (5-grams, 14 x 8): `pipelines.curate.dedup` against datatrove's MinhashDedupSignature on spaCy;
 - decontaminate (13-gram lookups in an index of 10,000 passages; FineForge only) and pii (against datatrove's
-  PIIFormatter, which FineWeb runs).
+  PIIFormatter, which FineWeb runs);
+- the live-progress probe that rides after every reader (`pipelines.curate.progress.ProgressProbe`), alone, to
+  show what it adds per document next to the stages above.
 
 Rates are documents per CPU-second of this single process (`time.process_time`), i.e. per core: load from other
 processes on this shared machine slows the wall clock of both sides but barely moves CPU time.
 
-`--e2e N ...` adds end-to-end runs from WARC, one core each, on a WARC of N HTML responses cycled from the 1,333
+`--e2e N ...` adds end-to-end `fineforge curate` runs (text input: N documents replicated from the corpora with
+edits, in `--files` gzip JSONL files in a temporary folder), each with its wall time and the peak resident
+memory of its whole process tree (sampled every 0.2 s; with Ray, the head's processes too), then the growth
+factors per 10x documents of the one-worker runs (targets: memory <= 1.5x, time ~10x, i.e. linear), and the
+speed-up of `--workers 2 ...` and of a local Ray cluster (`--ray N`, a head of its own with N CPUs,
+`tests.ray_head`) over one worker on the same input, with the CPU seconds of each run (the whole tree and the Ray
+head's processes). Read the wall-clock speed-ups with the machine's load in mind: with Linux's
+`sched_autogroup_enabled=1` (on here) the CPU is shared between sessions, not processes, so while other sessions
+keep the cores busy a run's second worker gets no extra CPU (a Ray head, a session of its own, does); the CPU
+seconds say how much extra work the parallel run did.
+
+`--e2e-warc N ...` adds end-to-end runs from WARC, one core each, on a WARC of N HTML responses cycled from the 1,333
 real pages of the corpora (htmldate's WARC and trafilatura-eval), in the same run: FineForge's whole curate
 (read, extract, filters, exact and MinHash dedup, PII, Parquet) with trafilatura and with resiliparse, and
 datatrove's stock FineWeb pipeline (WarcReader, Trafilatura, the filters on spaCy, MinHash signatures only, so
 it does less work than FineForge's run). Each prints documents per CPU-second of its whole process tree, the
 ratio to stock, wall time and peak resident memory.
-Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--e2e 1425] [--no-stages]`.
+Run: `.venv/bin/python -m benchmarks.curate [--docs 580] [--pages 120] [--no-stages]
+[--e2e 10000 100000 1000000] [--workers 1 2] [--ray 2] [--files 8] [--e2e-warc 1425]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import io
 import json
+import math
 import os
+import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
@@ -57,6 +76,7 @@ from pipelines.curate.words import SpacyCompatTokenizer
 from tests.conftest import corpora_path
 
 HEURISTICS = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def web_records(limit: int | None = None) -> list[dict]:
@@ -161,6 +181,21 @@ def bench_stages(records: list[dict], pages: int) -> None:
     compare("four heuristic filters", ours, stock, note="target: >= 10x stock")
     bench_minhash([r["text"] for r in records])
     bench_recipe_stages(records)
+    bench_probe(records)
+
+
+def bench_probe(records: list[dict], copies: int = 200) -> None:
+    """Documents per CPU-second through the live-progress probe alone (it writes its counters once a second)."""
+    from collections import deque
+
+    from pipelines.curate.progress import ProgressProbe
+
+    docs = docs_of(records) * copies
+    with tempfile.TemporaryDirectory(prefix="ff-probe-") as tmp:
+        steps = [step for _, step in build_filter_steps(FilterConfig(), lambda name: None)]
+        probe = ProgressProbe(tmp, [1] * 8).watch(steps)  # the counters of a filter pass, as in a real run
+        rate = cpu_rate(len(docs), lambda: deque(probe(iter(docs), 0, 1), maxlen=0))
+    row("progress probe (pass-through)", rate, note=f"{len(docs)} documents; what live progress adds per document")
 
 
 def bench_minhash(texts: list[str]) -> None:
@@ -309,12 +344,11 @@ def run_measured(script: str, args: list[str]) -> dict | None:
     """
     import psutil
 
-    root = Path(__file__).resolve().parents[1]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     log = tempfile.TemporaryFile("w+")  # the run's log, shown if it fails
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, *args], cwd=root, stdout=subprocess.PIPE, stderr=log, text=True
+        [sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True
     )
     peak = 0
     ps = psutil.Process(proc.pid)
@@ -336,7 +370,7 @@ def run_measured(script: str, args: list[str]) -> dict | None:
     return {**json.loads(out[-1]), "cpu": cpu, "wall": wall, "peak_mb": peak / 2**20}
 
 
-def bench_e2e(sizes: list[int]) -> None:
+def bench_e2e_warc(sizes: list[int]) -> None:
     """End-to-end curate from WARC, one core: FineForge with each extraction engine, and datatrove's stock
     FineWeb pipeline (up to MinHash signatures) on the same file, in one run."""
     runs = [
@@ -371,18 +405,217 @@ def bench_e2e(sizes: list[int]) -> None:
                 )
 
 
+def write_replicated_corpus(folder: Path, n_docs: int, files: int = 8, seed: int = 0) -> None:
+    """Write `n_docs` JSONL documents in `files` gzip files: the web texts cycled, each copy edited.
+
+    Copy k of a text swaps ~5% of its words for words of other texts and drops one sentence at random, so the
+    corpus keeps web-like statistics while exact dedup sees distinct documents (MinHash still clusters some).
+    Several files let several tasks share the input (one task reads whole files).
+    """
+    rng = random.Random(seed)
+    base = web_records()
+    vocab = [w for r in base[:50] for w in r["text"].split()]
+    folder.mkdir(parents=True, exist_ok=True)
+    per_file = -(-n_docs // files)
+    for start in range(0, n_docs, per_file):
+        with gzip.open(folder / f"part-{start // per_file:03d}.jsonl.gz", "wt") as f:
+            for i in range(start, min(start + per_file, n_docs)):
+                rec = base[i % len(base)]
+                copy = i // len(base)
+                text = rec["text"]
+                if copy:
+                    words = text.split(" ")
+                    for _ in range(max(1, len(words) // 20)):
+                        words[rng.randrange(len(words))] = rng.choice(vocab)
+                    sentences = " ".join(words).split(". ")
+                    if len(sentences) > 2:
+                        del sentences[rng.randrange(len(sentences))]
+                    text = ". ".join(sentences)
+                record = {"id": f"{rec['id']}-{copy}", "url": f"{rec['url']}#{copy}", "text": text}
+                f.write(json.dumps(record) + "\n")
+
+
+@dataclass
+class E2eRun:
+    """One end-to-end curate run: its size, where it ran, and what it cost."""
+
+    docs: int
+    workers: int
+    executor: str
+    wall_s: float
+    cpu_s: float
+    peak_mb: float
+    docs_out: int
+    filter_share: float
+
+
+def filter_share(out: Path) -> float:
+    """Share of a finished run's time spent in the filter pass (the rest is dedup and publishing), from the
+    modification times of its work files: job.json (start), the filter pass's last completion marker, summary.json.
+    """
+    work = out / ".work"
+    start = (work / "job.json").stat().st_mtime
+    step = next(work.glob("filter-*"))  # the filter step's folder (pipelines.curate.work)
+    filtered = max(p.stat().st_mtime for p in (step / "logs" / "filter" / "completions").iterdir())
+    return (filtered - start) / ((out / "summary.json").stat().st_mtime - start)
+
+
+def _group(pgid: int) -> list[Any]:
+    """The live processes of process group `pgid` (a Ray head) and all their descendants (the workers its raylet
+    started, which may sit in process groups of their own)."""
+    import psutil
+
+    found: dict[int, Any] = {}
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(p.pid) == pgid:
+                found[p.pid] = p
+                found.update({child.pid: child for child in p.children(recursive=True)})
+    return list(found.values())
+
+
+class TreeSampler:
+    """Samples a process tree (and a Ray head's process group): peak resident memory and CPU seconds.
+
+    CPU time is the last value seen for every process, sampled every 0.2 s, so it also covers workers that exit
+    before the run ends (pool workers are not children of the run's root after their forkserver dies, so
+    `RUSAGE_CHILDREN` misses them); a process of the head that existed before the run counts from its start value.
+    """
+
+    def __init__(self, root: Any, extra_pgid: int | None):
+        self.root, self.extra_pgid = root, extra_pgid
+        self.peak = 0
+        self.cpu: dict[tuple[int, float], float] = {}
+        self.before = {key: cpu for key, cpu, _ in self._sample()}
+
+    def _sample(self) -> list[tuple[tuple[int, float], float, int]]:
+        import psutil
+
+        procs = {self.root.pid: self.root}
+        with contextlib.suppress(psutil.Error):
+            procs.update({p.pid: p for p in self.root.children(recursive=True)})
+        if self.extra_pgid is not None:
+            procs.update({p.pid: p for p in _group(self.extra_pgid)})
+        found = []
+        for p in procs.values():
+            with contextlib.suppress(psutil.Error):
+                with p.oneshot():
+                    times = p.cpu_times()
+                    found.append(((p.pid, p.create_time()), times.user + times.system, p.memory_info().rss))
+        return found
+
+    def sample(self) -> None:
+        """Take one sample."""
+        found = self._sample()
+        self.peak = max(self.peak, sum(rss for _, _, rss in found))
+        self.cpu.update({key: cpu for key, cpu, _ in found})
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used by the tree since the sampler was made."""
+        return sum(cpu - self.before.get(key, 0.0) for key, cpu in self.cpu.items())
+
+
+def run_e2e(corpus: Path, out: Path, workers: int, ray: Any = None) -> E2eRun:
+    """Run `fineforge curate` on `corpus` in a subprocess, sampling the process tree's RSS every 0.2 s.
+
+    Args:
+        corpus: folder of JSONL files.
+        out: output folder (must not exist).
+        workers: `--workers`.
+        ray: a `tests.ray_head.RayHead` to run on (`--executor ray --ray-address`), or None for local.
+
+    Returns:
+        The measurement.
+    """
+    import psutil
+
+    cmd = [sys.executable, "-m", "cli", "curate", "--input", str(corpus), "--output", str(out),
+           "--workers", str(workers)]  # fmt: skip
+    env = dict(os.environ)
+    extra_pgid = None
+    if ray is not None:
+        cmd += ["--executor", "ray", "--ray-address", ray.address]
+        env.update(ray.env)
+        extra_pgid = ray.pgid
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sampler = TreeSampler(psutil.Process(proc.pid), extra_pgid)
+    while proc.poll() is None:
+        sampler.sample()
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    lines = [line for line in proc.stdout.read().splitlines() if line.startswith('{"run_id"')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"curate of {corpus} failed with exit code {proc.returncode}")
+    summary = json.loads(lines[-1])
+    executor = "ray" if ray else "local"
+    share = filter_share(out)
+    peak_mb, cpu = sampler.peak / 2**20, sampler.cpu_seconds()
+    return E2eRun(summary["docs_in"], workers, executor, wall, cpu, peak_mb, summary["docs_out"], share)
+
+
+def growth_per_decade(small: E2eRun, large: E2eRun) -> tuple[float, float]:
+    """(time, memory) growth factors per 10x documents between two runs of different sizes."""
+    decades = math.log10(large.docs / small.docs)
+    return (large.wall_s / small.wall_s) ** (1 / decades), (large.peak_mb / small.peak_mb) ** (1 / decades)
+
+
+def bench_e2e(sizes: list[int], workers: list[int], ray_workers: int | None, files: int) -> list[E2eRun]:
+    """End-to-end curate on replicated corpora of each size: wall time, docs/s and peak RSS of the process tree;
+    growth per 10x documents (1 worker); speed-up of more workers, locally and on a local Ray cluster."""
+    runs: list[E2eRun] = []
+    print(f"\n{'end-to-end curate':<20}{'docs':>9}{'kept':>9}{'workers':>8}{'wall s':>9}{'CPU s':>8}{'docs/s':>8}"
+          f"{'peak MB':>9}{'filter %':>9}")  # fmt: skip
+
+    def show(run: E2eRun) -> None:
+        runs.append(run)
+        label, rate = f"curate ({run.executor})", run.docs / run.wall_s
+        print(f"{label:<20}{run.docs:>9}{run.docs_out:>9}{run.workers:>8}{run.wall_s:>9.0f}{run.cpu_s:>8.0f}"
+              f"{rate:>8.0f}{run.peak_mb:>9.0f}{100 * run.filter_share:>9.0f}", flush=True)  # fmt: skip
+
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="ff-bench-") as tmp:
+            corpus = Path(tmp) / "corpus"
+            write_replicated_corpus(corpus, n, files)
+            for w in workers:
+                show(run_e2e(corpus, Path(tmp) / f"out-local-{w}", w))
+            if ray_workers:
+                from tests.ray_head import local_ray_head
+
+                with local_ray_head(cpus=ray_workers) as head:
+                    show(run_e2e(corpus, Path(tmp) / "out-ray", ray_workers, head))
+    single = sorted((r for r in runs if r.workers == 1 and r.executor == "local"), key=lambda r: r.docs)
+    for small, large in zip(single, single[1:], strict=False):
+        t, m = growth_per_decade(small, large)
+        print(f"growth per 10x documents, {small.docs} -> {large.docs}: time {t:.2f}x, peak memory {m:.2f}x "
+              "(targets: time ~10x, memory <= 1.5x)")  # fmt: skip
+    for run in runs:
+        one = next((r for r in single if r.docs == run.docs), None)
+        if one and run is not one:
+            print(f"speed-up of {run.workers} workers ({run.executor}) over 1 on {run.docs} docs: "
+                  f"{one.wall_s / run.wall_s:.2f}x wall; CPU seconds {one.cpu_s:.0f} -> {run.cpu_s:.0f} "
+                  f"({run.cpu_s / one.cpu_s:.2f}x the work)")  # fmt: skip
+    return runs
+
+
 def main() -> None:
     """Parse arguments, run the per-stage comparison and the optional end-to-end runs."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=None, help="web texts to use (default: all 580)")
     parser.add_argument("--pages", type=int, default=120, help="HTML pages for the extraction rate (0: skip)")
-    parser.add_argument("--e2e", type=int, nargs="*", default=[], help="WARC responses for end-to-end runs")
+    parser.add_argument("--e2e", type=int, nargs="*", default=[], help="document counts for end-to-end runs")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="local worker counts of the e2e runs")
+    parser.add_argument("--ray", type=int, default=None, metavar="N", help="also run on a local Ray cluster, N CPUs")
+    parser.add_argument("--files", type=int, default=8, help="input files per e2e corpus")
+    parser.add_argument("--e2e-warc", type=int, nargs="*", default=[], help="WARC responses for end-to-end runs")
     parser.add_argument("--no-stages", action="store_true", help="only the end-to-end runs")
     args = parser.parse_args()
     if not args.no_stages:
         bench_stages(web_records(args.docs), args.pages)
     if args.e2e:
-        bench_e2e(args.e2e)
+        bench_e2e(args.e2e, args.workers, args.ray, args.files)
+    if args.e2e_warc:
+        bench_e2e_warc(args.e2e_warc)
 
 
 if __name__ == "__main__":

@@ -114,22 +114,24 @@ def shard_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def training_progress(records: list[dict[str, Any]], total_steps: int) -> tuple[float, str]:
-    """Percent done and a one-line description from metrics records.
+def progress_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Counts so far as table rows: a stage's `name` becomes `stage`, a dict of drops by reason its sum.
 
     Args:
-        records: metrics.jsonl records.
-        total_steps: the run's step budget.
+        rows: `Progress.rows` (curate: StageStats dicts; tokenize and train: flat dicts).
 
     Returns:
-        (percent in [0, 100], description such as "step 40/300, loss 6.12").
+        Flat rows with the same keys, in the same order ("-" where a value is unknown).
     """
-    steps = [r for r in records if r.get("type") == "step"]
-    if not steps:
-        return 0.0, "waiting for the first step"
-    last = steps[-1]
-    pct = min(100.0, 100.0 * last["step"] / max(total_steps, 1))
-    return pct, f"step {last['step']}/{total_steps}, loss {last['loss']:.4f}"
+    table = []
+    for row in rows:
+        flat: dict[str, Any] = {}
+        for key, value in row.items():
+            if isinstance(value, dict):
+                value = sum(value.values())
+            flat["stage" if key == "name" else key] = "-" if value is None else value
+        table.append(flat)
+    return table
 
 
 def final_metrics_rows(records: list[dict[str, Any]], run: dict[str, Any] | None = None) -> list[dict[str, Any]]:

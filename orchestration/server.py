@@ -1,6 +1,7 @@
-"""The local Prefect server: started on 127.0.0.1 with its database under the FineForge home, always stopped.
+"""The Prefect server: started on 127.0.0.1 (or `--host`) with its database under the FineForge home, always stopped.
 
-`prefect server start` is bound to 127.0.0.1 with its SQLite database under `FINEFORGE_HOME/prefect`. The port
+`prefect server start` is bound to 127.0.0.1 by default (0.0.0.0 when workers on other machines must reach it)
+with its SQLite database under `FINEFORGE_HOME/prefect`. The port
 goes through `PREFECT_SERVER_API_PORT` as well as the flag, because the bundled UI reads the API address from the
 settings, not from `--port` (seen with Prefect 3.9.1: `--port` alone leaves the UI calling port 4200). Analytics
 and promotional content are switched off (telemetry otherwise logs errors and a "database is locked" traceback
@@ -28,9 +29,14 @@ DEFAULT_PORT = 4200
 CLIENT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 
-def default_api_url(port: int = DEFAULT_PORT) -> str:
-    """Return the API address of a `fineforge server` on this machine, e.g. `http://127.0.0.1:4200/api`."""
-    return f"http://127.0.0.1:{port}/api"
+def public_host(host: str) -> str:
+    """The name others reach a server bound to `host` by: this machine's name for 0.0.0.0 (or ::), else `host`."""
+    return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+
+
+def default_api_url(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> str:
+    """Return the API address of a `fineforge server` bound to `host`, e.g. `http://127.0.0.1:4200/api`."""
+    return f"http://{public_host(host)}:{port}/api"
 
 
 def free_port() -> int:
@@ -40,13 +46,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_env(port: int, home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+def server_env(port: int, home: Path, base: dict[str, str] | None = None, host: str = "127.0.0.1") -> dict[str, str]:
     """Build the environment of a local Prefect server process.
 
     Args:
         port: the port for the API and the UI.
         home: the FineForge home; the server's PREFECT_HOME (and SQLite database) is `home/prefect`.
         base: environment to start from (default: this process's).
+        host: the address to bind.
 
     Returns:
         The environment dict.
@@ -56,32 +63,33 @@ def server_env(port: int, home: Path, base: dict[str, str] | None = None) -> dic
     env.update(
         CLIENT_ENV,
         PREFECT_HOME=str(home / "prefect"),
-        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_HOST=host,
         PREFECT_SERVER_API_PORT=str(port),
-        PREFECT_UI_API_URL=default_api_url(port),
+        PREFECT_UI_API_URL=default_api_url(port, host),
         PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT="false",
     )
     return env
 
 
-def start_server(port: int, home: Path, log_path: Path | None = None) -> subprocess.Popen:
-    """Start `prefect server start` on 127.0.0.1:port in its own session.
+def start_server(port: int, home: Path, log_path: Path | None = None, host: str = "127.0.0.1") -> subprocess.Popen:
+    """Start `prefect server start` on host:port (default 127.0.0.1) in its own session.
 
     Args:
         port: the port for the API and the UI.
         home: the FineForge home (database under `home/prefect`).
         log_path: file for the server's output (default: inherit this process's stdout/stderr).
+        host: the address to bind (0.0.0.0: every interface, for workers on other machines).
 
     Returns:
         The server process; pair with `wait_healthy` and `stop_process`.
     """
     (home / "prefect").mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child, closed below
     try:
         return subprocess.Popen(
             cmd,
-            env=server_env(port, home),
+            env=server_env(port, home, host=host),
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
@@ -116,7 +124,9 @@ def wait_healthy(api_url: str, timeout: float = 60.0, proc: subprocess.Popen | N
 
 
 @contextlib.contextmanager
-def running_server(port: int, home: Path, log_path: Path | None = None) -> Iterator[subprocess.Popen]:
+def running_server(
+    port: int, home: Path, log_path: Path | None = None, host: str = "127.0.0.1"
+) -> Iterator[subprocess.Popen]:
     """Start the server, wait until it answers, and stop it however the block ends.
 
     SIGTERM and SIGHUP raise `pipelines.common.processes.StopRequested` inside the block (where nothing else
@@ -126,12 +136,13 @@ def running_server(port: int, home: Path, log_path: Path | None = None) -> Itera
         port: the port for the API and the UI.
         home: the FineForge home (database under `home/prefect`).
         log_path: file for the server's output (default: this process's stdout/stderr).
+        host: the address to bind (0.0.0.0: every interface, for workers on other machines).
 
     Yields:
         The healthy server process.
     """
     with signals_raise():
-        proc = start_server(port, home, log_path)
+        proc = start_server(port, home, log_path, host=host)
         try:
             wait_healthy(default_api_url(port), proc=proc)
             yield proc

@@ -92,7 +92,8 @@ def prefect_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def served(prefect_server):
-    """`fineforge serve` in a subprocess against the session server; yields (api_url, home, env)."""
+    """`fineforge serve` in a subprocess against the session server, with a report server over the home (as
+    `fineforge up` runs them); yields (api_url, home, env), env holding FINEFORGE_REPORTS_URL."""
     import signal
     import subprocess
     import sys
@@ -100,6 +101,7 @@ def served(prefect_server):
 
     from prefect.client.orchestration import SyncPrefectClient
 
+    from orchestration.reports import REPORTS_ENV, ReportServer
     from pipelines.common.processes import stop_process
 
     def deployments_served() -> bool:
@@ -107,6 +109,7 @@ def served(prefect_server):
             return len(client.read_deployments()) >= 6
 
     url, home = prefect_server
+    reports = ReportServer(home).start()
     env = {
         **os.environ,
         "PREFECT_API_URL": url,
@@ -115,6 +118,7 @@ def served(prefect_server):
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        REPORTS_ENV: reports.url,
     }
     log = open(home / "serve.log", "wb")  # noqa: SIM115
     cmd = [sys.executable, "-m", "cli", "serve", "--train-steps", "8"]
@@ -132,16 +136,17 @@ def served(prefect_server):
     finally:
         stop_process(proc, sig=signal.SIGINT)
         log.close()
+        reports.stop()
 
 
-def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
+def wait_for(predicate, timeout: float, what: str, log: Path | list[Path] | None = None):
     """Poll `predicate` every second until it returns something truthy, and return that.
 
     Args:
         predicate: a function of no arguments.
         timeout: seconds to wait before failing the test.
         what: what is awaited, for the failure message.
-        log: a log file whose tail the failure message shows.
+        log: a log file (or several) whose tail the failure message shows.
 
     Returns:
         The first truthy value of `predicate()`.
@@ -152,8 +157,9 @@ def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
         if value:
             return value
         time.sleep(1)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tail}")
+    logs = [log] if isinstance(log, Path) else log or []
+    tails = "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,14 @@ def _runs(url, flow_name: str):
 
 
 def _artifact(url, key: str):
+    """The data of the newest artifact with this key."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     with _client(url) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
+        )
     assert found, f"no artifact with key {key}"
     data = found[0].data
     try:
@@ -88,7 +92,14 @@ def test_curate_tokenize_event_trains(served_chain: ChainRun):
     metrics = {r["metric"]: r["value"] for r in _artifact(url, "train-metrics-e2e")}
     assert metrics["steps"] == TRAIN_STEPS == run_json["step"]
     assert "data:image/png;base64," in _artifact(url, "train-loss-e2e")
-    assert _artifact(url, "train-progress-e2e") == 100.0
+    # live progress, the same for all three stages: 100% at the end, and the counts of the contracts
+    for stage in ("curate", "tokenize", "train"):
+        assert _artifact(url, f"{stage}-progress-e2e") == 100.0, stage
+    counts = [(r["stage"], r["docs_in"], r["docs_out"]) for r in _artifact(url, "curate-counts-e2e")]
+    assert counts == [(s["name"], s["docs_in"], s["docs_out"]) for s in summary["stages"]]
+    shards_done = _artifact(url, "tokenize-counts-e2e")[-1]
+    assert shards_done == {"step": "shards", "done": len(shards), "total": len(shards), "unit": "shards"}
+    assert _artifact(url, "train-counts-e2e")[0]["step"] == TRAIN_STEPS
 
 
 @pytest.fixture(scope="module")

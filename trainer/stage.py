@@ -10,19 +10,31 @@
   (`trainer.process`); every output line goes to `RUN_DIR/train.log` and to `on_output` (None once a second
   of silence, for progress refreshes). Any exception in the supervisor, a Prefect cancellation or Ctrl-C
   included, stops the trainer with SIGTERM first: it finishes its step and checkpoints, and a rerun resumes.
+  With each line (and each second of silence) `on_progress` gets a `pipelines.common.progress.Progress` built
+  from the records appended to `metrics.jsonl`: steps done of the planned steps, steps/s, ETA, the latest loss.
+  While it runs, the supervisor holds an exclusive lock on `RUN_DIR/train.lock` (naming its host and pid), so
+  a second `fineforge train` or flow into the same run directory is refused at once instead of writing beside
+  it (the Prefect flows also hold a concurrency slot per run directory, `orchestration.run_lock`, which covers
+  several machines).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import signal
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pipelines.common.files import atomic_write, make_output_dir
 from pipelines.common.hashing import file_sha256
+from pipelines.common.metrics import METRICS_FILE, MetricsError, MetricsFollower
 from pipelines.common.processes import StopRequested, group_alive, signals_raise
+from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress
 from pipelines.common.stage import Stage, Step
 from trainer.config import TrainConfig, build_config
 from trainer.data import DataError, manifest_file
@@ -31,6 +43,7 @@ from trainer.lineage import check_same_data, recorded_run
 from trainer.process import PGID_FILE, TrainerProcess, trainer_command
 
 LOG_FILE = "train.log"
+LOCK_FILE = "train.lock"
 OutputHandler = Callable[[str | None], None]
 
 
@@ -47,9 +60,81 @@ class TrainerBusy(ValueError):
     """A trainer process recorded in the run directory is still running."""
 
 
+class RunDirInUse(ValueError):
+    """Another process is training into the same run directory."""
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `run_dir/train.lock` for the block, recording this host and pid in it.
+
+    Raises:
+        RunDirInUse: another process holds it (the message names the holder).
+    """
+    with open(run_dir / LOCK_FILE, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunDirInUse(
+                f"{run_dir} is being trained by {holder}; wait for that run to finish or train into another --out"
+            ) from None
+        f.truncate(0)
+        f.write(f"{socket.gethostname()} pid {os.getpid()}\n")
+        f.flush()
+        yield
+
+
 def _print_line(line: str | None) -> None:
     if line is not None:
         print(line, flush=True)
+
+
+class TrainProgress:
+    """Progress snapshots of a training run, from the records appended to its metrics.jsonl.
+
+    Args:
+        run_dir: the run directory.
+        steps: the planned number of steps.
+    """
+
+    def __init__(self, run_dir: Path, steps: int):
+        self.steps = steps
+        self.follower = MetricsFollower(run_dir / METRICS_FILE)
+        self.latest: dict[str, Any] = {"step": 0, "loss": None, "val_loss": None, "tok_per_s": None}
+        self._update()
+        self.baseline = self.latest["step"]  # steps of an earlier run that this one resumes
+        self._clock = StepClock()
+
+    def _update(self) -> None:
+        try:
+            records = self.follower.new_records()
+        except MetricsError:  # progress never stops training; the report names a damaged file
+            return
+        for record in records:
+            if record.get("type") == "step":
+                self.latest.update(step=record["step"], loss=record["loss"], tok_per_s=record.get("tok_per_s"))
+            elif record.get("type") == "eval":
+                self.latest["val_loss"] = record["val_loss"]
+
+    def snapshot(self) -> Progress:
+        """The progress now: steps done, the latest losses and throughput as the one row of counts."""
+        self._update()
+        step, loss = self.latest["step"], self.latest["loss"]
+        row = {key: round(v, 4) if isinstance(v, float) else v for key, v in self.latest.items()}
+        return Progress(
+            stage="train",
+            step="train",
+            done=step,
+            total=self.steps,
+            unit="steps",
+            elapsed_s=self._clock.elapsed("train"),
+            overall=min(1.0, step / max(self.steps, 1)),
+            detail=f"loss {loss:.4f}" if loss is not None else "waiting for the first step",
+            rows=[row],
+            baseline=self.baseline,
+        )
 
 
 class TrainStage(Stage):
@@ -59,14 +144,22 @@ class TrainStage(Stage):
         args: the flags, exactly as `fineforge train` takes them.
         on_output: called with each trainer output line, and with None after each second of silence.
         env: environment of the trainer process (default: this process's).
+        on_progress: called with a progress snapshot with each output line and each second of silence.
     """
 
     name = "train"
 
-    def __init__(self, args: list[str], on_output: OutputHandler = _print_line, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        args: list[str],
+        on_output: OutputHandler = _print_line,
+        env: dict[str, str] | None = None,
+        on_progress: ProgressCallback = ignore_progress,
+    ):
         self.args = list(args)
         self.on_output = on_output
         self.env = env
+        self.on_progress = on_progress
 
     def plan(self) -> None:
         """Resolve the flags into the effective config and fingerprint the shards' manifest.
@@ -137,8 +230,14 @@ class TrainStage(Stage):
         Raises:
             TrainerExit: the trainer failed or was stopped (its exit code says which).
             StopRequested: SIGTERM reached this process (the trainer was stopped first).
+            RunDirInUse: another process is training into the run directory.
         """
+        with run_dir_lock(self.run_dir):
+            self._supervise()
+
+    def _supervise(self) -> None:
         args = ["--data", str(self.manifest_path), "--out", str(self.run_dir), "--config", str(self.config_path)]
+        progress = TrainProgress(self.run_dir, self.config.steps)
         proc = TrainerProcess(trainer_command(args, self.nproc), self.run_dir, self.env)
         with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, signals_raise((signal.SIGTERM,)):
             try:
@@ -147,6 +246,7 @@ class TrainStage(Stage):
                         log.write(line + "\n")
                         log.flush()
                     self.on_output(line)
+                    self.on_progress(progress.snapshot())
             except BaseException:
                 proc.stop()
                 raise
@@ -161,18 +261,29 @@ class TrainStage(Stage):
         return self.result()
 
 
-def run_train_command(flags: dict[str, Any], config: Path | None, nproc: int | None) -> int:
+def run_train_command(
+    flags: dict[str, Any], config: Path | None, nproc: int | None, on_progress: ProgressCallback = ignore_progress
+) -> int:
     """`fineforge train`: run the flags as a TrainStage, printing the trainer's lines; return the exit code.
 
     A completed run on the same shards is reported, not redone; Ctrl-C or SIGTERM stop the trainer with a
     checkpoint first. Exit codes as `python -m trainer`: 0, 2 for bad settings or data, 128 + signal.
+
+    Args:
+        flags: the train flags by field name.
+        config: a YAML config file.
+        nproc: training processes on this machine.
+        on_progress: called with progress snapshots while the trainer runs.
+
+    Returns:
+        The exit code.
     """
     from pipelines.common.stage import run_stage
     from trainer.launch import flags_to_args
 
     args = flags_to_args(flags, config) + (["--nproc", str(nproc)] if nproc else [])
     try:
-        outcome = run_stage(TrainStage(args))
+        outcome = run_stage(TrainStage(args, on_progress=on_progress))
     except TrainerExit as e:
         return e.code
     except StopRequested as e:

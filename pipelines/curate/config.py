@@ -115,6 +115,23 @@ def load_config(path: Path | None) -> CurateConfig:
         raise ValueError(f"invalid curate config {path}:\n{err}") from err
 
 
+def with_ray_address(cfg: CurateConfig, address: str | None) -> CurateConfig:
+    """The config with `run.ray.address` set (None keeps the configured address); the config hash is unchanged.
+
+    Args:
+        cfg: the config.
+        address: a Ray cluster address such as `10.0.0.5:6379` or `ray://head:10001`.
+
+    Returns:
+        A copy of the config.
+    """
+    if address is None:
+        return cfg
+    if not address.strip():
+        raise ValueError("the Ray address is empty; give HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379)")
+    return with_overrides(cfg, {"run": {"ray": {"address": address.strip()}}})
+
+
 def with_overrides(cfg: CurateConfig, overrides: dict[str, Any]) -> CurateConfig:
     """A copy of `cfg` with nested settings replaced (e.g. from a Prefect form), validated like a YAML file.
 

@@ -6,8 +6,12 @@ markers in `<logging_dir>/completions/`: a rerun skips finished tasks only if it
 - `local`: `LocalPipelineExecutor`. With one worker the tasks run in this process (no process pool, no
   forkserver start-up, about 1 s saved per stage); with more, datatrove starts a `forkserver` pool, which
   needs the calling script to have an `if __name__ == "__main__":` guard.
-- `ray`: `RayPipelineExecutor` on the cluster at `RAY_ADDRESS` (or the configured address); without one, a
-  local Ray instance with `workers` CPUs and no dashboard is started.
+- `ray`: `RayPipelineExecutor` on an existing cluster (`--ray-address`, the config's `run.ray.address`, or
+  `RAY_ADDRESS`, in that order); without one, a local Ray instance with `workers` CPUs and no dashboard is
+  started. Every node of a cluster needs FineForge installed (tasks import `pipelines.curate`) and must see the
+  output folder at the same path (completion markers and stats are files there). Ray 2.60's `ray start --head`
+  turns on token authentication: drivers then need `RAY_AUTH_MODE=token` and the cluster's token
+  (`RAY_AUTH_TOKEN` or `~/.ray/auth_token`), else the connection fails after about 20 s of retries.
 - `slurm`: `SlurmPipelineExecutor` submits a job array and returns at once; curate stages depend on each
   other, so `run()` here waits until every task has a completion marker (or the job has left the queue with
   tasks unfinished, which is an error naming the stage).
@@ -117,7 +121,16 @@ def executor_factory(**kwargs) -> Callable[[list, str, int], PipelineExecutor]:
     return factory
 
 
+class RayConnectionError(ValueError):
+    """The Ray cluster at the given address cannot be reached or refuses this driver."""
+
+
 def _ensure_ray(address: str | None, workers: int) -> None:
+    """Connect this process to the Ray cluster at `address` (or RAY_ADDRESS), or start a local instance.
+
+    Raises:
+        RayConnectionError: naming the address and what to check, when the cluster does not answer.
+    """
     import os
 
     import ray
@@ -125,10 +138,43 @@ def _ensure_ray(address: str | None, workers: int) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-    else:
+    if not address:
         ray.init(num_cpus=workers, include_dashboard=False)
+        return
+    _check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError) as err:
+        hint = (
+            "set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            if "auth" in f"{err} {err.__cause__}".lower()
+            else "check that `ray start --head` runs there and the port is reachable"
+        )
+        raise RayConnectionError(f"cannot connect to the Ray cluster at {address}: {hint} ({err})") from None
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast when nothing listens at a `HOST:PORT` (or `ray://HOST:PORT`) address: `ray.init` would retry
+    for many minutes (seen with Ray 2.60: over 5 minutes for a closed port).
+
+    Raises:
+        RayConnectionError: naming the address.
+    """
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        if address == "auto":
+            return  # Ray looks up the address of a cluster started on this machine
+        raise RayConnectionError(f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RayConnectionError(
+            f"cannot connect to the Ray cluster at {address}: nothing answers on {hostport} ({err}); "
+            "check that `ray start --head` runs there and the port is reachable"
+        ) from None
 
 
 class WaitingSlurmExecutor(SlurmPipelineExecutor):

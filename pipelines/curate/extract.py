@@ -18,7 +18,7 @@ against the `with`/`without` snippets; 2-core machine under a load of about 10):
 trimming trailing lines up to the last punctuated line of at least 5 words (`trim_tail_min_words`, a few
 microseconds a page) 0.859. Tried and not kept: `post_meta` off (0.854), CSS `skip_elements` for navigation,
 share and newsletter blocks (0.858), dropping lines under 3 words (0.860; C4's line filter does that
-downstream anyway). End to end from WARC (`benchmarks/curate.py --e2e 1333`), the whole curate ran 3.7x faster
+downstream anyway). End to end from WARC (`benchmarks/curate.py --e2e-warc 1333`), the whole curate ran 3.7x faster
 per core with resiliparse (74.8 against 20.4 documents/s) and kept about as many documents (220 against 228).
 trafilatura stays the default: it is FineWeb's choice and more accurate, above all on boilerplate (snippet
 precision 0.92 against 0.83); resiliparse is the engine for throughput.

@@ -30,6 +30,10 @@ byte-identical to an uninterrupted run's. `summary.json` says per stage and per 
 reused. A rerun of a published run returns its summary without touching anything. Once a run is published, the
 step folders it did not use are deleted.
 
+Progress: `on_progress` gets a `pipelines.common.progress.Progress` snapshot about once a second while a step
+runs (documents per stage so far, documents/s, an ETA where the input size tells), observed through
+`pipelines.curate.progress` without touching the documents.
+
 Drop guard: a stage that drops >= 99% of >= 100 documents fails the run, naming the stage (the classic cause
 is extraction returning nothing because a dependency is missing), unless `expected_drop` lists it. Quarantine
 counts too: a run whose document records are >= 99% quarantined (a Parquet file without the text column: 300 of
@@ -59,6 +63,7 @@ from pipelines.common.errors import UserError
 from pipelines.common.files import atomic_write, read_json, write_json_atomic
 from pipelines.common.hashing import file_sha256, stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs, iter_json_lines
+from pipelines.common.progress import ProgressCallback, ignore_progress
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.curate.config import CurateConfig, config_hash
 from pipelines.curate.decontam import Decontaminator, decontam_stage_stats
@@ -69,6 +74,7 @@ from pipelines.curate.extract import HtmlExtractor, make_engine
 from pipelines.curate.filters import build_filter_steps
 from pipelines.curate.output import CurateOutput
 from pipelines.curate.pii import PiiStep, pii_stage_stats
+from pipelines.curate.progress import CurateWatcher
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stages import (
     DEDUP_STAGES,
@@ -370,6 +376,7 @@ class CurateStage(Stage):
         limit: read at most this many documents in total (split over the tasks); None reads all.
         overwrite: write into a folder that is not a curate output, replacing files of curate's own kinds
             (`pipelines.curate.output`); files of other kinds are never deleted.
+        on_progress: called with a progress snapshot about once a second while a step runs.
     """
 
     name = "curate"
@@ -383,6 +390,7 @@ class CurateStage(Stage):
         executor: ExecutorKind = "local",
         limit: int | None = None,
         overwrite: bool = False,
+        on_progress: ProgressCallback = ignore_progress,
     ):
         self.config = config
         self.inputs = [str(i) for i in inputs]
@@ -391,6 +399,7 @@ class CurateStage(Stage):
         self.executor = executor
         self.limit = limit
         self.output = CurateOutput(self.output_dir, overwrite)
+        self.on_progress = on_progress
         self.config_hash = config_hash(config)
 
     def plan(self) -> None:
@@ -405,6 +414,7 @@ class CurateStage(Stage):
         self.run_id = make_run_id(self.config_hash, list(self.work.values()))
         self.status: dict[str, str] = {}
         self.durations: dict[str, float] = {}
+        self.watcher = CurateWatcher(self.on_progress, sum(f.size or 0 for f in self.files), self.limit)
         self._started = time.monotonic()
 
     def _check_index(self) -> Path | None:
@@ -471,10 +481,12 @@ class CurateStage(Stage):
         done = work.finished()
         if done is None:
             work.start()
-            done = work.finish(run(work))
+            with self.watcher.step(work.name):
+                done = work.finish(run(work))
             self.status[work.name] = "ran"
         else:
             self.status[work.name] = "reused"
+        self.watcher.step_finished(done.get("stages", []))
         self.durations[work.name] = round(time.monotonic() - started, 3)
         check_drop_guard([StageStats.from_dict(s) for s in done.get("stages", [])], self.config.expected_drop)
 
@@ -503,8 +515,9 @@ class CurateStage(Stage):
             JsonlWriter(str(work.dir / DOCS)),
         ]
         (work.dir / DOCS).mkdir(exist_ok=True)  # exists even when no document survives
-        counts = self._run_executor(work, pipeline, "filter")
         enabled = [*READ_STAGES, *names]
+        self.watcher.filter_names = enabled
+        counts = self._run_executor(work, pipeline, "filter")
         by_name = {name: stage_from_counts(name, c) for name, c in zip(enabled, counts[: len(enabled)], strict=True)}
         stages = self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
         check_quarantine_guard(counts[0], work.dir / "quarantine", self.config.expected_drop)
@@ -626,6 +639,7 @@ class CurateStage(Stage):
             "limit": self.limit,
         }
         check_invariants(summary, parquet_rows(self.work["dedup"].dir / "data"))
+        self.watcher.finished(summary["stages"], docs_in)
         (self.output_dir / "summary.json").unlink(missing_ok=True)  # the folder is unfinished until it is back
         self.output.publish(self._published())
         write_json_atomic(self.output_dir / "summary.json", summary)
@@ -687,13 +701,15 @@ class CurateStage(Stage):
         return stages
 
     def _executor_factory(self, work: StepWork) -> Callable:
-        return executor_factory(
+        """The step's executor factory, with a progress probe after every reader (`CurateWatcher.factory`)."""
+        executors = executor_factory(
             kind=self.executor,
             workers=self.workers,
             logs_root=work.dir / "logs",
             slurm=self.config.run.slurm,
             ray=self.config.run.ray,
         )
+        return self.watcher.factory(executors, [f.size or 0 for f in self.files], work.dir / "progress")
 
     def _run_executor(self, work: StepWork, pipeline: list, name: str) -> list[dict[str, int]]:
         """Run one datatrove pipeline of a step over all tasks; return its per-step counters summed over tasks."""
@@ -742,6 +758,7 @@ def run_curate(
     executor: ExecutorKind = "local",
     limit: int | None = None,
     overwrite: bool = False,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> dict[str, Any]:
     """Run (or resume, or reuse the finished output of) a curate run: the whole of `fineforge curate`.
 
@@ -753,11 +770,19 @@ def run_curate(
         executor: `local`, `ray` or `slurm`.
         limit: read at most this many documents (None: all).
         overwrite: write into a folder that is not a curate output (files of curate's own kinds are replaced).
+        on_progress: called with progress snapshots while the steps run.
 
     Returns:
         The summary dict (also written as output_dir/summary.json).
     """
     stage = CurateStage(
-        config, inputs, output_dir, workers=workers, executor=executor, limit=limit, overwrite=overwrite
+        config,
+        inputs,
+        output_dir,
+        workers=workers,
+        executor=executor,
+        limit=limit,
+        overwrite=overwrite,
+        on_progress=on_progress,
     )
     return run_stage(stage).result

@@ -60,6 +60,32 @@ class StageStats:
         return self.docs_in == self.docs_out + sum(self.dropped.values())
 
 
+def _load_task(path: Path) -> PipelineStats:
+    task = PipelineStats.from_json(json.loads(Path(path).read_text()))
+    for step in task.stats:  # datatrove's Stats.from_dict leaves raw ints/dicts: a lone task would stay raw
+        step.stats = MetricStatsDict.from_dict(step.stats)
+    return task
+
+
+def _step_counts(stats: PipelineStats) -> list[dict[str, Any]]:
+    return [
+        {"name": step.name, "counts": {key: int(metric.total) for key, metric in step.stats.items()}}
+        for step in stats.stats
+    ]
+
+
+def load_task_stats(path: Path) -> list[dict[str, Any]]:
+    """The counts of one finished task (`stats/<rank>.json`), step by step.
+
+    Args:
+        path: the task's stats file.
+
+    Returns:
+        One dict per pipeline step, in pipeline order: `{"name": str, "counts": {metric: int}}`.
+    """
+    return _step_counts(_load_task(path))
+
+
 def merge_task_stats(logging_dir: Path) -> list[dict[str, Any]]:
     """Sum the per-task stats files of one executor run, step by step.
 
@@ -70,17 +96,10 @@ def merge_task_stats(logging_dir: Path) -> list[dict[str, Any]]:
         One dict per pipeline step, in pipeline order: `{"name": str, "counts": {metric: int}}`, where counts
         holds the summed `total` of each metric. Empty if no task has finished.
     """
-    files = sorted((Path(logging_dir) / "stats").glob("*.json"))
     merged = PipelineStats()
-    for path in files:
-        task = PipelineStats.from_json(json.loads(path.read_text()))
-        for step in task.stats:  # datatrove's Stats.from_dict leaves raw ints/dicts: a lone task would stay raw
-            step.stats = MetricStatsDict.from_dict(step.stats)
-        merged += task
-    return [
-        {"name": step.name, "counts": {key: int(metric.total) for key, metric in step.stats.items()}}
-        for step in merged.stats
-    ]
+    for path in sorted((Path(logging_dir) / "stats").glob("*.json")):
+        merged += _load_task(path)
+    return _step_counts(merged)
 
 
 def stage_from_counts(name: str, counts: dict[str, int]) -> StageStats:

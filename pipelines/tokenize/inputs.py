@@ -64,6 +64,24 @@ def resolve_inputs(inputs: list[str]) -> Source:
     return Source(files, paths, run_ids, hashes)
 
 
+def count_documents(files: list[InputFile]) -> int | None:
+    """Documents in all files when every one is Parquet (row counts from the footers, no data read), else None.
+
+    Args:
+        files: the input files.
+
+    Returns:
+        The total, or None when a JSONL file makes it unknown without reading it through (or a footer is
+        unreadable: the reader then reports that file properly).
+    """
+    if not files or any(f.format != "parquet" for f in files):
+        return None
+    try:
+        return sum(_parquet_rows(f) for f in files)
+    except (OSError, pa.ArrowException):
+        return None
+
+
 def _parquet_rows(file: InputFile) -> int:
     with fsspec.open(file.url, "rb") as f:
         return pq.ParquetFile(f).metadata.num_rows

@@ -28,6 +28,9 @@ The job runs in three steps, each resumable, each leaving its state in `OUTPUT/.
    `.tokenize/done/`; a rerun skips shards whose record and file size match and redoes the rest. The
    manifest is written last; then the scratch store is deleted.
 
+Progress: `on_progress` gets a `pipelines.common.progress.Progress` snapshot per batch of documents in step 1
+(documents done out of the Parquet row count, so with an ETA for curate output) and as step 3 writes shards.
+
 The output bytes depend only on the input documents and the settings in `TokenizeSettings` (hashed into the
 manifest's `config_hash`), never on `workers` or on where a previous run crashed. A rerun into a finished
 folder with the same inputs and settings returns its manifest (`is_complete`); `claim` refuses a finished folder
@@ -62,6 +65,7 @@ import numpy as np
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
 from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
+from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress, overall_fraction
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.shards import (
     HEADER_BYTES,
@@ -75,7 +79,7 @@ from pipelines.shards import (
     write_manifest,
     write_shard,
 )
-from pipelines.tokenize.inputs import iter_text_batches, resolve_inputs
+from pipelines.tokenize.inputs import count_documents, iter_text_batches, resolve_inputs
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,9 @@ MAX_SHARDS = 100_000  # per split; llm.c's FineWeb-10B has 103 shards of 100M to
 ORDER_VERSION = 1  # bump whenever the shuffle or split rule changes: it is part of the config hash
 WORK_DIR = ".tokenize"
 SHARD_FILE = re.compile(r"(train|val)_\d{6}\.bin(\.tmp)?")
+# Share of a run's time per step: BPE runs at 2-4 M tokens/s per core, gathering shards at about 100 M tokens/s
+# (see above), and ordering is one argsort over the documents.
+STEP_WEIGHTS = {"tokenize": 0.97, "order": 0.01, "shards": 0.02}
 
 
 class TokenizeError(ValueError):
@@ -363,6 +370,7 @@ class TokenizeStage(Stage):
         settings: the settings that decide the output bytes.
         workers: tokenizer processes (the output does not depend on it).
         overwrite: replace the shards and work state of another run in `output_dir` instead of refusing.
+        on_progress: called with a progress snapshot per batch of documents and as shards are written.
 
     Raises:
         TokenizeError: bad settings, or (from `claim`) an output folder holding another run's shards.
@@ -378,6 +386,7 @@ class TokenizeStage(Stage):
         settings: TokenizeSettings,
         workers: int = 1,
         overwrite: bool = False,
+        on_progress: ProgressCallback = ignore_progress,
     ) -> None:
         if workers < 1:
             raise TokenizeError(f"workers must be >= 1, got {workers}")
@@ -387,6 +396,9 @@ class TokenizeStage(Stage):
         self.settings = settings
         self.workers = workers
         self.overwrite = overwrite
+        self.on_progress = on_progress
+        self._clock = StepClock()
+        self._rows: dict[str, dict[str, Any]] = {}
         self.store = _ChunkStore(self.work / "chunks")
 
     def plan(self) -> None:
@@ -470,13 +482,17 @@ class TokenizeStage(Stage):
         if skip:
             log.info("resuming after %d documents already tokenized in %d chunks", skip, chunk)
         batches = iter_text_batches(self.source.files, self.settings.text_column, skip, BATCH_DOCS)
+        total_docs = count_documents(self.source.files)
         lengths: list[np.ndarray] = []
         tokens: list[np.ndarray] = []
         filled = 0
+        done = skip
         for batch_lengths, batch_tokens in _map_ordered(encode_batch, batches, self.workers):
             lengths.append(batch_lengths)
             tokens.append(batch_tokens)
             filled += batch_tokens.size
+            done += batch_lengths.size
+            self._report("tokenize", done, total_docs, "docs", baseline=skip)
             if filled >= CHUNK_TOKENS:
                 self.store.write(chunk, lengths, tokens)
                 log.info("tokenized chunk %d (%d tokens)", chunk, filled)
@@ -547,8 +563,32 @@ class TokenizeStage(Stage):
         processes = max(1, min(self.workers, useful, len(todo)))
         groups = [todo[i::processes] for i in range(processes)]  # one builder per group: it maps every chunk
         jobs = [(str(self.work), str(self.output_dir), group) for group in groups if group]
-        for _ in _map_ordered(_write_planned_shards, jobs, processes):
-            pass
+        planned = len(self._planned())
+        done = planned - len(todo)
+        baseline = done
+        self._report("shards", done, planned, "shards", baseline)
+        for written in _map_ordered(_write_planned_shards, jobs, processes):
+            done += len(written)
+            self._report("shards", done, planned, "shards", baseline)
+
+    def _report(self, step: str, done: int, total: int | None, unit: str, baseline: int = 0) -> None:
+        """Hand a progress snapshot of `step` (with the counts of the steps before it) to `on_progress`."""
+        self._rows[step] = {"step": step, "done": done, "total": total, "unit": unit}
+        rows = list(self._rows.values())
+        fraction = done / total if total else 0.0
+        self.on_progress(
+            Progress(
+                stage="tokenize",
+                step=step,
+                done=done,
+                total=total,
+                unit=unit,
+                elapsed_s=self._clock.elapsed(step),
+                overall=overall_fraction(STEP_WEIGHTS, step, fraction),
+                rows=rows,
+                baseline=baseline,
+            )
+        )
 
     def finish(self) -> dict[str, Any]:
         """Write `manifest.json` (last, atomically), delete the scratch store and return the manifest."""
@@ -580,6 +620,7 @@ def run_tokenize(
     workers: int = 1,
     text_column: str = "text",
     overwrite: bool = False,
+    on_progress: ProgressCallback = ignore_progress,
 ) -> dict:
     """Tokenize documents into llm.c GPT-2 shards plus `manifest.json`; resumes an interrupted run.
 
@@ -593,6 +634,7 @@ def run_tokenize(
         text_column: the text column (Parquet) or field (JSONL).
         overwrite: replace another run's shards in `output_dir` (only shard files, manifest.json and
             `.tokenize/` are deleted) instead of refusing.
+        on_progress: called with progress snapshots while the steps run.
 
     Returns:
         The manifest dict, as written to `output_dir/manifest.json`.
@@ -602,5 +644,5 @@ def run_tokenize(
         InputError: an unreadable input, naming the file and the record.
     """
     settings = TokenizeSettings(shard_tokens=shard_tokens, val_tokens=val_tokens, seed=seed, text_column=text_column)
-    stage = TokenizeStage(inputs, output_dir, settings, workers=workers, overwrite=overwrite)
+    stage = TokenizeStage(inputs, output_dir, settings, workers=workers, overwrite=overwrite, on_progress=on_progress)
     return run_stage(stage).result
