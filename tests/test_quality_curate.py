@@ -97,6 +97,27 @@ def test_a_new_threshold_reuses_the_scores(reused, fresh) -> None:
     assert {p.name for p in (out / ".work").iterdir() if p.is_dir()} == {f"{n}-{s['key']}" for n, s in steps.items()}
 
 
+def test_another_output_folder_links_the_steps_it_shares(setup, reused, fresh, tmp_path: Path) -> None:
+    """`share_from` (an ablation's other variants): finished steps with the same keys are linked, not recomputed."""
+    crawl, model = setup
+    donor = reused["out"]
+    donor_data = frame(donor / "data")
+
+    same = run_stage(CurateStage(config(model, threshold=reused["threshold"]), [str(crawl)], tmp_path / "same",
+                                 share_from=[donor])).result  # fmt: skip
+    assert [s["status"] for s in same["steps"]] == ["reused"] * 4
+    assert frame(tmp_path / "same" / "data").equals(frame(fresh / "data"))
+
+    other = run_stage(CurateStage(config(model, keep_fraction=0.25), [str(crawl)], tmp_path / "other",
+                                  share_from=[donor, tmp_path / "same"])).result  # fmt: skip
+    statuses = {s["name"]: s["status"] for s in other["steps"]}
+    assert statuses == {"filter": "reused", "score": "reused", "select": "ran", "dedup": "ran"}
+    alone = run_curate(config(model, keep_fraction=0.25), [str(crawl)], tmp_path / "alone")
+    assert frame(tmp_path / "other" / "data").equals(frame(tmp_path / "alone" / "data"))
+    assert [s["docs_out"] for s in other["stages"]] == [s["docs_out"] for s in alone["stages"]]
+    assert frame(donor / "data").equals(donor_data)  # the donor's folders are linked from, never changed
+
+
 def test_every_scored_document_carries_its_score(reused) -> None:
     out, threshold, summary = reused["out"], reused["threshold"], reused["second"]
     scores = pl.read_parquet(out / "quality" / "scores.parquet")

@@ -19,8 +19,9 @@ Layout of DIR (`--out`):
 
 Every stage runs through `pipelines.common.stage.run_stage`, so a rerun of the same command after a crash
 reuses finished curate, tokenize and training runs and resumes the unfinished one from its newest checkpoint
-(at most one `eval_points`-th of a run is lost, a quarter by default). Variants that share a prefix of stages recompute
-it today; curate's own stage reuse makes that free without a change here.
+(at most one `eval_points`-th of a run is lost, a quarter by default). Variants that share a prefix of curate steps
+(same inputs and settings up to that step, so the same step keys) share that work: each variant's `CurateStage`
+links the finished step folders of the others (`share_from`) instead of recomputing them.
 
 Ownership: DIR must be new, empty, or an ablation over the same inputs and training recipe (variants, seeds
 and evaluation sets may change between invocations); a variant folder must hold that variant's config. Anything
@@ -186,9 +187,18 @@ class Ablation:
         return self.eval_sets
 
     def curate_stage(self, name: str) -> CurateStage:
-        """The curate stage of a variant: its config over the shared inputs, into DIR/<variant>/curated."""
+        """The curate stage of a variant: its config over the shared inputs, into DIR/<variant>/curated.
+
+        Steps that another variant already finished with the same inputs and settings (the same step keys: say
+        two quality thresholds over one filter pass) are linked from it, not recomputed.
+        """
+        others = [self.variant_dir(other) / "curated" for other in self.configs if other != name]
         return CurateStage(
-            self.configs[name], self.spec.inputs, self.variant_dir(name) / "curated", workers=self.spec.workers
+            self.configs[name],
+            self.spec.inputs,
+            self.variant_dir(name) / "curated",
+            workers=self.spec.workers,
+            share_from=others,
         )
 
     def tokenize_stage(self, name: str) -> TokenizeStage:

@@ -50,7 +50,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +377,8 @@ class CurateStage(Stage):
         overwrite: write into a folder that is not a curate output, replacing files of curate's own kinds
             (`pipelines.curate.output`); files of other kinds are never deleted.
         on_progress: called with a progress snapshot about once a second while a step runs.
+        share_from: other curate output folders (an ablation's other variants) whose finished steps with the same
+            keys this run links in instead of computing (`StepWork.adopt`).
     """
 
     name = "curate"
@@ -391,6 +393,7 @@ class CurateStage(Stage):
         limit: int | None = None,
         overwrite: bool = False,
         on_progress: ProgressCallback = ignore_progress,
+        share_from: Sequence[Path] = (),
     ):
         self.config = config
         self.inputs = [str(i) for i in inputs]
@@ -400,6 +403,7 @@ class CurateStage(Stage):
         self.limit = limit
         self.output = CurateOutput(self.output_dir, overwrite)
         self.on_progress = on_progress
+        self.share_from = [Path(folder) / ".work" for folder in share_from]
         self.config_hash = config_hash(config)
 
     def plan(self) -> None:
@@ -478,7 +482,7 @@ class CurateStage(Stage):
     def _run_step(self, work: StepWork, run: Callable[[StepWork], dict[str, Any]]) -> None:
         """Run one step unless its work is finished (then it is reused), and apply the drop guard to its stages."""
         started = time.monotonic()
-        done = work.finished()
+        done = work.finished() or work.adopt(self.share_from)
         if done is None:
             work.start()
             with self.watcher.step(work.name):

@@ -11,16 +11,21 @@ Each step works in `DIR/.work/<step>-<key>/`: `step.json` (what the key hashes, 
 its datatrove logs and outputs, and `done.json` (its counts, written last and atomically). A folder without
 `done.json` is unfinished; running the step again resumes it through datatrove's completion markers. Once a run
 is published, `remove_unused` deletes every step folder that run did not use, so `.work/` holds one run's steps.
+
+Runs in other output folders can share work too (the variants of an ablation): `StepWork.adopt` hard-links another
+run's finished folder of the very same step and key into this run's `.work/` (publishing links, never moves, so a
+finished folder stays whole), and the step counts as reused.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.files import read_json, write_json_atomic
+from pipelines.common.files import link_or_copy, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 
 DONE = "done.json"
@@ -46,6 +51,28 @@ class StepWork:
         """The step's `done.json` when it has finished (for this key), else None."""
         done = read_json(self.dir / DONE)
         return done if isinstance(done, dict) and done.get("key") == self.key else None
+
+    def adopt(self, roots: Sequence[Path]) -> dict[str, Any] | None:
+        """Link in the finished work of this step and key from another run's `.work` folder, if one has it.
+
+        Args:
+            roots: other runs' `.work` folders, searched in order.
+
+        Returns:
+            The adopted `done.json`, or None when no root holds this step finished.
+        """
+        for root in roots:
+            source = Path(root) / self.dir.name
+            done = read_json(source / DONE)
+            if not (isinstance(done, dict) and done.get("key") == self.key) or source.resolve() == self.dir.resolve():
+                continue
+            staging = self.dir.with_name(self.dir.name + ".adopting")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(source, staging, copy_function=link_or_copy)
+            shutil.rmtree(self.dir, ignore_errors=True)  # an unfinished attempt of this run's own
+            staging.replace(self.dir)
+            return self.finished()
+        return None
 
     def start(self) -> None:
         """Create the work folder and write `step.json`."""
