@@ -22,6 +22,7 @@ from pipelines.common.progress import Progress, Throttle, format_duration, overa
 from pipelines.curate import CurateConfig, run_curate
 from pipelines.curate.stages import DEDUP_STAGES
 from pipelines.tokenize import run_tokenize
+from tests.quality_helpers import train_spread
 from trainer.stage import TrainProgress
 
 FILES, DOCS_PER_FILE = 3, 1000
@@ -118,6 +119,19 @@ def test_progress_arithmetic_and_rendering() -> None:
     assert re.search(r"stage\s+docs_in\s+docs_out\s+dropped\s+read\s+10\s+8\s+2", text), text
 
 
+def assert_later_step_reported(snapshots: list[Progress], summary: dict, step: str, stage_name: str) -> None:
+    """`step` reports between filter and dedup, in order, and its last snapshot ends at its stage's summary row."""
+    steps = [s.step for s in snapshots]
+    order = ["filter", "score", "select", "screen", "dedup", "done"]
+    assert steps == sorted(steps, key=order.index) and step in steps, steps
+    stage = next(s for s in summary["stages"] if s["name"] == stage_name)
+    last = [s for s in snapshots if s.step == step][-1]
+    assert last.done == last.total == stage["docs_in"]
+    row = next(r for r in last.rows if r["name"] == stage_name)
+    assert row == {key: stage[key] for key in ("name", "docs_in", "docs_out", "dropped")}
+    assert [s.overall for s in snapshots] == sorted(s.overall for s in snapshots)
+
+
 def test_curate_progress_covers_the_screen_step(tmp_path: Path) -> None:
     """With decontamination on, the `screen` step reports between filter and dedup, ending at its stage's row."""
     from pipelines.curate.decontam_index import EvalSet, build_index
@@ -133,12 +147,25 @@ def test_curate_progress_covers_the_screen_step(tmp_path: Path) -> None:
     cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "decontaminate": screen})
     snapshots: list[Progress] = []
     summary = run_curate(cfg, [str(tmp_path / "docs.jsonl")], tmp_path / "out", on_progress=snapshots.append)
-    steps = [s.step for s in snapshots]
-    assert steps == sorted(steps, key=["filter", "screen", "dedup", "done"].index) and "screen" in steps
     stage = next(s for s in summary["stages"] if s["name"] == "decontaminate")
     assert stage["dropped"].get("contaminated:leak", 0) > 0  # the leaked paragraphs were found
-    last = [s for s in snapshots if s.step == "screen"][-1]
-    assert last.done == last.total == stage["docs_in"]
-    row = next(r for r in last.rows if r["name"] == "decontaminate")
-    assert row == {key: stage[key] for key in ("name", "docs_in", "docs_out", "dropped")}
-    assert [s.overall for s in snapshots] == sorted(s.overall for s in snapshots)
+    assert_later_step_reported(snapshots, summary, "screen", "decontaminate")
+
+
+def test_curate_progress_covers_the_quality_steps(tmp_path: Path) -> None:
+    """With the quality classifier on, `score` then `select` report between filter and dedup; select ends at the
+    quality stage's row, and score counts every document the filters kept."""
+    model = train_spread(tmp_path / "model")
+    texts = demo_texts(300, seed=6)
+    (tmp_path / "docs.jsonl").write_text(
+        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts))
+    )
+    quality = {"enabled": True, "model": str(model), "keep_fraction": 0.5}
+    cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "quality": quality})
+    snapshots: list[Progress] = []
+    summary = run_curate(cfg, [str(tmp_path / "docs.jsonl")], tmp_path / "out", on_progress=snapshots.append)
+    stage = next(s for s in summary["stages"] if s["name"] == "quality")
+    assert 0 < stage["docs_out"] < stage["docs_in"]  # the cut dropped some, kept some
+    assert_later_step_reported(snapshots, summary, "select", "quality")
+    scoring = [s for s in snapshots if s.step == "score"]
+    assert scoring and scoring[-1].done == scoring[-1].total == stage["docs_in"]  # scored = what the filters kept
