@@ -28,8 +28,11 @@ def start(command: str, home: Path) -> tuple[subprocess.Popen, int]:
     port = server.free_port()
     env = {**os.environ, "FINEFORGE_HOME": str(home), "PREFECT_HOME": str(home / "client")}
     env.pop("PREFECT_API_URL", None)
+    # SIGHUP at its default action, as under a terminal: a `nohup` around the tests would have it ignored, and
+    # FineForge rightly leaves an ignored SIGHUP ignored.
     proc = subprocess.Popen([sys.executable, "-m", "cli", command, "--port", str(port)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # fmt: skip
     server.wait_healthy(server.default_api_url(port), timeout=90, proc=proc)
     return proc, port
 
