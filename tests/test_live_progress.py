@@ -20,9 +20,10 @@ from orchestration.demo_data import demo_texts
 from orchestration.progress import TerminalProgress
 from pipelines.common.progress import Progress, Throttle, format_duration, overall_fraction
 from pipelines.curate import CurateConfig, run_curate
+from pipelines.curate.progress import stage_row
 from pipelines.curate.stages import DEDUP_STAGES
 from pipelines.tokenize import run_tokenize
-from tests.quality_helpers import train_spread
+from tests.quality_helpers import texts_jsonl, train_spread
 from trainer.stage import TrainProgress
 
 FILES, DOCS_PER_FILE = 3, 1000
@@ -57,8 +58,7 @@ def test_curate_progress_is_live_and_ends_at_the_summary(curated) -> None:
     assert final.done == summary["stages"][0]["docs_out"] == final.total  # documents read
     assert any(0 < s.done < final.done for s in filtering), "no snapshot while the filter pass ran"
     assert any(s.eta_s is not None and s.done < final.done for s in filtering), "no ETA from the finished files"
-    counts = ("name", "docs_in", "docs_out", "dropped")  # a row's keys (summary.json adds status and details)
-    by_name = {stage["name"]: {key: stage[key] for key in counts} for stage in summary["stages"]}
+    by_name = {stage["name"]: stage_row(stage) for stage in summary["stages"]}  # without status and details
     assert final.rows and all(row == by_name[row["name"]] for row in final.rows)
     deduping = [s for s in snapshots if s.step == "dedup"][-1]
     assert [row["name"] for row in deduping.rows][-len(DEDUP_STAGES) :] == list(DEDUP_STAGES)
@@ -127,8 +127,7 @@ def assert_later_step_reported(snapshots: list[Progress], summary: dict, step: s
     stage = next(s for s in summary["stages"] if s["name"] == stage_name)
     last = [s for s in snapshots if s.step == step][-1]
     assert last.done == last.total == stage["docs_in"]
-    row = next(r for r in last.rows if r["name"] == stage_name)
-    assert row == {key: stage[key] for key in ("name", "docs_in", "docs_out", "dropped")}
+    assert next(r for r in last.rows if r["name"] == stage_name) == stage_row(stage)
     assert [s.overall for s in snapshots] == sorted(s.overall for s in snapshots)
 
 
@@ -140,13 +139,11 @@ def test_curate_progress_covers_the_screen_step(tmp_path: Path) -> None:
     leaked = [{"text": t.split("\n\n")[0]} for t in texts[:30]]  # the first paragraph of 30 documents
     (tmp_path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in leaked))
     build_index([EvalSet("leak", tmp_path / "eval.jsonl")], tmp_path / "eval.idx")
-    (tmp_path / "docs.jsonl").write_text(
-        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts))
-    )
+    docs = texts_jsonl(tmp_path / "docs.jsonl", texts)
     screen = {"enabled": True, "index": str(tmp_path / "eval.idx"), "action": "drop"}
     cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "decontaminate": screen})
     snapshots: list[Progress] = []
-    summary = run_curate(cfg, [str(tmp_path / "docs.jsonl")], tmp_path / "out", on_progress=snapshots.append)
+    summary = run_curate(cfg, [str(docs)], tmp_path / "out", on_progress=snapshots.append)
     stage = next(s for s in summary["stages"] if s["name"] == "decontaminate")
     assert stage["dropped"].get("contaminated:leak", 0) > 0  # the leaked paragraphs were found
     assert_later_step_reported(snapshots, summary, "screen", "decontaminate")
@@ -157,13 +154,11 @@ def test_curate_progress_covers_the_quality_steps(tmp_path: Path) -> None:
     quality stage's row, and score counts every document the filters kept."""
     model = train_spread(tmp_path / "model")
     texts = demo_texts(300, seed=6)
-    (tmp_path / "docs.jsonl").write_text(
-        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts))
-    )
+    docs = texts_jsonl(tmp_path / "docs.jsonl", texts)
     quality = {"enabled": True, "model": str(model), "keep_fraction": 0.5}
     cfg = CurateConfig.model_validate({"filters": {"url": {"enabled": False}}, "quality": quality})
     snapshots: list[Progress] = []
-    summary = run_curate(cfg, [str(tmp_path / "docs.jsonl")], tmp_path / "out", on_progress=snapshots.append)
+    summary = run_curate(cfg, [str(docs)], tmp_path / "out", on_progress=snapshots.append)
     stage = next(s for s in summary["stages"] if s["name"] == "quality")
     assert 0 < stage["docs_out"] < stage["docs_in"]  # the cut dropped some, kept some
     assert_later_step_reported(snapshots, summary, "select", "quality")
