@@ -7,6 +7,7 @@ text and once more on the shared corpora, a case that skips, saying why, where t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -99,14 +100,8 @@ def served(prefect_server):
     import sys
     import time
 
-    from prefect.client.orchestration import SyncPrefectClient
-
     from orchestration.reports import REPORTS_ENV, ReportServer
     from pipelines.common.processes import stop_process
-
-    def deployments_served() -> bool:
-        with SyncPrefectClient(url) as client:
-            return len(client.read_deployments()) >= 6
 
     url, home = prefect_server
     reports = ReportServer(home).start()
@@ -127,7 +122,7 @@ def served(prefect_server):
 
     try:
         deadline = time.monotonic() + 90
-        while not deployments_served():
+        while not every_deployment_served(url):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"fineforge serve did not register its deployments; see {home / 'serve.log'}")
             time.sleep(1)
@@ -137,6 +132,23 @@ def served(prefect_server):
         stop_process(proc, sig=signal.SIGINT)
         log.close()
         reports.stop()
+
+
+@functools.cache
+def deployment_names() -> frozenset[str]:
+    """The name of every deployment `fineforge serve` and `fineforge up` register."""
+    from flows import deployments
+
+    return frozenset(d.name for d in deployments())
+
+
+def every_deployment_served(url: str) -> bool:
+    """Whether the server at `url` holds every FineForge deployment: serve registers them one at a time, so a
+    test that starts at the first ones may ask for one not there yet."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(url) as client:
+        return {d.name for d in client.read_deployments()} >= deployment_names()
 
 
 def wait_for(predicate, timeout: float, what: str, log: Path | list[Path] | None = None):

@@ -22,7 +22,7 @@ from orchestration import server
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import group_alive, stop_process
 from tests.conftest import REPO_ROOT as REPO
-from tests.conftest import ChainRun, wait_for
+from tests.conftest import ChainRun, every_deployment_served, wait_for
 from trainer.process import PGID_FILE
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -33,11 +33,6 @@ def _client(url):
     from prefect.client.orchestration import SyncPrefectClient
 
     return SyncPrefectClient(url)
-
-
-def _deployments(url) -> dict[str, object]:
-    with _client(url) as client:
-        return {d.name: d for d in client.read_deployments()}
 
 
 def _runs(url, flow_name: str):
@@ -189,7 +184,7 @@ def test_up_starts_and_stops_cleanly(tmp_path):
     url = server.default_api_url(port)
     try:
         server.wait_healthy(url, timeout=90, proc=proc)
-        wait_for(lambda: len(_deployments(url)) >= 6, 90, "deployments of fineforge up")
+        wait_for(lambda: every_deployment_served(url), 90, "deployments of fineforge up")
         assert (tmp_path / "prefect" / "prefect.db").exists()
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=40)

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from orchestration import server
 from orchestration.pools import DATA_POOL, TRAIN_POOL, pool_for
 from pipelines.common.processes import stop_process
-from tests.conftest import REPO_ROOT, wait_for
+from tests.conftest import REPO_ROOT, deployment_names, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 TRAIN_STEPS = 8
@@ -99,14 +99,12 @@ def _executed_by(client, worker: str) -> set[str]:
 def test_deploy_puts_data_and_training_on_their_pools(cluster):
     from prefect.client.orchestration import SyncPrefectClient
 
-    from flows import deployments
-
     url, _, _, output = cluster
     with SyncPrefectClient(url) as client:
         deployed = {d.name: d for d in client.read_deployments()}
         pools = {p.name: p.type for p in client.read_work_pools()}
     assert pools[DATA_POOL] == pools[TRAIN_POOL] == "process"
-    assert set(deployed) == {d.name for d in deployments()}  # every deployment `fineforge serve` serves
+    assert set(deployed) == deployment_names()  # every deployment `fineforge serve` serves
     assert {"curate", "tokenize", "train", "train-on-shards", "report", "pipeline"} <= set(deployed)
     for name, deployment in deployed.items():
         assert deployment.work_pool_name == pool_for(name, DATA_POOL, TRAIN_POOL), name
