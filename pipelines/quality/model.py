@@ -7,10 +7,12 @@ probabilities into one score:
 - `score: "expected_value"`: integer labels (0/1, or FineWeb-Edu's 0-5); the score is the expected label,
   sum(p(label) * label), so 0/1 labels give p(1) and 0-5 labels a score on the same 0-5 scale.
 
-A model is checked before any document is read: the file must exist, its card must be valid, and the file's
-sha256 must equal the card's `model_sha256`. The hash check is not optional: fastText 0.9.2 does not reject a
-truncated `.bin` file but allocates without bound while reading it (16 GB in 10 minutes here before it was
-killed), so an unverified file is never handed to fastText.
+A model is checked before any document is read: the file must exist, its card must be valid, the file's sha256
+must equal the card's `model_sha256`, and its structure must be whole (`pipelines.quality.fasttext_file`). Neither
+check is optional: fastText 0.9.2 does not reject a truncated `.bin` file but allocates without bound while
+reading it (16 GB in 10 minutes here before it was killed), loops for minutes on random bytes, or loads half a
+file and scores everything 0.0; and a card's hash can be edited to match a damaged file. So fastText only ever
+reads a file whose every size has been checked against its length.
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ from typing import Any
 import numpy as np
 
 from pipelines.common.hashing import file_sha256
+from pipelines.quality.fasttext_file import MAGIC, FastTextFileError, check_fasttext_file
 from pipelines.quality.text import normalise
 
 LABEL_PREFIX = "__label__"  # fastText's default label prefix
 SCORE_KINDS = ("probability", "expected_value")
 CARD_FIELDS = ("model_sha256", "labels", "positive_label", "score")
-# The first int32 of every fastText .bin file (FASTTEXT_FILEFORMAT_MAGIC_INT32 in fastText's fasttext.cc).
-_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
 
 Label = int | str
 
@@ -114,14 +115,15 @@ class ModelCard:
         return cls(path, str(fields["model_sha256"]), tuple(labels), fields["positive_label"], fields["score"], fields)
 
     def verify(self) -> None:
-        """Check that the model file is the one the card describes (sha256) and is a fastText file.
+        """Check that the model file is the one the card describes (sha256) and a whole fastText file.
 
         Raises:
-            QualityModelError: the file was changed, truncated or replaced since the card was written.
+            QualityModelError: the file was changed, truncated or replaced since the card was written, or its
+                structure is broken (even where the card's sha256 was edited to match it).
         """
         with open(self.path, "rb") as f:
             head = f.read(4)
-        if head != _FASTTEXT_MAGIC:
+        if head != MAGIC.to_bytes(4, "little"):
             raise QualityModelError(f"quality model {self.path} is not a fastText .bin file")
         actual = file_sha256(self.path)
         if actual != self.sha256:
@@ -129,10 +131,14 @@ class ModelCard:
                 f"quality model {self.path} is damaged or replaced: its sha256 is {actual}, its card "
                 f"{card_path(self.path).name} says {self.sha256}"
             )
+        try:
+            check_fasttext_file(self.path)
+        except FastTextFileError as err:
+            raise QualityModelError(f"quality model {self.path} is damaged: {err}") from None
 
 
 def check_model(model_path: str | Path) -> ModelCard:
-    """Validate a model without loading it: the card, the file's sha256 and its fastText header.
+    """Validate a model without loading it: the card, the file's sha256 and its fastText structure.
 
     Args:
         model_path: the `.bin` model file.
