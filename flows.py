@@ -556,34 +556,37 @@ def ablation(spec: AblationSpec) -> dict:
     Returns:
         The verdicts and the paths of ablation.json and the report.
     """
-    ablation_ = _ablation(spec)
-    _set_training_limit(spec.training_concurrency)
-    for variant in spec.variants:
-        ablation_variant(spec, variant.name)
-        runs = [_ablation_run_task.submit(spec, variant.name, seed) for seed in spec.seeds]
-        for run in runs:
-            run.result()
-    record = ablation_.finish()
-    name = ablation_.out.name
-    create_table_artifact(
-        art.ablation_rows(record),
-        key=art.artifact_key("ablation-results", name),
-        description="; ".join(v["text"] for v in record["verdicts"]) or "one variant",
-    )
-    report_path = ablation_.out / "report.html"
-    create_link_artifact(
-        report_path.as_uri(),
-        link_text=str(report_path),
-        key=art.artifact_key("ablation-report", name),
-        description="The comparison report of this ablation",
-    )
-    for verdict in record["verdicts"]:
-        print(verdict["text"])
-    return {
-        "verdicts": record["verdicts"],
-        "ablation": str(ablation_.out / "ablation.json"),
-        "report": str(report_path),
-    }
+    from pipelines.common.locks import folder_lock
+
+    with folder_lock(Path(spec.out).expanduser().resolve()):  # one ablation per DIR
+        ablation_ = _ablation(spec)
+        _set_training_limit(spec.training_concurrency)
+        for variant in spec.variants:
+            ablation_variant(spec, variant.name)
+            runs = [_ablation_run_task.submit(spec, variant.name, seed) for seed in spec.seeds]
+            for run in runs:
+                run.result()
+        record = ablation_.finish()
+        name = ablation_.out.name
+        create_table_artifact(
+            art.ablation_rows(record),
+            key=art.artifact_key("ablation-results", name),
+            description="; ".join(v["text"] for v in record["verdicts"]) or "one variant",
+        )
+        report_path = ablation_.out / "report.html"
+        create_link_artifact(
+            report_path.as_uri(),
+            link_text=str(report_path),
+            key=art.artifact_key("ablation-report", name),
+            description="The comparison report of this ablation",
+        )
+        for verdict in record["verdicts"]:
+            print(verdict["text"])
+        return {
+            "verdicts": record["verdicts"],
+            "ablation": str(ablation_.out / "ablation.json"),
+            "report": str(report_path),
+        }
 
 
 def deployments(

@@ -8,7 +8,7 @@ containers, numbers, strings and tensors go in, so it loads with `torch.load(wei
 cannot run code from an untrusted file.
 
 What a checkpoint holds is defined once, by `trainer.trainer.Trainer.state_dict`; this module only stores,
-finds and loads the files. Writes go to `*.pt.tmp`, are fsynced, then renamed: a run killed mid-write (SIGKILL,
+finds and loads the files. Writes go to `*.pt.<hex>.tmp`, are fsynced, then renamed: a run killed mid-write (SIGKILL,
 preemption) leaves the previous checkpoint intact and never a half file under the final name. A GPT-2 124M
 checkpoint with AdamW state is about 1.5 GB (3 x 124M float32), so keeping the last 3 costs about 4.5 GB.
 

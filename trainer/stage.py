@@ -21,10 +21,7 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +29,7 @@ from typing import Any
 
 from pipelines.common.files import atomic_write, make_output_dir
 from pipelines.common.hashing import file_sha256
+from pipelines.common.locks import folder_lock
 from pipelines.common.metrics import METRICS_FILE, MetricsError, MetricsFollower
 from pipelines.common.processes import StopRequested, group_alive, signals_raise
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress
@@ -66,23 +64,18 @@ class RunDirInUse(ValueError):
 
 @contextlib.contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `run_dir/train.lock` for the block, recording this host and pid in it.
+    """Hold an exclusive lock on `run_dir/train.lock` for the block (`folder_lock`), naming this host and pid.
 
     Raises:
         RunDirInUse: another process holds it (the message names the holder).
     """
-    with open(run_dir / LOCK_FILE, "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise RunDirInUse(
-                f"{run_dir} is being trained by {holder}; wait for that run to finish or train into another --out"
-            ) from None
-        f.truncate(0)
-        f.write(f"{socket.gethostname()} pid {os.getpid()}\n")
-        f.flush()
+
+    def busy(holder: str) -> RunDirInUse:
+        return RunDirInUse(
+            f"{run_dir} is being trained by {holder}; wait for that run to finish or train into another --out"
+        )
+
+    with folder_lock(run_dir, busy, LOCK_FILE):
         yield
 
 

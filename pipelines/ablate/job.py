@@ -23,9 +23,10 @@ reuses finished curate, tokenize and training runs and resumes the unfinished on
 (same inputs and settings up to that step, so the same step keys) share that work: each variant's `CurateStage`
 links the finished step folders of the others (`share_from`) instead of recomputing them.
 
-Ownership: DIR must be new, empty, or an ablation over the same inputs and training recipe (variants, seeds
-and evaluation sets may change between invocations); a variant folder must hold that variant's config. Anything
-else is refused before a file is written. The only files ablate deletes are the checkpoints of its own runs
+Ownership: one ablation at a time holds DIR's lock (`pipelines.common.locks`). DIR must be new, empty, or an
+ablation over the same inputs and training recipe (variants, seeds and evaluation sets may change between
+invocations); a variant folder must hold that variant's config. Anything else is refused before a file is
+written. The only files ablate deletes are the checkpoints of its own runs
 once they are scored (all but the newest).
 """
 
@@ -48,6 +49,7 @@ from pipelines.ablate.spec import ABLATION_PROMPTS, SAMPLE_TOKENS, AblationSpec
 from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.inputs import discover_inputs
+from pipelines.common.locks import LOCK_FILE, folder_lock
 from pipelines.common.processes import signals_raise
 from pipelines.common.stage import StageOutcome, run_stage
 from pipelines.curate import CurateStage, config_hash, load_config
@@ -133,7 +135,7 @@ class Ablation:
         spec_path = self.out / SPEC_FILE
         recorded = read_json(spec_path)
         recorded = recorded if isinstance(recorded, dict) else None
-        if recorded is None and self.out.is_dir() and any(self.out.iterdir()):
+        if recorded is None and self.out.is_dir() and any(p.name != LOCK_FILE for p in self.out.iterdir()):
             raise AblationError(
                 f"{self.out}: not empty and not an ablation folder (no readable {SPEC_FILE}); FineForge does not "
                 "write into folders it did not make: give a new or empty --out"
@@ -482,9 +484,16 @@ def run_ablation(spec: AblationSpec, echo: Echo = print) -> dict[str, Any]:
     Raises:
         AblationError, SpecError, EvalSetError, ValueError: bad arguments, inputs or folders (before any work
             where they can be known then); `trainer.stage.TrainerExit` when a training run fails.
+        FolderInUse: another ablation runs in DIR (the message names its host and pid).
     """
     ablation = Ablation(spec)
     ablation.plan()
+    with folder_lock(ablation.out):
+        return _run_claimed(ablation, echo)
+
+
+def _run_claimed(ablation: Ablation, echo: Echo) -> dict[str, Any]:
+    spec = ablation.spec
     ablation.claim()
     eval_sets = ablation.prepare_eval_sets()
     echo(f"ablation in {ablation.out}: {len(spec.variants)} variants x {len(spec.seeds)} seeds, "

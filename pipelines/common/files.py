@@ -1,8 +1,9 @@
 """Files that readers must never see half-written: atomic writes with fsync, and the JSON contract files.
 
 Every contract file (`summary.json`, `manifest.json`, `run.json`, checkpoints, shards) is written to a temporary
-sibling `<name>.tmp`, flushed and fsynced, then renamed over the final name, so a reader (or a rerun after
-`kill -9` or a power cut) sees the old file or the complete new one, never a partial one.
+sibling `<name>.<12 hex digits>.tmp`, flushed and fsynced, then renamed over the final name, so a reader (or a rerun
+after `kill -9` or a power cut) sees the old file or the complete new one, never a partial one. The random part makes
+the temporary name unique to one writer: two writers of one file never write into or rename each other's.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-TMP_SUFFIX = ".tmp"
+TMP_PATTERN = r"\.[0-9a-f]{12}\.tmp"  # what `atomic_write` appends to a file's name while writing it
 
 
 @contextlib.contextmanager
@@ -30,7 +32,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         The open temporary file. If the block raises, `path` is untouched and the temporary file is removed.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
     encoding = None if "b" in mode else "utf-8"
     try:
         with open(tmp, mode, encoding=encoding) as f:

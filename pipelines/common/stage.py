@@ -7,7 +7,8 @@ effect is an explicit call, in this order:
 2. `is_complete()`: whether the output folder already holds the finished contract file of exactly this plan
    (`summary.json`, `manifest.json` or `run.json`); if so nothing else runs, and `result()` returns it;
 3. `claim()`: make the output folder this run's (refuse files FineForge did not write; discard its own stale
-   work of other settings);
+   work of other settings); from here to `finish()`, `run_stage` holds the lock of the stage's
+   `output_folder()` (`pipelines.common.locks.folder_lock`), so a second run into the folder is refused;
 4. `steps()`: the coarse, resumable units of work in order (one Prefect task each); a crash anywhere is
    resumed by calling them again;
 5. `finish()`: check the accounting, write the contract file last and atomically, and return it.
@@ -17,10 +18,14 @@ effect is an explicit call, in this order:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from pipelines.common.locks import folder_lock
 
 Step = tuple[str, Callable[[], None]]
 StepRunner = Callable[[str, Callable[[], None]], None]
@@ -38,6 +43,10 @@ class Stage(ABC):
     @abstractmethod
     def is_complete(self) -> bool:
         """Return True when the output folder holds the finished contract of exactly this plan."""
+
+    def output_folder(self) -> Path | None:
+        """The folder `run_stage` locks from `claim()` to `finish()`; None for a stage that locks its own."""
+        return None
 
     @abstractmethod
     def claim(self) -> None:
@@ -77,11 +86,16 @@ def run_stage(stage: Stage, run_step: StepRunner = _call) -> StageOutcome:
 
     Returns:
         The contract (summary, manifest or run record) and whether it was reused.
+
+    Raises:
+        FolderInUse: another run holds the output folder's lock (the message names its host and pid).
     """
     stage.plan()
     if stage.is_complete():
         return StageOutcome(stage.result(), reused=True)
-    stage.claim()
-    for name, step in stage.steps():
-        run_step(name, step)
-    return StageOutcome(stage.finish(), reused=False)
+    folder = stage.output_folder()
+    with folder_lock(folder) if folder is not None else contextlib.nullcontext():
+        stage.claim()
+        for name, step in stage.steps():
+            run_step(name, step)
+        return StageOutcome(stage.finish(), reused=False)

@@ -457,6 +457,10 @@ class CurateStage(Stage):
         """The published summary.json."""
         return read_json(self.output_dir / "summary.json")
 
+    def output_folder(self) -> Path:
+        """The output folder DIR (locked while the run claims and writes it)."""
+        return self.output_dir
+
     def claim(self) -> None:
         """Take the output folder (`CurateOutput.claim`), create the work folder and record this run's plan.
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pipelines.common.files import OutputFolderError, link_or_copy, make_output_dir, read_json, write_json_atomic
 from pipelines.common.inputs import InputFile
+from pipelines.common.locks import LOCK_FILE
 
 OWNER_FILE = ".fineforge-curate.json"
 PUBLISHED_DIRS = ("data", "rejects", "quarantine", "quality")
@@ -135,7 +136,7 @@ class CurateOutput:
             )
         make_output_dir(self.path)
         if not self.owned():
-            present = sorted(p.name for p in self.path.iterdir())
+            present = sorted(p.name for p in self.path.iterdir() if p.name != LOCK_FILE)
             if present and not self.overwrite:
                 raise OutputFolderError(
                     f"{self.path}: not empty ({_quote(present)}) and not a curate output folder; choose an empty or "

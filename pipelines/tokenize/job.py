@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
-from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
+from pipelines.common.files import TMP_PATTERN, atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress, overall_fraction
 from pipelines.common.stage import Stage, Step, run_stage
@@ -93,7 +93,7 @@ MIN_SHARD_TOKENS = 1025
 MAX_SHARDS = 100_000  # per split; llm.c's FineWeb-10B has 103 shards of 100M tokens
 ORDER_VERSION = 1  # bump whenever the shuffle or split rule changes: it is part of the config hash
 WORK_DIR = ".tokenize"
-SHARD_FILE = re.compile(r"(train|val)_\d{6}\.bin(\.tmp)?")
+SHARD_FILE = re.compile(rf"(train|val)_\d{{6}}\.bin({TMP_PATTERN}|\.tmp)?")  # plain `.tmp`: older FineForge
 # Share of a run's time per step: BPE runs at 2-4 M tokens/s per core, gathering shards at about 100 M tokens/s
 # (see above), and ordering is one argsort over the documents.
 STEP_WEIGHTS = {"tokenize": 0.97, "order": 0.01, "shards": 0.02}
@@ -425,6 +425,10 @@ class TokenizeStage(Stage):
     def result(self) -> dict[str, Any]:
         """The finished shard set's manifest."""
         return load_manifest(self.output_dir / MANIFEST_NAME)
+
+    def output_folder(self) -> Path:
+        """The output folder (locked while the run claims and writes it)."""
+        return self.output_dir
 
     def claim(self) -> None:
         """Record this job in the output folder, or check that the folder's unfinished run is this one.
