@@ -3,12 +3,18 @@
 FineForge's convention: a bad input, setting or folder raises a `ValueError` subclass (`InputError`,
 `TokenizeError`, `ShardError`, `DataError`, `ReportError`, pydantic's `ValidationError`, ...) or an `OSError`
 (`FileNotFoundError`, `NotADirectoryError`, `PermissionError`, a full disk) whose message names the file and the
-problem; a guard that stops a run on purpose (the curate drop guard) raises a `UserError`. The `fineforge` command
+problem; a guard that stops a run on purpose (the curate drop guard) raises a `UserError`, and so does a full disk
+(`DiskFullError`, which `run_stage` raises naming the output folder). The `fineforge` command
 catches exactly these (`USER_ERRORS`) in one place, prints `error: <describe(e)>` and exits 2; `--debug` shows the
 traceback instead. Anything else is a FineForge bug and keeps its traceback.
 """
 
 from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -16,6 +22,51 @@ class UserError(Exception):
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, OSError)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device", also in messages that carry no errno (pyarrow)
+
+
+class DiskFullError(UserError):
+    """The output folder's file system filled up during a run; the message names the folder."""
+
+
+def disk_full(error: BaseException) -> OSError | None:
+    """The "no space left" error behind `error` (itself, or its cause or context), or None.
+
+    Args:
+        error: a caught exception (a datatrove worker's error arrives as the worker raised it).
+
+    Returns:
+        The OSError that says the disk or quota is full, if any.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and (error.errno in _FULL or _FULL_TEXT in str(error)):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def no_space_error(folder: Path, error: OSError) -> DiskFullError:
+    """The one-line error for a full disk under `folder`: `FOLDER: no space left on device (details)`.
+
+    Args:
+        folder: the output folder being written.
+        error: the OSError that said so (its file, where it names one).
+
+    Returns:
+        The error to raise.
+    """
+    details = []
+    if error.filename is not None:
+        name = Path(os.fsdecode(error.filename))
+        details.append(f"writing {name.relative_to(folder) if name.is_relative_to(folder) else name}")
+    try:
+        details.append(f"a file system of {shutil.disk_usage(folder).total / 1e6:.1f} MB")
+    except OSError:
+        pass
+    return DiskFullError(f"{folder}: no space left on device ({'; '.join(details)}); free some space and rerun")
 
 
 def describe(error: BaseException) -> str:

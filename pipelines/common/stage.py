@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.errors import disk_full, no_space_error
 from pipelines.common.locks import folder_lock
 
 Step = tuple[str, Callable[[], None]]
@@ -89,13 +90,19 @@ def run_stage(stage: Stage, run_step: StepRunner = _call) -> StageOutcome:
 
     Raises:
         FolderInUse: another run holds the output folder's lock (the message names its host and pid).
+        DiskFullError: the output folder's disk filled up (in this process or a worker); a rerun resumes.
     """
     stage.plan()
     if stage.is_complete():
         return StageOutcome(stage.result(), reused=True)
     folder = stage.output_folder()
     with folder_lock(folder) if folder is not None else contextlib.nullcontext():
-        stage.claim()
-        for name, step in stage.steps():
-            run_step(name, step)
-        return StageOutcome(stage.finish(), reused=False)
+        try:
+            stage.claim()
+            for name, step in stage.steps():
+                run_step(name, step)
+            return StageOutcome(stage.finish(), reused=False)
+        except Exception as err:
+            if folder is None or (full := disk_full(err)) is None:
+                raise
+            raise no_space_error(folder.resolve(), full) from err

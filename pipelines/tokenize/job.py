@@ -188,8 +188,12 @@ def _map_ordered(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
+    # np.save's own write (`tofile`) reports a full disk as "N requested and M written", without errno or file;
+    # Python's write raises ENOSPC, which `run_stage` reports as the folder's full disk.
+    array = np.ascontiguousarray(array)
     with atomic_write(path) as f:
-        np.save(f, array)
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+        f.write(memoryview(array).cast("B"))
 
 
 def _chunk_paths(chunks: Path, index: int) -> tuple[Path, Path]:
