@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from datatrove.utils.text import TextNormConfig
 
 from model.tokenizer import EOT_TOKEN, encode
-from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.files import atomic_write, read_json, read_yaml_mapping, write_json_atomic
 from pipelines.common.hashing import file_sha256
 from pipelines.common.inputs import InputError, InputFile, discover, iter_json_lines
 from pipelines.curate.dedup import normalize_for_shingles
@@ -269,15 +269,13 @@ def trained_seq_len(path: Path) -> int | None:
     A training checkpoint records its config; a run folder (or its `hf/` export) has the run's `config.yaml`.
     Scoring beyond it would use position embeddings the model never trained.
     """
-    import yaml
-
     from trainer.checkpoint import load_checkpoint
 
     if path.is_file():
         return (load_checkpoint(path).get("config") or {}).get("seq_len")
     for config in (path / "config.yaml", path.parent / "config.yaml"):
-        data = yaml.safe_load(config.read_text()) if config.is_file() else None
-        if isinstance(data, dict) and isinstance(data.get("seq_len"), int):
+        data = read_yaml_mapping(config) if config.is_file() else {}
+        if isinstance(data.get("seq_len"), int):
             return data["seq_len"]
     return None
 
