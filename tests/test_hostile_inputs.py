@@ -7,8 +7,10 @@ problem, no traceback, and that nothing was written or overwritten.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -72,3 +74,60 @@ def test_ablation_variant_config_with_a_key_twice(tmp_path: Path) -> None:
                     "--eval-data", str(tmp_path / "eval.jsonl"), "--out", str(out))  # fmt: skip
     assert_one_line_error(result, "variant 'a'", str(config), "duplicate key 'filters' (first at line 1)")
     assert not out.exists()
+
+
+EVAL_TEXT = "the quick brown fox jumps over the lazy dog while the cat watches from a sunny window sill all day"
+
+
+def old_index(path: Path, ngram: int) -> Path:
+    """An index in the file format `decontam index` wrote before the n-gram range: meta plus one key array."""
+    meta = {"format": "fineforge-decontam-index", "version": 1, "ngram": ngram, "sets": [{"name": "evals"}]}
+    keys = np.unique(np.array([3, 1, 2], dtype=np.uint64))
+    np.savez(path, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), set_0=keys)
+    return path
+
+
+@pytest.mark.parametrize("ngram", ["1", "7", "51", "100000"])
+def test_decontam_ngram_outside_the_range(tmp_path: Path, ngram: str) -> None:
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(json.dumps({"text": EVAL_TEXT}) + "\n")
+    out = tmp_path / "index.npz"
+    result = invoke("decontam", "index", "--eval", str(evals), "--out", str(out), "--ngram", ngram)
+    assert_one_line_error(result, "--ngram", f"n-grams of {ngram} words; 8 to 50 work")
+    assert not out.exists()
+
+
+def test_decontam_set_too_short_for_any_ngram(tmp_path: Path) -> None:
+    evals = tmp_path / "short.jsonl"
+    evals.write_text(json.dumps({"text": "only five words are here"}) + "\n")
+    out = tmp_path / "index.npz"
+    result = invoke("decontam", "index", "--eval", str(evals), "--out", str(out))
+    assert_one_line_error(result, str(evals), "no passage of eval set 'short' has 13 words")
+    assert not out.exists()
+
+
+def curate_with_index(tmp_path: Path, index: Path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": f"{EVAL_TEXT} {i}"}) + "\n" for i in range(5)))
+    config = tmp_path / "decontam.yaml"
+    config.write_text(f"filters:\n  url:\n    enabled: false\ndecontaminate:\n  enabled: true\n  index: {index}\n")
+    return invoke("curate", "--input", str(docs), "--output", str(tmp_path / "out"), "--config", str(config))
+
+
+def test_curate_refuses_a_file_that_is_not_an_index(tmp_path: Path) -> None:
+    index = tmp_path / "table.npz"
+    index.write_text("a,b\n1,2\n")
+    line = assert_one_line_error(curate_with_index(tmp_path, index), str(index), "not a decontamination index")
+    assert "allow_pickle" not in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_curate_refuses_an_index_of_an_unusable_ngram(tmp_path: Path) -> None:
+    index = old_index(tmp_path / "ones.npz", 1)
+    assert_one_line_error(curate_with_index(tmp_path, index), str(index), "n-grams of 1 words; 8 to 50 work")
+    assert not (tmp_path / "out").exists()
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(json.dumps({"text": EVAL_TEXT}) + "\n")
+    result = invoke("decontam", "index", "--eval", str(evals), "--out", str(index))  # its own index: rebuilt
+    assert result.exit_code == 0, result.output
+    assert curate_with_index(tmp_path, index).exit_code == 0
