@@ -7,6 +7,7 @@ problem, no traceback, and that nothing was written or overwritten.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -131,3 +132,40 @@ def test_curate_refuses_an_index_of_an_unusable_ngram(tmp_path: Path) -> None:
     result = invoke("decontam", "index", "--eval", str(evals), "--out", str(index))  # its own index: rebuilt
     assert result.exit_code == 0, result.output
     assert curate_with_index(tmp_path, index).exit_code == 0
+
+
+# No network exists where the tests run, so these URLs fail as they would offline; a name lookup fails in well
+# under a second here, and the timeout bounds a resolver that hangs instead.
+HF_URL = "hf://datasets/HuggingFaceFW/fineweb/sample/10BT/000_00000.parquet"
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("command", ["curate", "tokenize"])
+def test_unreachable_hf_url(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "out"
+    result = invoke(command, "--input", HF_URL, "--output", str(out))
+    assert_one_line_error(result, HF_URL, "cannot reach huggingface.co", "offline")
+    assert not out.exists()
+
+
+@pytest.mark.timeout(180)
+def test_s3_url_without_s3fs(tmp_path: Path) -> None:
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed here, so s3:// URLs are readable")
+    url, out = "s3://bucket/crawl/part-0.jsonl.gz", tmp_path / "out"
+    result = invoke("curate", "--input", url, "--output", str(out))
+    assert_one_line_error(result, url, "needs the Python package s3fs", "pip install s3fs")
+    assert not out.exists()
+
+
+@pytest.mark.timeout(180)
+def test_ablate_with_unreachable_eval_data(tmp_path: Path) -> None:
+    (tmp_path / "docs.jsonl").write_text('{"text": "a document"}\n')
+    config = tmp_path / "variant.yaml"
+    config.write_text("filters:\n  url:\n    enabled: false\n")
+    url = "hf://datasets/Rowan/hellaswag/data/validation.jsonl"
+    out = tmp_path / "ablation"
+    result = invoke("ablate", "--input", str(tmp_path / "docs.jsonl"), "--variant", f"a={config}",
+                    "--eval-data", url, "--out", str(out))  # fmt: skip
+    assert_one_line_error(result, url, "cannot reach huggingface.co")
+    assert not out.exists()
