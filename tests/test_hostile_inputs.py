@@ -169,3 +169,33 @@ def test_ablate_with_unreachable_eval_data(tmp_path: Path) -> None:
                     "--eval-data", url, "--out", str(out))  # fmt: skip
     assert_one_line_error(result, url, "cannot reach huggingface.co")
     assert not out.exists()
+
+
+def ablate(tmp_path: Path, *variants: str, seeds: str = "0", eval_texts: tuple[str, ...] = (EVAL_TEXT,)):
+    """Run `fineforge ablate` over five documents into tmp_path/ablation (variants as NAME, each a fast config)."""
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": f"{EVAL_TEXT} {i}"}) + "\n" for i in range(5)))
+    (tmp_path / "fast.yaml").write_text("filters:\n  url:\n    enabled: false\n")
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps({"text": text}) + "\n" for text in eval_texts))
+    flags = [arg for name in variants for arg in ("--variant", f"{name}={tmp_path / 'fast.yaml'}")]
+    return invoke("ablate", "--input", str(tmp_path / "docs.jsonl"), *flags, "--eval-data",
+                  str(tmp_path / "eval.jsonl"), "--out", str(tmp_path / "ablation"), "--seeds", seeds)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["report.html", "train.yaml", "ablation.json", "ablation-spec.json", "eval", "EVAL"])
+def test_ablate_variant_named_like_its_own_files(tmp_path: Path, name: str) -> None:
+    result = ablate(tmp_path, "fineweb", name)
+    assert_one_line_error(result, f"variant name {name!r} is taken by the ablation's own", f"DIR/{name.lower()}")
+    assert not (tmp_path / "ablation").exists()
+
+
+@pytest.mark.parametrize("seeds", ["0,4294967296", "99999999999999999999"])
+def test_ablate_seed_beyond_numpy(tmp_path: Path, seeds: str) -> None:
+    result = ablate(tmp_path, "fineweb", seeds=seeds)
+    assert_one_line_error(result, f"--seeds {seeds!r}", "integers from 0 to 4294967295")
+    assert not (tmp_path / "ablation").exists()
+
+
+def test_ablate_eval_set_of_blank_texts(tmp_path: Path) -> None:
+    result = ablate(tmp_path, "fineweb", eval_texts=("", "   ", "\n\t"))
+    assert_one_line_error(result, str(tmp_path / "eval.jsonl"), "all 3 are blank")
+    assert not (tmp_path / "ablation").exists()  # checked in plan(): nothing claimed, nothing curated
