@@ -131,6 +131,31 @@ def make_output_dir(path: str | Path) -> Path:
     return path
 
 
+def check_replaceable(path: Path, ours: bool, what: str, option: str, error: type[ValueError]) -> None:
+    """Refuse an output file path that is a folder, or that holds a file FineForge did not write.
+
+    FineForge recognises its own files by a stamp it writes into them (a quality model's card names its `format`;
+    an HTML report begins with the page head every report has); an existing file without it is someone else's,
+    and FineForge never replaces it.
+
+    Args:
+        path: the file about to be written.
+        ours: whether `path` carries FineForge's stamp (the caller reads it; False where nothing is there).
+        what: what FineForge writes there, for the message ("a FineForge report").
+        option: the option that named the path ("--html").
+        error: the caller's exception type (a ValueError, so the CLI says it in one line).
+
+    Raises:
+        error: naming the path and the problem.
+    """
+    if path.is_dir():
+        raise error(f"{path}: is a folder; {option} names the file to write")
+    if path.exists() and not ours:
+        raise error(
+            f"{path}: exists and is not {what}; FineForge replaces only files it wrote: choose another {option}"
+        )
+
+
 class SettingsFileError(ValueError):
     """A settings file (YAML) that cannot be read; the message names the file, the line and the problem."""
 
