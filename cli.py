@@ -482,7 +482,7 @@ def decontam_index(
         help="eval set: HellaSwag or text JSONL(.gz) or Parquet file, as PATH or NAME=PATH (repeatable)",
     ),
     out: Path = typer.Option(..., "--out", help="index file to write (replaces an index, never another file)"),
-    ngram: int = typer.Option(13, "--ngram", min=1, help="words per n-gram (13: GPT-3's contamination analysis)"),
+    ngram: int = typer.Option(13, "--ngram", help="words per n-gram, 8 to 50 (13: GPT-3's contamination analysis)"),
     text_field: str = typer.Option("text", help="field of the text in records that are not HellaSwag items"),
 ) -> None:
     """Index the word n-grams of evaluation sets; `decontaminate: {enabled: true, index: OUT}` uses it."""

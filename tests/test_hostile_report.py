@@ -95,3 +95,32 @@ def test_missing_folder_and_empty_summary(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text("")
     result = report(tmp_path)
     assert result.exit_code == 2 and f"{tmp_path / 'summary.json'}: not valid JSON" in result.output
+
+
+def test_html_never_replaces_a_file_fineforge_did_not_write(curated: Path, tmp_path: Path) -> None:
+    """Issue 20, hostile 1: `--html` over someone's data file (or folder) is refused and the file stays as it was;
+    a report FineForge wrote (the default CURATE_DIR/report.html, or any --html) is rewritten on a rerun."""
+    folder = copy_of(curated, tmp_path)
+    theirs = tmp_path / "notes.jsonl"
+    theirs.write_text("".join(json.dumps({"text": f"my own line {i}"}) + "\n" for i in range(5000)))
+    before = theirs.read_bytes()
+    result = CliRunner().invoke(app, ["report", str(folder), "--html", str(theirs)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"error: {theirs}: exists and is not a FineForge report; FineForge replaces only files it wrote: "
+        "choose another --html"
+    )
+    assert theirs.read_bytes() == before
+    result = CliRunner().invoke(app, ["report", str(folder), "--html", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.startswith(f"error: {tmp_path}: is a folder"), result.output
+
+    default = folder / "report.html"
+    default.write_text("<html>my own page</html>\n")
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 2 and f"error: {default}: exists and is not a FineForge report" in result.output
+    assert default.read_text() == "<html>my own page</html>\n"
+    default.unlink()
+    for _ in range(2):  # the second run replaces the report the first one wrote
+        result = CliRunner().invoke(app, ["report", str(folder)])
+        assert result.exit_code == 0, result.output
+    assert "<title>FineForge report" in default.read_text()

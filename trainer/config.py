@@ -21,6 +21,8 @@ from pipelines.common.files import read_yaml_mapping
 
 DEFAULT_PROMPTS = ["The meaning of life is", "Once upon a time,", "The most important thing about the web is"]
 
+SEED_LIMIT = 2**32  # np.random.seed takes [0, 2**32)
+
 # Per-model training defaults; flags and YAML override them.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "gpt2": dict(seq_len=1024, batch_tokens=524_288, micro_batch=16, lr=6e-4, warmup=700, steps=19_073),
@@ -69,7 +71,7 @@ class TrainConfig(BaseModel):
     ckpt_every: int = Field(500, ge=0)  # 0: only at the end (and on SIGTERM/SIGINT)
     keep_checkpoints: int = Field(3, ge=1)
     compile: bool | None = None  # None: on for CUDA, off for CPU
-    seed: int = Field(1337, ge=0, lt=2**32)  # np.random.seed takes [0, 2**32)
+    seed: int = Field(1337, ge=0, lt=SEED_LIMIT)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     verify_checksums: bool = True  # sha256 of every shard before step 1
     hf_export: bool = True

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from datatrove.utils.text import TextNormConfig
 
 from model.tokenizer import EOT_TOKEN, encode
-from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.files import atomic_write, read_json, read_yaml_mapping, write_json_atomic
 from pipelines.common.hashing import file_sha256
 from pipelines.common.inputs import InputError, InputFile, discover, iter_json_lines
 from pipelines.curate.dedup import normalize_for_shingles
@@ -146,6 +146,33 @@ def read_choices(path: str) -> list[dict[str, Any]]:
         raise EvalSetError(str(e)) from e
 
 
+def read_eval_set(file: InputFile) -> tuple[Kind, list[Any]]:
+    """Read and check a whole evaluation set: what `Ablation.plan` asks of each set before anything is written.
+
+    Args:
+        file: the set's file (`check_eval_file`).
+
+    Returns:
+        (kind, the documents of a text set or the items of a multiple-choice set).
+
+    Raises:
+        EvalSetError: an unreadable file, a bad record, a set without items, or a text set whose documents are all
+            blank (it has no byte to score: bits per byte would divide by zero after every run has trained).
+    """
+    kind = detect_kind(file)
+    if kind == "text":
+        texts = read_texts(file)
+        if not any(text.strip() for text in texts):
+            raise EvalSetError(
+                f"{file.url}: a text evaluation set needs at least one document with text; all {len(texts)} are blank"
+            )
+        return kind, texts
+    items = read_choices(file.url)
+    if not items:
+        raise EvalSetError(f"{file.url}: holds no multiple-choice items")
+    return kind, items
+
+
 def text_stream(texts: list[str]) -> np.ndarray:
     """GPT-2 tokens of the documents as one stream, `<|endoftext|>` before each (the shards' layout)."""
     parts = [np.array([EOT_TOKEN, *encode(t)], dtype=TOKEN_DTYPE) for t in texts]
@@ -171,20 +198,16 @@ def prepare_eval_set(path: str, name: str, cache_dir: Path) -> EvalSet:
     recorded = read_json(cache_dir / SET_FILE)
     if isinstance(recorded, dict) and recorded.get("sha256") == sha and recorded.get("name") == name:
         return EvalSet(**recorded)
+    kind, records = read_eval_set(file)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    kind = detect_kind(file)
     if kind == "text":
-        texts = read_texts(file)
+        texts = records
         stream = text_stream(texts)
-        if stream.size < 2:
-            raise EvalSetError(f"{file.url}: a text evaluation set needs at least one non-empty document")
         with atomic_write(cache_dir / "tokens.npy") as f:
             np.save(f, stream)
         hashes, size, tokens = [normalised_hash(t) for t in texts], len(texts), int(stream.size)
     else:
-        items = read_choices(file.url)
-        if not items:
-            raise EvalSetError(f"{file.url}: holds no multiple-choice items")
+        items = records
         encoded = [[*hellaswag_tokens(item), int(item["label"])] for item in items]
         write_json_atomic(cache_dir / "items.json", encoded)
         hashes = [normalised_hash(f"{item['ctx']} {item['endings'][int(item['label'])]}") for item in items]
@@ -269,15 +292,13 @@ def trained_seq_len(path: Path) -> int | None:
     A training checkpoint records its config; a run folder (or its `hf/` export) has the run's `config.yaml`.
     Scoring beyond it would use position embeddings the model never trained.
     """
-    import yaml
-
     from trainer.checkpoint import load_checkpoint
 
     if path.is_file():
         return (load_checkpoint(path).get("config") or {}).get("seq_len")
     for config in (path / "config.yaml", path.parent / "config.yaml"):
-        data = yaml.safe_load(config.read_text()) if config.is_file() else None
-        if isinstance(data, dict) and isinstance(data.get("seq_len"), int):
+        data = read_yaml_mapping(config) if config.is_file() else {}
+        if isinstance(data.get("seq_len"), int):
             return data["seq_len"]
     return None
 

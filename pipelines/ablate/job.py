@@ -45,7 +45,16 @@ import yaml
 from pipelines.ablate import evalsets
 from pipelines.ablate.evalsets import EvalSet, prepare_eval_set
 from pipelines.ablate.results import results_rows, summary_rows, verdicts
-from pipelines.ablate.spec import ABLATION_PROMPTS, SAMPLE_TOKENS, AblationSpec
+from pipelines.ablate.spec import (
+    ABLATION_FILE,
+    ABLATION_PROMPTS,
+    EVAL_DIR,
+    REPORT_FILE,
+    SAMPLE_TOKENS,
+    SPEC_FILE,
+    TRAIN_FILE,
+    AblationSpec,
+)
 from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.inputs import discover_inputs
@@ -56,11 +65,7 @@ from pipelines.curate import CurateStage, config_hash, load_config
 from pipelines.curate.logs import datatrove_logs_to
 from pipelines.tokenize import TokenizeSettings, TokenizeStage
 
-SPEC_FILE = "ablation-spec.json"
 VARIANT_FILE = "variant.json"
-TRAIN_FILE = "train.yaml"
-ABLATION_FILE = "ablation.json"
-REPORT_FILE = "report.html"
 EVALS_FILE = "evals.json"
 Echo = Callable[[str], None]
 
@@ -92,7 +97,7 @@ class Ablation:
 
         Raises:
             AblationError: an unreadable or invalid config, or two evaluation sets with one name.
-            EvalSetError: an evaluation set that is not one readable JSONL or Parquet file.
+            EvalSetError: an evaluation set that is not one readable JSONL or Parquet file, or cannot be scored.
             InputError: inputs that do not exist or hold no input file.
         """
         self.configs, self.config_hashes = {}, {}
@@ -113,8 +118,8 @@ class Ablation:
                 f"--eval-data: two sets are named {', '.join(repeated)} (a set's name is its file name without "
                 "extensions); rename one of the files"
             )
-        for path in self.spec.eval_data:
-            evalsets.check_eval_file(path)
+        for path in self.spec.eval_data:  # read whole: a set that cannot be scored fails now, not after training
+            evalsets.read_eval_set(evalsets.check_eval_file(path))
         discover_inputs(self.spec.inputs, exclude=[self.out])
 
     def variant_dir(self, name: str) -> Path:
@@ -183,7 +188,7 @@ class Ablation:
             EvalSetError: an unusable set, naming the file and record.
         """
         self.eval_sets = [
-            prepare_eval_set(path, name, self.out / "eval" / name)
+            prepare_eval_set(path, name, self.out / EVAL_DIR / name)
             for path, name in zip(self.spec.eval_data, self.eval_names, strict=True)
         ]
         return self.eval_sets

@@ -25,7 +25,7 @@ from pipelines.common.files import atomic_write, read_json
 from pipelines.common.metrics import read_metrics
 from pipelines.report.data import compare_tables
 from pipelines.report.plots import curves_png
-from pipelines.report.render import CSS, compare_section, image, table
+from pipelines.report.render import CSS, PAGE_HEAD, compare_section, image, table
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04", "#4b5563")
 SEED_STYLES = ("-", "--", ":", "-.")
@@ -257,10 +257,7 @@ def render_ablation(record: dict[str, Any], summaries: dict[str, dict[str, Any]]
         f"seed ({escape(', '.join(map(str, record['seeds'])))}), scored on the same evaluation sets."
     )
     return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>FineForge ablation · {escape(names)}</title><style>{CSS}{EXTRA_CSS}</style></head><body>"
+        f"{PAGE_HEAD}ablation · {escape(names)}</title><style>{CSS}{EXTRA_CSS}</style></head><body>"
         f'<nav><div class="brand">FineForge ablation</div>{nav}</nav>'
         f'<main><h1>Ablation report</h1><p class="lead">{lead}</p>{body}'
         f'<footer class="muted">Written by <code>fineforge ablate</code> from <code>{escape(str(out))}</code> '

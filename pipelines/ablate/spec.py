@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trainer.config import TRAIN_PRESETS, TrainConfig
+from trainer.config import SEED_LIMIT, TRAIN_PRESETS, TrainConfig
 
 DEFAULT_TOKENS = 200_000  # the tiny model's sizing run (issue 13); see README "Ablations" for the measured noise
 DEFAULT_EVAL_POINTS = 4  # checkpoints scored per run: the eval curve's points; a crash loses a quarter run at most
@@ -32,7 +32,14 @@ WARMUP_SHARE = 0.1  # at most a tenth of the steps warm up, so short ablation ru
 ABLATION_PROMPTS = ["The meaning of life is", "In the spring", "The best way to learn a language is"]
 SAMPLE_TOKENS = 40
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-RESERVED_NAMES = {"eval"}  # DIR/eval holds the tokenized evaluation sets
+# What an ablation writes at the top of DIR, beside the variant folders (`pipelines.ablate.job` lays it out); a
+# variant may not take one of these names, or its folder and the file would collide once the runs are done.
+SPEC_FILE = "ablation-spec.json"
+TRAIN_FILE = "train.yaml"
+ABLATION_FILE = "ablation.json"
+REPORT_FILE = "report.html"
+EVAL_DIR = "eval"  # the tokenized evaluation sets
+RESERVED_NAMES = {SPEC_FILE, TRAIN_FILE, ABLATION_FILE, REPORT_FILE, EVAL_DIR}
 
 
 class SpecError(ValueError):
@@ -50,10 +57,14 @@ class Variant(BaseModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
-        if not NAME.fullmatch(name) or name in RESERVED_NAMES:
+        if name.lower() in RESERVED_NAMES:  # lower: a case-insensitive filesystem collides all the same
             raise ValueError(
-                f"variant name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or "
-                f"digit (not {', '.join(sorted(RESERVED_NAMES))})"
+                f"variant name {name!r} is taken by the ablation's own {'folder' if name == EVAL_DIR else 'file'} "
+                f"DIR/{name.lower()}; choose another (reserved: {', '.join(sorted(RESERVED_NAMES))})"
+            )
+        if not NAME.fullmatch(name):
+            raise ValueError(
+                f"variant name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
         return name
 
@@ -83,8 +94,8 @@ def parse_seeds(text: str) -> list[int]:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise SpecError(f"--seeds {text!r}: expected comma-separated integers such as 0,1") from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise SpecError(f"--seeds {text!r}: give one or more distinct integers >= 0")
+    if not seeds or any(not 0 <= s < SEED_LIMIT for s in seeds) or len(set(seeds)) != len(seeds):
+        raise SpecError(f"--seeds {text!r}: give one or more distinct integers from 0 to {SEED_LIMIT - 1}")
     return seeds
 
 
@@ -129,8 +140,8 @@ class AblationSpec(BaseModel):
         names = [v.name for v in self.variants]
         if repeated := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"variant names must be unique; repeated: {', '.join(repeated)}")
-        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
-            raise ValueError(f"seeds must be distinct integers >= 0, got {self.seeds}")
+        if len(set(self.seeds)) != len(self.seeds) or any(not 0 <= s < SEED_LIMIT for s in self.seeds):
+            raise ValueError(f"seeds must be distinct integers from 0 to {SEED_LIMIT - 1}, got {self.seeds}")
         if self.model not in PRESETS:
             raise ValueError(f"unknown model preset {self.model!r}; choose one of {', '.join(PRESETS)}")
         block = config_from_preset(self.model).block_size

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 TMP_PATTERN = r"\.[0-9a-f]{12}\.tmp"  # what `atomic_write` appends to a file's name while writing it
 
 
@@ -131,12 +133,66 @@ def make_output_dir(path: str | Path) -> Path:
     return path
 
 
+def check_replaceable(path: Path, ours: bool, what: str, option: str, error: type[ValueError]) -> None:
+    """Refuse an output file path that is a folder, or that holds a file FineForge did not write.
+
+    FineForge recognises its own files by a stamp it writes into them (a quality model's card names its `format`;
+    an HTML report begins with the page head every report has); an existing file without it is someone else's,
+    and FineForge never replaces it.
+
+    Args:
+        path: the file about to be written.
+        ours: whether `path` carries FineForge's stamp (the caller reads it; False where nothing is there).
+        what: what FineForge writes there, for the message ("a FineForge report").
+        option: the option that named the path ("--html").
+        error: the caller's exception type (a ValueError, so the CLI says it in one line).
+
+    Raises:
+        error: naming the path and the problem.
+    """
+    if path.is_dir():
+        raise error(f"{path}: is a folder; {option} names the file to write")
+    if path.exists() and not ours:
+        raise error(
+            f"{path}: exists and is not {what}; FineForge replaces only files it wrote: choose another {option}"
+        )
+
+
 class SettingsFileError(ValueError):
     """A settings file (YAML) that cannot be read; the message names the file, the line and the problem."""
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error.
+
+    PyYAML keeps the last of two equal keys without a word, so a section pasted twice (`filters:` ... `filters:`)
+    silently loses the first; YAML 1.2 itself requires the keys of a mapping to be unique. A merge key
+    (`<<: *anchor`) may still be overridden by an explicit key, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Construct a mapping after checking that no scalar key occurs twice in it.
+
+        Raises:
+            yaml.constructor.ConstructorError: a repeated key, marked at its second occurrence.
+        """
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first[key]})", key_node.start_mark
+                )
+            first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Read a YAML settings file that must hold a mapping (an empty file is an empty mapping).
+
+    Every YAML file FineForge reads goes through here, so every one refuses a key written twice.
 
     Args:
         path: the file.
@@ -145,10 +201,9 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         The mapping.
 
     Raises:
-        SettingsFileError: the file is missing, not text, not valid YAML (naming line and column) or not a mapping.
+        SettingsFileError: the file is missing, not text, not valid YAML (naming line and column; a key written
+            twice in one mapping included) or not a mapping.
     """
-    import yaml
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -159,7 +214,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     except OSError as e:
         raise SettingsFileError(f"{path}: cannot read it ({e.strerror or e})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -22,6 +22,8 @@ import gzip
 import io
 import json
 import lzma
+import socket
+import urllib.parse
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -56,6 +58,59 @@ STREAM_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
 
 class InputError(ValueError):
     """An input that cannot be used; the message names the input (and the record, where there is one)."""
+
+
+# What a host that cannot be reached raises at the bottom of its exception chain, whichever client library
+# (aiohttp for http(s)://, httpx for hf://, botocore for s3://) wraps it: a failed name lookup, a refused or
+# reset connection, a timeout.
+_NETWORK_ERRORS = (socket.gaierror, ConnectionError, TimeoutError)
+
+
+def _server(url: str, fs: fsspec.AbstractFileSystem | None) -> str:
+    """The server an fsspec URL talks to, for messages: the filesystem's endpoint (hf:// -> huggingface.co), the
+    host of an http(s):// URL, else the protocol's service."""
+    endpoint = getattr(fs, "endpoint", None)
+    if isinstance(endpoint, str) and (host := urllib.parse.urlsplit(endpoint).hostname):
+        return host
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname if parts.scheme in ("http", "https") and parts.hostname else f"the {parts.scheme}:// service"
+
+
+@contextlib.contextmanager
+def remote_errors(url: str, fs: fsspec.AbstractFileSystem | None = None) -> Iterator[None]:
+    """Say in one line why an fsspec URL cannot be read: its filesystem's package is missing, or its server does not
+    answer (this machine is offline, or the name does not resolve). Other errors pass through unchanged.
+
+    Args:
+        url: the URL as the user gave it.
+        fs: its filesystem, where already made (names the server of hf:// URLs).
+
+    Raises:
+        InputError: naming the URL and what is missing: the package and how to install it, or the server.
+    """
+    try:
+        yield
+    except ImportError as err:  # fsspec: "Install s3fs to access S3", from the ModuleNotFoundError of s3fs
+        package = getattr(err.__cause__, "name", None) or getattr(err, "name", None)
+        protocol = url.partition("://")[0]
+        if not package:
+            raise InputError(f"{url}: cannot read {protocol}:// URLs here ({err})") from None
+        raise InputError(
+            f"{url}: reading {protocol}:// URLs needs the Python package {package}, which is not installed "
+            f"(pip install {package})"
+        ) from None
+    except Exception as err:
+        chain, cause = [], err
+        while cause is not None and cause not in chain:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        if not any(isinstance(e, _NETWORK_ERRORS) for e in chain):
+            raise
+        reason = getattr(chain[-1], "strerror", None) or str(chain[-1]) or type(chain[-1]).__name__
+        raise InputError(
+            f"{url}: cannot reach {_server(url, fs)} ({reason}); this machine may be offline: copy the data here and "
+            "give its local path"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -130,7 +185,9 @@ def open_input(url: str) -> Iterator[IO[bytes]]:
     Yields:
         A binary stream.
     """
-    with fsspec.open(url, "rb") as raw:
+    with remote_errors(url):
+        raw = fsspec.open(url, "rb").open()
+    with raw:
         compression = compression_of(raw.read(6))
         raw.seek(0)
         with contextlib.closing(decompressed(raw, compression)) as stream:
@@ -239,11 +296,21 @@ def discover(spec: str, formats: tuple[str, ...] = FORMATS, exclude: Iterable[st
         The discovered input.
 
     Raises:
-        InputError: the input does not exist, has no file of a wanted format, or is a file of another format.
+        InputError: the input does not exist, has no file of a wanted format, or is a file of another format; or
+            a URL whose filesystem package is missing or whose server cannot be reached.
     """
     excluded = [str(e) if "://" in str(e) else str(Path(e).resolve()) for e in exclude]
+    with remote_errors(spec):
+        fs, root = fsspec.core.url_to_fs(spec)
+    with remote_errors(spec, fs):
+        return _discover(spec, fs, root, formats, excluded)
+
+
+def _discover(
+    spec: str, fs: fsspec.AbstractFileSystem, root: str, formats: tuple[str, ...], excluded: list[str]
+) -> DiscoveredInput:
+    """`discover` once the filesystem of `spec` is known."""
     wanted = ", ".join(formats)
-    fs, root = fsspec.core.url_to_fs(spec)
     local = isinstance(fs, LocalFileSystem)
     if local:
         root = str(Path(root).resolve())

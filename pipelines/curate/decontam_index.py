@@ -48,7 +48,14 @@ from pipelines.common.inputs import InputError, iter_json_lines
 FORMAT = "fineforge-decontam-index"
 VERSION = 1
 DEFAULT_NGRAM = 13  # GPT-3 (Brown et al. 2020), appendix C: 13-gram overlap
+# The n-gram lengths an index may use. Below 8 words, n-grams are common phrases ("one of the most important
+# parts of") that clean web text shares with any benchmark: `--ngram 1` dropped every document. 8 is the
+# shortest window a published contamination study used (PaLM, Chowdhery et al. 2022, section 8: 8-grams).
+# Above 50, almost no benchmark passage is long enough to give an n-gram at all (HellaSwag contexts and endings
+# are 10-40 words), so the index flags nothing: `--ngram 100000` wrote an index with zero n-grams.
+NGRAM_RANGE = range(8, 51)
 _BASE = np.uint64(0x100000001B3)  # odd multiplier of the polynomial over word hashes (FNV-1a 64's prime)
+_ZIP_MAGIC = b"PK\x03\x04"  # every .npz archive is a zip file
 _NON_WORD = re.compile(r"[^\w\s]|_")
 _HELLASWAG_MARKER = re.compile(r"\[.*?\]")
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -233,8 +240,7 @@ def build_index(
     Raises:
         DecontamIndexError: bad sets or settings, naming the file and record.
     """
-    if ngram < 1:
-        raise DecontamIndexError(f"--ngram must be at least 1, got {ngram}")
+    check_ngram(ngram, "--ngram")
     if not eval_sets:
         raise DecontamIndexError("give at least one --eval set")
     names = [s.name for s in eval_sets]
@@ -245,7 +251,7 @@ def build_index(
         raise DecontamIndexError(f"{out}: is a folder; --out names the index file to write")
     if out.exists():
         try:
-            load_index(out)  # an index we wrote may be replaced; any other file is someone else's
+            load_index(out, settings=False)  # an index we wrote may be replaced; any other file is someone else's
         except DecontamIndexError as err:
             raise DecontamIndexError(f"{out} exists and is not a decontamination index; choose another --out") from err
     meta: dict[str, Any] = {
@@ -261,6 +267,11 @@ def build_index(
         kind, records, passages = set_passages(eval_set, text_field)
         keys = [ngram_keys(words(p), ngram) for p in passages]
         unique = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.uint64)
+        if not unique.size:
+            raise DecontamIndexError(
+                f"{eval_set.path}: no passage of eval set {eval_set.name!r} has {ngram} words, so the index could "
+                f"flag nothing; give longer passages or a smaller --ngram (at least {NGRAM_RANGE[0]})"
+            )
         arrays[f"set_{i}"] = unique
         meta["sets"].append(
             {
@@ -282,6 +293,25 @@ def build_index(
     return meta
 
 
+def check_ngram(ngram: Any, where: str, hint: str = "") -> None:
+    """Refuse an n-gram length outside `NGRAM_RANGE` (see there why).
+
+    Args:
+        ngram: the length.
+        where: what set it, for the message (`--ngram`, or the index file).
+        hint: what to do, appended to the message.
+
+    Raises:
+        DecontamIndexError: naming `where` and the range.
+    """
+    low, high = NGRAM_RANGE[0], NGRAM_RANGE[-1]
+    if not isinstance(ngram, int) or isinstance(ngram, bool) or ngram not in NGRAM_RANGE:
+        raise DecontamIndexError(
+            f"{where}: n-grams of {ngram!r} words; {low} to {high} work ({DEFAULT_NGRAM} is GPT-3's): shorter ones "
+            f"match common phrases of clean text, longer ones no benchmark passage{hint}"
+        )
+
+
 @dataclass
 class DecontamIndex:
     """A loaded index: its metadata and one sorted key array per eval set."""
@@ -295,33 +325,42 @@ class DecontamIndex:
         return int(self.meta["ngram"])
 
 
-def load_index(path: Path) -> DecontamIndex:
+def load_index(path: Path, settings: bool = True) -> DecontamIndex:
     """Read and check an index file.
 
     Args:
         path: a file written by `build_index`.
+        settings: also refuse an index whose n-gram length is outside `NGRAM_RANGE` (written before the range
+            existed); False only asks whether the file is an index at all (may `build_index` replace it).
 
     Returns:
         The index.
 
     Raises:
-        DecontamIndexError: missing, not an index, another format version, or damaged (naming the file).
+        DecontamIndexError: missing, not an index, another format version, damaged, or (with `settings`) of an
+            n-gram length that cannot work, naming the file.
     """
     path = Path(path)
+    build = "build one with `fineforge decontam index`"
     if not path.is_file():
-        raise DecontamIndexError(f"{path}: decontamination index not found (build it with `fineforge decontam index`)")
+        raise DecontamIndexError(f"{path}: decontamination index not found ({build})")
+    with open(path, "rb") as f:
+        if f.read(4) != _ZIP_MAGIC:  # np.load would try it as a pickle and advise allow_pickle=True
+            raise DecontamIndexError(f"{path}: not a decontamination index (not a NumPy .npz archive); {build}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes().decode())
             if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-                raise DecontamIndexError(f"{path}: not a {FORMAT} version {VERSION} file")
+                raise DecontamIndexError(f"{path}: not a {FORMAT} version {VERSION} file; {build}")
             keys = {s["name"]: archive[f"set_{i}"] for i, s in enumerate(meta["sets"])}
     except DecontamIndexError:
         raise
     except Exception as err:  # zip, JSON, key and dtype errors all mean one thing: not a usable index
-        reason = f"{type(err).__name__}: {err}"
-        raise DecontamIndexError(f"{path}: damaged or not a decontamination index ({reason})") from err
+        reason = "it holds pickled objects" if "allow_pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise DecontamIndexError(f"{path}: damaged or not a decontamination index ({reason}); {build}") from err
     for name, array in keys.items():
         if array.dtype != np.uint64 or (array.size > 1 and not bool(np.all(array[1:] > array[:-1]))):
             raise DecontamIndexError(f"{path}: the keys of eval set {name!r} are not sorted unique uint64 values")
+    if settings:
+        check_ngram(meta.get("ngram"), str(path), "; rebuild it with `fineforge decontam index`")
     return DecontamIndex(meta, keys)

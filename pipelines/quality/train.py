@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.files import read_json, write_json_atomic
+from pipelines.common.files import check_replaceable, read_json, write_json_atomic
 from pipelines.common.hashing import file_sha256
 from pipelines.quality.backend import training_fasttext
 from pipelines.quality.config import ClassifierSettings
@@ -55,14 +55,9 @@ def check_output(out: Path) -> None:
     if out.suffix != ".bin":
         raise ModelOutputError(f"{out}: the model file must end in .bin (its card goes beside it as .json)")
     card = card_path(out)
-    for path in (out, card):
-        if path.is_dir():
-            raise ModelOutputError(f"{path} is a folder; give a file path such as {out.parent / 'quality.bin'}")
-    ours = (read_json(card) or {}).get("format") == CARD_FORMAT if card.exists() else False
-    if (out.exists() or card.exists()) and not ours:
-        raise ModelOutputError(
-            f"{out} or {card.name} exists and is not a FineForge quality model; choose another --out"
-        )
+    ours = (read_json(card) or {}).get("format") == CARD_FORMAT if card.is_file() else False
+    for path in (out, card):  # the model is FineForge's only where its card says so
+        check_replaceable(path, ours, "a FineForge quality model", "--out", ModelOutputError)
 
 
 def resolve_labels(labels: list[Label], positive_label: str | None) -> tuple[list[Label], Label, str]:

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import atomic_write
+from pipelines.common.files import atomic_write, check_replaceable
 from pipelines.report import plots
-from pipelines.report.data import FEATURES, CurateData, compare_tables, load_curate, load_summary
+from pipelines.report.data import FEATURES, CurateData, ReportError, compare_tables, load_curate, load_summary
 from pipelines.report.downstream import find_ablation, find_shards, find_training, load_tokens, load_training
 from pipelines.report.quality import load_quality
 from pipelines.report.recipe import decontam_table, pii_table
-from pipelines.report.render import render_html
+from pipelines.report.render import is_report, render_html
 
 
 def _token_table(tokens: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +196,7 @@ def write_report(
     """
     run_dir = Path(run_dir)
     html_path = Path(html_path) if html_path else run_dir / "report.html"
+    check_replaceable(html_path, is_report(html_path), "a FineForge report", "--html", ReportError)
     tables, curate, tokens, training = _collect(run_dir, compare, shards, train)
     kept = {f: curate.kept[f].cast(float).fill_null(np.nan).to_numpy() for f in FEATURES}
     dropped = {f: curate.dropped[f].cast(float).fill_null(np.nan).to_numpy() for f in FEATURES}

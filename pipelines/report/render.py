@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from html import escape
+from pathlib import Path
 from typing import Any
 
 CSS = """
@@ -63,6 +64,26 @@ details > summary .muted { font-weight:400; }
 .sample .about { font-size:12px; margin-top:6px; }
 .tag { display:inline-block; padding:0 6px; border-radius:4px; background:#eef2ff; font-size:12px; }
 """
+
+
+# The first bytes of every HTML page FineForge writes (data and ablation reports): how FineForge recognises its
+# own reports, the only existing files it replaces when it writes one (`pipelines.common.files.check_replaceable`).
+PAGE_HEAD = (
+    "<!DOCTYPE html>\n"
+    '<html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>FineForge "
+)
+
+
+def is_report(path: Path) -> bool:
+    """Whether `path` is an HTML report FineForge wrote (it begins with `PAGE_HEAD`); False if unreadable."""
+    head = PAGE_HEAD.encode()
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(head)) == head
+    except OSError:
+        return False
 
 
 def fmt_int(value: int | None) -> str:
@@ -598,10 +619,7 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
     run_id = escape(str(tables["run"].get("run_id")))
     run_dir = escape(str(tables["run"].get("dir")))
     return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>FineForge report · {run_id}</title><style>{CSS}</style></head><body>"
+        f"{PAGE_HEAD}report · {run_id}</title><style>{CSS}</style></head><body>"
         f'<nav><div class="brand">FineForge report</div>{nav}</nav>'
         f'<main><h1>Data report</h1><p class="lead">What curate kept and dropped, and why.</p>{body}'
         f'<footer class="muted">Written by <code>fineforge report</code> from <code>{run_dir}</code>.</footer></main>'
