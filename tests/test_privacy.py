@@ -205,3 +205,25 @@ def test_raw_rejects_opt_in_keeps_rejects_raw_and_says_so(tmp_path: Path) -> Non
         assert not [p for p in paths if p.startswith("data/") or p == "report.html"], (address, paths)
     html = (out / "report.html").read_text()
     assert "pii.raw_rejects" in html and "raw" in html
+
+
+def _rows(out: Path) -> dict[str, dict[str, Any]]:
+    """Kept rows by id, without `source_file` (the input's path differs between runs)."""
+    rows = pq.read_table(sorted((out / "data").glob("*.parquet"))).to_pylist()
+    return {row.pop("id"): row for row in rows if row.pop("source_file")}
+
+
+def test_pii_off_replaces_nothing_anywhere_and_documents_without_pii_are_unchanged(anonymised, tmp_path) -> None:
+    out, terminal = curate_and_report(tmp_path, "pii:\n  enabled: false\n")
+    assert "pii.enabled is false" in terminal
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["privacy"]["pii"] is False and "data/" in summary["privacy"]["raw"]
+    found = find_addresses(out, list(PLANTED.values()))
+    for key in ("kept_text_email", "kept_url_email", "meta_email", "meta_nested_ip"):
+        assert any(p.startswith("data/") for p in found[PLANTED[key]]), key
+    assert "PII replacement is off" in (out / "report.html").read_text()
+    clean, raw = _rows(anonymised[0]), _rows(out)
+    assert clean.keys() == raw.keys() and len(clean) == 8
+    for doc_id in clean.keys() - {"kept-planted"}:  # byte-identical whether or not the policy ran
+        assert clean[doc_id] == raw[doc_id], doc_id
+    assert clean["kept-planted"] != raw["kept-planted"]
