@@ -227,3 +227,23 @@ def test_pii_off_replaces_nothing_anywhere_and_documents_without_pii_are_unchang
     for doc_id in clean.keys() - {"kept-planted"}:  # byte-identical whether or not the policy ran
         assert clean[doc_id] == raw[doc_id], doc_id
     assert clean["kept-planted"] != raw["kept-planted"]
+
+
+def test_one_policy_for_strings_nested_metadata_and_an_input_field_named_pii() -> None:
+    from datatrove.data import Document
+
+    from pipelines.curate.pii import PiiAnonymizer, PiiStep, PiiTally
+
+    scrub = PiiAnonymizer()
+    url = f"http://{PLANTED['kept_url_ip']}/contact?mail={PLANTED['kept_url_email']}"
+    assert scrub.scrub(url) == "http://email@example.com"  # the longer match (the email) wins over the IP in it
+    meta = {"url": url, "source_file": "/in/8.8.8.8.jsonl", PLANTED["meta_email"]: [{"ip": "8.8.4.4"}, 3, None]}
+    assert scrub.scrub_metadata(meta) == {
+        "url": "http://email@example.com",
+        "source_file": "/in/8.8.8.8.jsonl",  # the input's own path stays
+        "email@example.com": [{"ip": "22.214.171.124"}, 3, None],
+    }
+    docs = [Document(text="no address", id="a", metadata={"pii": "an input field"}), Document(text="x", id="b")]
+    tally = PiiTally()
+    assert [d.metadata for d in tally.run(PiiStep().run(iter(docs)))] == [{"pii": "an input field"}, {}]
+    assert "modified" not in tally.stats.stats  # the input's own `pii` field is not counted as a replacement

@@ -257,11 +257,12 @@ class PiiTally(PipelineStep):
     type = "🔏 - FORMAT"
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """Yield every document; count those carrying `metadata["pii"]` as `PiiStep` counts them."""
+        """Yield every document; count those carrying `PiiStep`'s `metadata["pii"]` record as it counts them."""
         for doc in data:
             self.stat_update("total")
-            if found := doc.metadata.get("pii"):
-                _count(self, found)
+            found = doc.metadata.get("pii")
+            if isinstance(found, dict) and all(isinstance(found.get(k), int) for k in ("emails", "ip_addresses")):
+                _count(self, found)  # an input field of the same name in another shape is the user's, not counted
             self.stat_update("forwarded")
             yield doc
 
