@@ -432,12 +432,16 @@ def curate_command(
     from orchestration.progress import TerminalProgress
     from pipelines.curate import load_config, run_curate
     from pipelines.curate.config import with_ray_address
+    from pipelines.curate.pii import privacy_warning
 
     if executor not in ("local", "ray", "slurm"):
         raise ValueError(f"--executor must be local, ray or slurm, not {executor!r}")
     if ray_address is not None and executor != "ray":
         raise ValueError(f"--ray-address needs --executor ray (got --executor {executor})")
     cfg = with_ray_address(load_config(config), ray_address)
+    warning = privacy_warning(cfg.pii)
+    if warning:  # before the run and again under its summary, so it is not lost above the progress
+        typer.secho(warning, fg="red", bold=True, err=True)
     with TerminalProgress() as progress:
         summary = run_curate(cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress)
     for stage in summary["stages"]:
@@ -456,6 +460,8 @@ def curate_command(
     )
     typer.echo(json.dumps({key: summary[key] for key in keys}))
     typer.echo(f"summary: {output.resolve() / 'summary.json'}")
+    if warning:
+        typer.secho(warning, fg="red", bold=True, err=True)
 
 
 @config_app.command("show")

@@ -213,10 +213,13 @@ def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: T
         curate's summary.json contents.
     """
     from pipelines.curate import CurateStage
+    from pipelines.curate.pii import privacy_warning
 
     logger = get_run_logger()
     out = params.output_dir()
     cfg = params.curate_config()
+    if warning := privacy_warning(cfg.pii):
+        logger.warning(warning)
     progress = ArtifactProgress("curate", params.dataset)
     stage = CurateStage(
         cfg,

@@ -5,14 +5,15 @@ finish). Its coarse steps are each a set of datatrove executors that resume from
 
 1. `filter`: read (pipelines.curate.read) -> extract (pipelines.curate.extract, trafilatura or resiliparse; HTML
    only) -> URL, language, Gopher repetition, Gopher quality, C4, FineWeb filters (pipelines.curate.filters) ->
-   JSONL in the step's folder. One pass, so each document is read and parsed once.
+   PII anonymisation (pipelines.curate.pii; here unless `pii.raw_rejects`, so no work file holds a raw address)
+   -> JSONL in the step's folder. One pass, so each document is read and parsed once.
 2. `score` (quality stage on): the classifier scores every filtered document (pipelines.quality.steps).
 3. `select` (quality stage on): the cut by threshold or keep_fraction over the stored scores.
 4. `screen` (decontaminate stage on): documents sharing an n-gram with an eval set are dropped or flagged
    (pipelines.curate.decontam), after the quality cut so that a new index or action reuses the scores.
-5. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last pass anonymises the survivors
-   (pipelines.curate.pii, FineWeb's last step) and writes them, flattened to the `data/` columns (plus
-   `quality_score` when the quality stage is on), as Parquet.
+5. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last pass counts the anonymised survivors
+   (or, with `pii.raw_rejects`, anonymises them: pipelines.curate.pii, FineWeb's last step) and writes them,
+   flattened to the `data/` columns (plus `quality_score` when the quality stage is on), as Parquet.
 
 `finish()` reads every step's counts, checks the accounting invariants, publishes `data/`, `rejects/`,
 `quarantine/` (and `quality/scores.parquet`: every scored document with its score, GPT-2 tokens and whether it
@@ -73,7 +74,7 @@ from pipelines.curate.executors import ExecutorKind, executor_factory
 from pipelines.curate.extract import HtmlExtractor, make_engine
 from pipelines.curate.filters import build_filter_steps
 from pipelines.curate.output import CurateOutput
-from pipelines.curate.pii import PiiStep, pii_stage_stats
+from pipelines.curate.pii import PiiAnonymizer, PiiStep, PiiTally, pii_stage_stats, privacy_record
 from pipelines.curate.progress import CurateWatcher
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stages import (
@@ -184,16 +185,25 @@ class RejectsWriter(ParquetWriter):
         stage: stage name written in the `stage` column.
         sample_per_reason: documents kept per reason and task; None keeps all.
         scored: the documents carry a quality score (a `quality_score` column).
+        anonymize: replaces addresses in the text and metadata written (None: written raw, `pii.raw_rejects`).
     """
 
     name = "rejects"
 
-    def __init__(self, output_folder: str, stage: str, sample_per_reason: int | None, scored: bool = False):
+    def __init__(
+        self,
+        output_folder: str,
+        stage: str,
+        sample_per_reason: int | None,
+        scored: bool = False,
+        anonymize: PiiAnonymizer | None = None,
+    ):
         schema = SCORED_REJECTS_SCHEMA if scored else REJECTS_SCHEMA
         super().__init__(output_folder, adapter=_reject_row, schema=schema)
         self.stage = stage
         self.sample_per_reason = sample_per_reason
         self.scored = scored
+        self.anonymize = anonymize
         self._seen: Counter[str] = Counter()
         self._rank: int | None = None
 
@@ -211,10 +221,12 @@ class RejectsWriter(ParquetWriter):
 
 
 def _reject_row(writer: RejectsWriter, doc: Document) -> dict[str, Any]:
-    meta = doc.metadata
+    meta, text = doc.metadata, doc.text
+    if writer.anonymize is not None:
+        meta, text = writer.anonymize.scrub_metadata(meta), writer.anonymize.scrub(text)
     row = {
         "id": str(doc.id),
-        "text": doc.text,
+        "text": text,
         "url": _str_or_none(meta.get("url")),
         "source_file": _str_or_none(meta.get("source_file")),
         "stage": writer.stage,
@@ -405,6 +417,9 @@ class CurateStage(Stage):
         self.on_progress = on_progress
         self.share_from = [Path(folder) / ".work" for folder in share_from]
         self.config_hash = config_hash(config)
+        pii = config.pii
+        # The one replacement policy, applied from the end of the filter step on (None: pii off or raw rejects).
+        self._anonymizer = PiiAnonymizer(pii) if pii.enabled and not pii.raw_rejects else None
 
     def plan(self) -> None:
         """Discover the inputs, check the files the config names, size the tasks and key the steps (and the run)."""
@@ -438,7 +453,8 @@ class CurateStage(Stage):
         """Each step's own settings (what its key hashes besides the previous key), in run order."""
         cfg = self.config.model_dump(mode="json")
         rejects = cfg["rejects"]  # every step that writes rejects/ depends on their settings
-        steps = [("filter", {key: cfg[key] for key in ("read", "extract", "filters", "rejects")})]
+        # the filter step anonymises (pii), and its quarantine and rejects follow pii.raw_rejects
+        steps = [("filter", {key: cfg[key] for key in ("read", "extract", "filters", "rejects", "pii")})]
         if self.model_card is not None:
             cut = {key: cfg["quality"][key] for key in ("threshold", "keep_fraction", "score_only")}
             steps += [("score", {"model_sha256": self.model_card.sha256}), ("select", cut | {"rejects": rejects})]
@@ -513,6 +529,7 @@ class CurateStage(Stage):
                 id_key=self.config.read.id_key,
                 limit=self.limit,
                 max_record_bytes=int(self.config.read.max_record_mb * 2**20),
+                anonymize=None if self._anonymizer is None else self._anonymizer.scrub,
             ),
             HtmlExtractor(
                 make_engine(self.config.extract),
@@ -520,6 +537,7 @@ class CurateStage(Stage):
                 exclusion_writer=rejects("extract"),
             ),
             *[step for _, step in filters],
+            *([] if self._anonymizer is None else [PiiStep(self.config.pii)]),
             JsonlWriter(str(work.dir / DOCS)),
         ]
         (work.dir / DOCS).mkdir(exist_ok=True)  # exists even when no document survives
@@ -586,6 +604,8 @@ class CurateStage(Stage):
             schema=SCORED_DATA_SCHEMA if scored else DATA_SCHEMA,
         )
         pii = [PiiStep(self.config.pii)] if self.config.pii.enabled else []
+        if self._anonymizer is not None:  # anonymised at the end of the filter step; count the kept ones here
+            pii = [PiiTally()]
         result = run_dedup(
             self._documents_before("dedup"),
             work.dir / "dedup",
@@ -639,6 +659,7 @@ class CurateStage(Stage):
             "stages": [s.to_dict() | {"status": self._stage_status(s.name, done)} for s in stages],
             "steps": [self._step_entry(work) for work in self.work.values()],
             "quality": self._quality_summary(done),
+            "privacy": privacy_record(self.config.pii),
             "duration_s": round(duration, 3),
             "docs_per_s": round(docs_in / duration, 3) if duration > 0 else 0.0,
             "tasks": self.tasks,
@@ -731,7 +752,8 @@ class CurateStage(Stage):
         rejects = self.config.rejects
         if not rejects.enabled:
             return None
-        return RejectsWriter(str(work.dir / "rejects" / stage), stage, rejects.sample_per_reason, scored)
+        folder = str(work.dir / "rejects" / stage)
+        return RejectsWriter(folder, stage, rejects.sample_per_reason, scored, self._anonymizer)
 
     def _job_record(self) -> dict[str, Any]:
         return {

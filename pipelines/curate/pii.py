@@ -21,10 +21,23 @@ what is:
   in the formatter, so a document's text does not depend on which documents shared its task: the output stays
   the same for any worker count.
 
-The stage drops nothing. Each changed document gets `metadata["pii"]` = `{"emails": n, "ip_addresses": m,
-"spans": [[start, end, kind], ...]}` (where the first 10 replacements sit in the new text, so the report can show
-them without ever showing an original address). Counters: `modified` (documents changed), `replaced_emails`,
-`replaced_ip_addresses`; `summary.json` shows them as `modified` and `replacements` {emails, ip_addresses}.
+One policy for every text-bearing field curate writes: `PiiAnonymizer.scrub` (a string) and `scrub_metadata`
+(metadata values and keys, nested dicts and lists, except `source_file`, the input's own path) are applied to a
+document's text, url and metadata, to the rejects (`pipelines.curate.job.RejectsWriter`), to quarantine records
+(`pipelines.curate.read`) and to what the report shows. Document ids and input file names stay: they are the
+user's identifiers. By default (`raw_rejects: false`) `PiiStep` runs at the end of the `filter` step, before the
+surviving documents are first written to `.work/`, so no work file, reject or kept document holds a raw address
+(the dedup and quality steps then see anonymised text; the URL and text filters still judge the raw document);
+the `pii` stage at the end of `dedup` only tallies the kept documents (`PiiTally`). `raw_rejects: true` (off by
+default, loud: a terminal warning, `summary.json`'s `privacy`, the report) keeps rejects/, quarantine/ and the
+work files raw, and `PiiStep` runs at the end of `dedup` instead, as in FineWeb. `enabled: false` replaces
+nothing anywhere.
+
+The stage drops nothing. Each document whose text changed gets `metadata["pii"]` = `{"emails": n, "ip_addresses":
+m, "spans": [[start, end, kind], ...]}` (where the first 10 replacements sit in the new text, so the report can
+show them without ever showing an original address). Counters (of the kept documents' text): `modified`
+(documents changed), `replaced_emails`, `replaced_ip_addresses`; `summary.json` shows them as `modified` and
+`replacements` {emails, ip_addresses}.
 """
 
 from __future__ import annotations
@@ -52,6 +65,7 @@ IP_REPLACEMENTS = [
     "18.104.22.168",
 ]
 SPANS_KEPT = 10
+KEPT_AS_IS = ("source_file",)  # metadata keys never rewritten: the input file's path is the user's own name
 
 # The email regex of datatrove's PIIFormatter (RFC 5322-like local part, dotted domain or [IP] literal).
 _EMAIL = re.compile(
@@ -75,6 +89,9 @@ class PiiConfig(BaseModel):
     ip_addresses: bool = True  # public IPv4 and IPv6
     email_replacement: list[str] = Field(default_factory=lambda: list(EMAIL_REPLACEMENTS), min_length=1)
     ip_replacement: list[str] = Field(default_factory=lambda: list(IP_REPLACEMENTS), min_length=1)
+    # Keep rejects/, quarantine/ and the work files under .work/ raw (kept documents stay anonymised). Off by
+    # default; when on, curate warns in the terminal and summary.json and the report say so.
+    raw_rejects: bool = False
 
     @field_validator("email_replacement", "ip_replacement", mode="before")
     @classmethod
@@ -165,22 +182,47 @@ class PiiAnonymizer:
         parts.append(text[cursor:])
         return "".join(parts), {**counts, "spans": spans}
 
+    def scrub(self, text: str) -> str:
+        """The one replacement policy for any string FineForge writes or shows: `text` anonymised."""
+        return self(text)[0]
+
+    def scrub_metadata(self, value: Any) -> Any:
+        """Metadata anonymised: every string value and key, in nested dicts and lists (`source_file` stays).
+
+        Args:
+            value: a document's metadata dict, or any value inside it.
+
+        Returns:
+            An equal structure with `scrub` applied to each string; other values unchanged.
+        """
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {
+                self.scrub(k) if isinstance(k, str) else k: v if k in KEPT_AS_IS else self.scrub_metadata(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.scrub_metadata(item) for item in value]
+        return value
+
     @staticmethod
     def _is_email(match: str) -> bool:
         return is_email_domain(match.rpartition("@")[2])
 
 
 def _non_overlapping(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """Matches in text order, dropping any that overlap an earlier one (an IP inside an email's [IP] literal)."""
+    """Matches in text order, dropping any that overlap an earlier or, at the same start, a longer one (an IP inside
+    an email's [IP] literal, or an IP that starts an email's local part as in `http://IP/path?to=name@host.com`)."""
     kept: list[tuple[int, int, str]] = []
-    for start, end, kind in sorted(found):
+    for start, end, kind in sorted(found, key=lambda match: (match[0], -match[1])):
         if not kept or start >= kept[-1][1]:
             kept.append((start, end, kind))
     return kept
 
 
 class PiiStep(PipelineStep):
-    """The `pii` curate stage: anonymises every document, drops none, counts what it changed.
+    """The `pii` curate stage: anonymises every document's text, url and metadata, drops none, counts the text.
 
     Args:
         config: what to replace and with what.
@@ -194,19 +236,92 @@ class PiiStep(PipelineStep):
         self.anonymize = PiiAnonymizer(config)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """Yield every document, with emails and public IPs replaced."""
+        """Yield every document, with emails and public IPs replaced in its text and metadata."""
         for doc in data:
             self.stat_update("total")
             with self.track_time():
                 text, found = self.anonymize(doc.text)
+                doc.metadata = self.anonymize.scrub_metadata(doc.metadata)
             if text != doc.text:
                 doc.text = text
                 doc.metadata["pii"] = found
-                self.stat_update("modified")
-                self.stat_update("replaced_emails", value=found["emails"])
-                self.stat_update("replaced_ip_addresses", value=found["ip_addresses"])
+                _count(self, found)
             self.stat_update("forwarded")
             yield doc
+
+
+class PiiTally(PipelineStep):
+    """The `pii` stage where `PiiStep` already ran earlier: counts the kept documents it changed, changes nothing."""
+
+    name = "pii"
+    type = "🔏 - FORMAT"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield every document; count those carrying `PiiStep`'s `metadata["pii"]` record as it counts them."""
+        for doc in data:
+            self.stat_update("total")
+            found = doc.metadata.get("pii")
+            if isinstance(found, dict) and all(isinstance(found.get(k), int) for k in ("emails", "ip_addresses")):
+                _count(self, found)  # an input field of the same name in another shape is the user's, not counted
+            self.stat_update("forwarded")
+            yield doc
+
+
+def _count(step: PipelineStep, found: dict[str, Any]) -> None:
+    step.stat_update("modified")
+    step.stat_update("replaced_emails", value=found["emails"])
+    step.stat_update("replaced_ip_addresses", value=found["ip_addresses"])
+
+
+def privacy_record(config: PiiConfig) -> dict[str, Any]:
+    """The `privacy` entry of summary.json: where raw addresses may remain, and the settings that replaced them.
+
+    Args:
+        config: the run's `pii` section.
+
+    Returns:
+        {"pii": on/off, "raw_rejects", "raw": folders of the output that may hold raw addresses, "config"}.
+    """
+    if not config.enabled:
+        raw = ["data/", "rejects/", "quarantine/", ".work/"]
+    else:
+        raw = ["rejects/", "quarantine/", ".work/"] if config.raw_rejects else []
+    return {"pii": config.enabled, "raw_rejects": config.raw_rejects, "raw": raw, "config": config.model_dump()}
+
+
+def recorded_privacy(summary: dict[str, Any]) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """A finished run's `privacy` record and its replacement policy, for what is shown of the run (the report).
+
+    Args:
+        summary: the run's summary.json; one written before the record existed counts as pii on (default
+            settings) unless its `pii` stage is `off`.
+
+    Returns:
+        (the record, `scrub` with the run's settings, or the identity when the run's pii stage was off).
+    """
+    record = summary.get("privacy")
+    if not isinstance(record, dict):
+        stage = next((s for s in summary.get("stages", []) if s.get("name") == "pii"), {})
+        record = privacy_record(PiiConfig(enabled=stage.get("status") != "off"))
+    if not record.get("pii"):
+        return record, str
+    return record, PiiAnonymizer(PiiConfig.model_validate(record.get("config") or {})).scrub
+
+
+def privacy_warning(config: PiiConfig) -> str | None:
+    """The terminal line for a run that keeps raw addresses somewhere (None when nothing raw is written).
+
+    Args:
+        config: the run's `pii` section.
+    """
+    if not config.enabled:
+        return "note: pii.enabled is false: emails and IP addresses stay raw in every file this run writes"
+    if config.raw_rejects:
+        return (
+            "WARNING: pii.raw_rejects is true: rejects/, quarantine/ and .work/ keep RAW email and IP addresses "
+            "(kept documents in data/ are still anonymised); do not share those folders"
+        )
+    return None
 
 
 def pii_stage_stats(counts: dict[str, int] | None, docs_in: int) -> StageStats:

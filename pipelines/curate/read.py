@@ -17,7 +17,8 @@ Every record ends up in exactly one place:
   record type as `skipped_<type>` and kept out of the document funnel (`records_skipped` in `summary.json`);
 - unreadable (truncated gzip, damaged WARC bytes, broken JSON, invalid UTF-8, a missing text field, an empty file,
   a record over `read.max_record_mb`): `quarantine/<rank>.jsonl` gets the file, the line or byte offset (and the
-  end of a damaged byte range), the error and a snippet. Good records before and after a bad one still come
+  end of a damaged byte range), the error and a snippet (both anonymised by `pipelines.curate.pii` unless
+  `pii.raw_rejects` or the stage is off). Good records before and after a bad one still come
   through.
 
 Accounting (per task, summed by the curate summary): `records` = `quarantined` + `skipped` + `total`;
@@ -29,7 +30,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -130,6 +131,7 @@ class SourceReader(PipelineStep):
             `limit // world_size` plus one for the first `limit % world_size` tasks.
         max_record_bytes: a record (WARC record, JSONL line, Parquet text, HTML file) larger than this is
             quarantined without being held in memory (a 50 MB JSONL line took 3.9 GB downstream).
+        anonymize: applied to each quarantine record's error and snippet (`pipelines.curate.pii`; None: raw).
     """
 
     name = "read"
@@ -143,6 +145,7 @@ class SourceReader(PipelineStep):
         id_key: str = "id",
         limit: int | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        anonymize: Callable[[str], str] | None = None,
     ):
         super().__init__()
         self.files = list(files)
@@ -151,6 +154,7 @@ class SourceReader(PipelineStep):
         self.id_key = id_key
         self.limit = limit
         self.max_record_bytes = max_record_bytes
+        self.anonymize = anonymize
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         """Yield this task's documents; count skips; write unreadable records to quarantine."""
@@ -170,7 +174,7 @@ class SourceReader(PipelineStep):
                         self.stat_update("quarantined")
                         if quarantine is None:
                             quarantine = get_datafolder(self.quarantine_dir).open(f"{rank:05d}.jsonl", "w")
-                        quarantine.write(json.dumps(event.to_dict(source.url), ensure_ascii=False) + "\n")
+                        quarantine.write(json.dumps(self._quarantine_record(event, source), ensure_ascii=False) + "\n")
                         continue
                     if isinstance(event, NotDocument):
                         self.stat_update("skipped", f"skipped_{event.record_type or 'unknown'}")
@@ -188,6 +192,13 @@ class SourceReader(PipelineStep):
         finally:
             if quarantine is not None:
                 quarantine.close()
+
+    def _quarantine_record(self, bad: Bad, source: InputFile) -> dict[str, Any]:
+        """The quarantine line of `bad`, its error and snippet anonymised (the file name is the user's own)."""
+        record = bad.to_dict(source.url)
+        if self.anonymize is not None:
+            record |= {"error": self.anonymize(record["error"]), "snippet": self.anonymize(record["snippet"])}
+        return record
 
     def read_file(self, source: InputFile) -> Iterator[Event]:
         """Yield one event per record of `source`; an empty or unopenable file gives one Bad event.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -27,6 +28,7 @@ import polars as pl
 
 from pipelines.common.files import load_contract
 from pipelines.common.inputs import InputError, iter_json_lines
+from pipelines.curate.pii import recorded_privacy
 from pipelines.curate.stages import READ_STAGES, STAGES
 
 RAW_STAGES = frozenset(READ_STAGES)
@@ -199,8 +201,8 @@ def scan_rejects(run_dir: Path) -> pl.LazyFrame:
     return _scan(sorted((Path(run_dir) / "rejects").glob("*/*.parquet")), REJECT_COLUMNS)
 
 
-def count_quarantine(run_dir: Path) -> tuple[int | None, list[dict[str, Any]]]:
-    """Count quarantined records and group them by error.
+def count_quarantine(run_dir: Path, scrub: Callable[[str], str] = str) -> tuple[int | None, list[dict[str, Any]]]:
+    """Count quarantined records and group them by error (each error shown through `scrub`, the run's PII policy).
 
     Returns:
         (records in `quarantine/*.jsonl` or None when the folder is absent, rows {error, file, records}).
@@ -216,7 +218,7 @@ def count_quarantine(run_dir: Path) -> tuple[int | None, list[dict[str, Any]]]:
         try:
             for _, record in iter_json_lines(str(path)):
                 total += 1
-                key = (str(record.get("error", "?"))[:120], Path(str(record.get("file", "?"))).name)
+                key = (scrub(str(record.get("error", "?")))[:120], Path(str(record.get("file", "?"))).name)
                 groups[key] = groups.get(key, 0) + 1
         except InputError as e:
             raise ReportError(f"quarantine record: {e}") from None
@@ -373,8 +375,9 @@ NO_HOST = "(no host)"  # a URL without scheme and host, e.g. a file path where t
 UNKNOWN_LANGUAGE = "(unknown)"
 
 
-def _top(frame: pl.DataFrame, column: str, n: int = TOP_N) -> list[dict[str, Any]]:
-    """The `n` most frequent values of `column` with counts and shares (nulls shown as NO_HOST)."""
+def _top(frame: pl.DataFrame, column: str, scrub: Callable[[str], str] = str, n: int = TOP_N) -> list[dict[str, Any]]:
+    """The `n` most frequent values of `column` with counts and shares (nulls shown as NO_HOST; values shown
+    through `scrub`, the run's PII policy: a host can be an IP address)."""
     total = frame.height
     counts = (
         frame.select(pl.col(column).fill_null(NO_HOST))
@@ -383,7 +386,7 @@ def _top(frame: pl.DataFrame, column: str, n: int = TOP_N) -> list[dict[str, Any
         .sort(["docs", column], descending=[True, False])
         .head(n)
     )
-    return [{column: v, "docs": d, "share": _share(d, total)} for v, d in counts.iter_rows()]
+    return [{column: scrub(v), "docs": d, "share": _share(d, total)} for v, d in counts.iter_rows()]
 
 
 def _medians(kept: pl.DataFrame, dropped: pl.DataFrame) -> list[dict[str, Any]]:
@@ -417,9 +420,16 @@ def _describe(row: dict[str, Any]) -> str:
 
 
 def _samples(
-    kept: pl.DataFrame, rejects: pl.DataFrame, run_dir: Path, per_reason: int, kept_n: int
+    kept: pl.DataFrame,
+    rejects: pl.DataFrame,
+    run_dir: Path,
+    per_reason: int,
+    kept_n: int,
+    scrub: Callable[[str], str],
 ) -> dict[str, list[dict[str, Any]]]:
     """Deterministic samples: `per_reason` dropped documents per (stage, reason), `kept_n` kept ones.
+
+    Url and text are shown through `scrub`, the run's PII policy.
 
     Returns:
         "stage/reason" or "kept" -> [{id, url, snippet, about}], `about` a line of the document's features.
@@ -444,18 +454,20 @@ def _samples(
     for name, ids in chosen.items():
         key = "kept" if name == "kept" else None
         raw = name.split("/")[0] in RAW_STAGES  # the text is the page as fetched: show what a reader would see
-        samples[name] = [
-            {
-                "id": i,
-                "url": info[key, i]["url"],
-                "snippet": snippet(visible_text(texts.get((key, i))) if raw else texts.get((key, i))),
-                "about": f"raw page, {info[key, i]['chars']:,} chars, tags removed here"
-                if raw
-                else _describe(info[key, i]),
-            }
-            for i in ids
-        ]
+        samples[name] = [_sample(i, info[key, i], texts.get((key, i)), raw, scrub) for i in ids]
     return samples
+
+
+def _sample(
+    doc_id: str, info: dict[str, Any], text: str | None, raw: bool, scrub: Callable[[str], str]
+) -> dict[str, Any]:
+    """One shown document: url and text through `scrub` before the text is cut, so no cut address shows."""
+    return {
+        "id": doc_id,
+        "url": scrub(info["url"] or "") or None,
+        "snippet": snippet(scrub(visible_text(text) if raw else text or "")),
+        "about": f"raw page, {info['chars']:,} chars, tags removed here" if raw else _describe(info),
+    }
 
 
 def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateData:
@@ -487,7 +499,8 @@ def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateDa
     reject_rows = {s: r for s, r, _ in by_stage.iter_rows()}
     reject_chars = {s: c for s, _, c in by_stage.iter_rows()}
     by_reason = {(s, r): n for s, r, n in rejects.group_by("stage", "reason").len().iter_rows()}
-    quarantine_rows, quarantine_groups = count_quarantine(run_dir)
+    privacy, scrub = recorded_privacy(summary)
+    quarantine_rows, quarantine_groups = count_quarantine(run_dir, scrub)
     dropped = rejects.filter(~pl.col("stage").is_in(list(RAW_STAGES)))
     languages = (
         kept.select(pl.col("language").fill_null(UNKNOWN_LANGUAGE))
@@ -529,13 +542,14 @@ def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateDa
         "checks": invariant_checks(summary, kept.height, reject_rows, quarantine_rows),
         "quarantine": quarantine_groups[:TOP_N],
         "medians": _medians(kept, dropped),
-        "domains_kept": _top(kept, "domain"),
-        "domains_dropped": _top(rejects, "domain"),
+        "domains_kept": _top(kept, "domain", scrub),
+        "domains_dropped": _top(rejects, "domain", scrub),
         "languages": languages.select("language", "kept", "dropped").to_dicts(),
         "minhash_cluster_sizes": _cluster_sizes(rejects, "minhash_dedup", "cluster_size"),
         "exact_cluster_sizes": _cluster_sizes(rejects, "exact_dedup", "cluster_size"),
     }
-    samples = _samples(kept, rejects, run_dir, per_reason, kept_n)
+    tables["privacy"] = {key: privacy[key] for key in ("pii", "raw_rejects", "raw")}
+    samples = _samples(kept, rejects, run_dir, per_reason, kept_n, scrub)
     return CurateData(run_dir, summary, tables, kept, dropped, samples)
 
 

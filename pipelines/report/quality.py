@@ -15,12 +15,14 @@ score, GPT-2 tokens, whether it passed the cut), `summary.json["quality"]` the m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from pipelines.curate.pii import recorded_privacy
 from pipelines.report.data import pick_ids, snippet
 
 CURVE_STEPS = 10
@@ -129,11 +131,14 @@ def load_quality(run_dir: Path, summary: dict[str, Any]) -> tuple[dict[str, Any]
     model = {key: quality.get(key) for key in ("model", "model_sha256", "score", "positive_label", "threshold")}
     model |= {key: quality.get(key) for key in ("keep_fraction", "score_only", "cutoff", "scored", "selected")}
     tables = {"model": model, "curve": curve, "bands": bands, "histogram": histogram}
-    return tables, _samples(run_dir, banded, bands)
+    return tables, _samples(run_dir, banded, bands, recorded_privacy(summary)[1])
 
 
-def _samples(run_dir: Path, banded: pl.DataFrame, bands: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Up to SAMPLES_PER_BAND documents per band with text, picked by a hash of the id (the same on every run)."""
+def _samples(
+    run_dir: Path, banded: pl.DataFrame, bands: list[dict[str, Any]], scrub: Callable[[str], str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Up to SAMPLES_PER_BAND documents per band with text (url and text through `scrub`, the run's PII policy),
+    picked by a hash of the id (the same on every run)."""
     texts = _texts(run_dir)
     shown = banded.join(texts, on="id", how="inner")
     samples = {}
@@ -144,8 +149,8 @@ def _samples(run_dir: Path, banded: pl.DataFrame, bands: list[dict[str, Any]]) -
         samples[f"quality/{band['band']}"] = [
             {
                 "id": row["id"],
-                "url": row["url"],
-                "snippet": snippet(row["text"]),
+                "url": scrub(row["url"] or "") or None,
+                "snippet": snippet(scrub(row["text"] or "")),
                 "about": f"score {row['quality_score']:.3f} · {'passed' if row['selected'] else 'below the cut'}"
                 f" · {row['tokens']:,} tokens",
             }

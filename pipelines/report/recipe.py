@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.curate.pii import recorded_privacy
 from pipelines.report.data import pick_ids, sample_key
 
 PII_SAMPLES = 5
@@ -103,7 +104,7 @@ def pii_table(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any] | None:
     stage = _stage(summary, "pii", "modified")
     if stage is None:
         return None
-    samples = []
+    samples, scrub = [], recorded_privacy(summary)[1]
     files = sorted((Path(run_dir) / "data").glob("*.parquet"))
     if files and stage["modified"]:
         changed = (
@@ -116,7 +117,8 @@ def pii_table(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any] | None:
         for row in changed.filter(pl.col("id").is_in(chosen)).iter_rows(named=True):
             spans = json.loads(row["pii"]).get("spans") or []
             if spans:
-                samples.append({"id": row["id"], "url": row["url"], **pii_snippet(row["text"], spans)})
+                url = scrub(row["url"] or "") or None
+                samples.append({"id": row["id"], "url": url, **pii_snippet(row["text"], spans)})
         samples.sort(key=lambda r: sample_key(r["id"]))
     return {
         "docs_in": stage["docs_in"],

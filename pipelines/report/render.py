@@ -250,7 +250,31 @@ def _overview(t: dict[str, Any]) -> str:
         [("check", "invariant", "text"), ("ok", "result", "check"), ("detail", "detail", "mono")],
         t["checks"],
     )
-    return meta + _cards(cards) + "<h3>Consistency checks</h3>" + checks
+    return meta + _privacy(t.get("privacy")) + _cards(cards) + "<h3>Consistency checks</h3>" + checks
+
+
+def _privacy(p: dict[str, Any] | None) -> str:
+    """One line on where this run replaced email and IP addresses (`summary.json`'s `privacy`), loud when raw."""
+    if p is None:
+        return ""
+    if not p["pii"]:
+        return (
+            '<p class="bad" id="privacy">PII replacement is off for this run (pii.enabled: false): emails and IP '
+            "addresses are raw in every file it wrote and in this page.</p>"
+        )
+    shown = (
+        "Emails and public IP addresses are replaced in the text, url and metadata of every document this page shows"
+    )
+    if p["raw_rejects"]:
+        raw = ", ".join(f"<code>{escape(folder)}</code>" for folder in p["raw"])
+        return (
+            f'<p class="bad" id="privacy">pii.raw_rejects is on: {raw} of this run keep RAW email and IP addresses; '
+            f"do not share them. {shown}; the kept documents in <code>data/</code> are anonymised.</p>"
+        )
+    return (
+        f'<p class="muted" id="privacy">{shown} and in every file of the run (data, rejects, quarantine, work '
+        "files); documentation and private address ranges stay.</p>"
+    )
 
 
 def _funnel(t: dict[str, Any], png: bytes | None) -> str:

@@ -54,6 +54,11 @@ def print_summary(tables: dict[str, Any], console: Console | None = None, top_re
         )
     for row in (tables.get("decontamination") or {}).get("sets", []):
         console.print(f"decontaminate: {fmt_int(row['docs'])} documents share n-grams with {row['eval_set']}")
+    privacy = tables.get("privacy") or {"pii": True, "raw_rejects": False}
+    if not privacy["pii"]:
+        console.print("[red]pii: off (pii.enabled: false): emails and IP addresses are raw in every file[/]")
+    elif privacy["raw_rejects"]:
+        console.print(f"[bold red]WARNING: pii.raw_rejects: {', '.join(privacy['raw'])} keep RAW addresses[/]")
     if pii := tables.get("pii"):
         replaced = pii["replacements"]
         console.print(
