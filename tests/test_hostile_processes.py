@@ -19,6 +19,7 @@ import pytest
 
 from orchestration import server
 from pipelines.common.processes import stop_process
+from tests.conftest import STARTUP_S
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def start(command: str, home: Path) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([sys.executable, "-m", "cli", command, "--port", str(port)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # fmt: skip
-    server.wait_healthy(server.default_api_url(port), timeout=90, proc=proc)
+    server.wait_healthy(server.default_api_url(port), STARTUP_S, proc=proc)
     return proc, port
 
 
