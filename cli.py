@@ -5,7 +5,8 @@ machine), which every command paid before, and so does every worker process of a
 (datatrove's forkserver imports the calling `__main__`, this module, once per pool).
 
 Errors that are the user's to fix (`pipelines.common.errors.USER_ERRORS`: bad inputs, settings and folders) are
-caught once, by the root command group, for every command: one line `error: FILE: problem` and exit code 2;
+caught once, by the root command group, for every command: one line `error: FILE: problem` and exit code 2; a
+server that did not come up (`ServiceNotReady`) is one `error:` line too, with exit code 1.
 `fineforge --debug COMMAND` (or `FINEFORGE_DEBUG=1`) shows the traceback instead. Commands only parse and call.
 """
 
@@ -14,29 +15,37 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import typer
 from typer.core import TyperGroup
 
-from pipelines.common.errors import USER_ERRORS, describe
+from pipelines.common.errors import USER_ERRORS, ServiceNotReady, describe
 from pipelines.quality.config import ClassifierSettings
 from trainer.launch import make_train_command
 
 
 class _Commands(TyperGroup):
-    """The root command group: the one place where a user's error becomes `error: ...` and exit code 2."""
+    """The root command group: the one place where a user's error becomes `error: ...` and exit code 2 (1 for a
+    server that did not come up)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the chosen command; print the user's errors in one line (their traceback with --debug)."""
         try:
             return super().invoke(ctx)
         except USER_ERRORS as e:
-            if ctx.params.get("debug"):
-                raise
-            typer.echo(f"error: {describe(e)}", err=True)
-            raise typer.Exit(2) from None
+            _fail(ctx, e, 2)
+        except ServiceNotReady as e:
+            _fail(ctx, e, 1)
+
+
+def _fail(ctx: click.Context, error: Exception, code: int) -> NoReturn:
+    """Print `error: ...` and exit with `code`; with --debug re-raise `error` for its traceback instead."""
+    if ctx.params.get("debug"):
+        raise error
+    typer.echo(f"error: {describe(error)}", err=True)
+    raise typer.Exit(code) from None
 
 
 app = typer.Typer(help="FineForge: raw web crawl to a trained GPT-2.", no_args_is_help=True, cls=_Commands)
@@ -198,12 +207,16 @@ def _serving_reports(root: Path, host: str, port: int) -> Iterator[Any]:
         reports.stop()
 
 
+STARTUP_TIMEOUT_HELP = "seconds to wait for the Prefect server to answer (default FINEFORGE_STARTUP_TIMEOUT or 600)"
+
+
 @app.command("server")
 def server_command(
     port: int = typer.Option(4200, help="port of the API and the UI"),
     home: Path | None = typer.Option(None, help="FineForge home (default FINEFORGE_HOME or ./.fineforge)"),
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 lets workers on other machines in"),
     reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
+    startup_timeout: float | None = typer.Option(None, min=1, help=STARTUP_TIMEOUT_HELP),
 ) -> None:
     """Run a Prefect server (API and UI) with its database under the FineForge home, and serve the HTML reports
     under the home; Ctrl-C or SIGTERM stops both."""
@@ -211,10 +224,21 @@ def server_command(
 
     root = _home(home)
     with _until_stopped(), _serving_reports(root, host, reports_port or port + 1) as reports:
-        with running_server(port, root, host=host) as proc:
+        _say_waiting(default_api_url(port), startup_timeout, None)
+        with running_server(port, root, host=host, timeout=startup_timeout) as proc:
             api = default_api_url(port, host)
             typer.echo(f"FineForge UI: {api.removesuffix('/api')}  (API {api}, reports {reports.url})")
             proc.wait()
+
+
+def _say_waiting(api_url: str, timeout: float | None, log: Path | None) -> None:
+    """Say what the command waits for before the server answers (a first start runs database migrations)."""
+    from orchestration.server import startup_timeout
+
+    seconds = timeout or startup_timeout()
+    where = f"; its log: {log}" if log else ""
+    typer.echo(f"waiting up to {seconds:g} s for the Prefect server to answer {api_url}/health (a first start on a "
+               f"fresh home runs database migrations{where})")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -269,6 +293,7 @@ def up_command(
     train_model: str = typer.Option("tiny", help="model preset of event-triggered training runs"),
     train_steps: int | None = typer.Option(None, help="steps of event-triggered training runs (default: preset's)"),
     reports_port: int | None = typer.Option(None, help="port of the HTML report server (default: port + 1)"),
+    startup_timeout: float | None = typer.Option(None, min=1, help=STARTUP_TIMEOUT_HELP),
 ) -> None:
     """Start the server, the report server and serve every deployment, in one command; Ctrl-C or SIGTERM stops all
     three."""
@@ -281,7 +306,8 @@ def up_command(
     log.parent.mkdir(parents=True, exist_ok=True)
     with _until_stopped(), _serving_reports(root, "127.0.0.1", reports_port or port + 1) as reports:
         os.environ.update({REPORTS_ENV: reports.url, HOME_ENV: str(root)})  # inherited by the served flow runs
-        with running_server(port, root, log_path=log):
+        _say_waiting(default_api_url(port), startup_timeout, log)
+        with running_server(port, root, log_path=log, timeout=startup_timeout):
             typer.echo(f"FineForge UI: http://127.0.0.1:{port}  (reports {reports.url}, server log: {log})")
             _serve(default_api_url(port), train_model, train_steps, None, None)
             typer.echo("stopping the server")

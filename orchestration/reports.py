@@ -10,12 +10,16 @@ no address, or for a report outside the home, the link stays a `file://` URL.
 
 What is served: regular `*.html` files under the home, found by their path below it, and an index page of
 them; nothing else (no data, no directory listings, no dot folders such as `.work`, no path that resolves
-outside the home). The server is Python's `ThreadingHTTPServer` in a daemon thread: a report is one
-self-contained file of a few hundred KB, so no web framework is needed.
+outside the home). A request whose path the operating system could not take (a NUL byte, over 4096 bytes, a
+name over 255 bytes) gets 400, anything not servable 404, and the index skips what cannot be read (a symlink
+loop, a file that vanished): one odd file under the home must not take the page down for everyone. The server
+is Python's `ThreadingHTTPServer` in a daemon thread: a report is one self-contained file of a few hundred KB,
+so no web framework is needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import threading
@@ -30,6 +34,8 @@ from pipelines.common.home import fineforge_home
 REPORTS_ENV = "FINEFORGE_REPORTS_URL"
 REPORT_SUFFIX = ".html"
 INDEX_LIMIT = 1000  # reports listed on the index page
+MAX_PATH_BYTES = 4096  # Linux PATH_MAX: a longer request path cannot name a file
+MAX_NAME_BYTES = 255  # Linux NAME_MAX, per path component
 
 
 def reports_url_for(port: int, host: str = "127.0.0.1") -> str:
@@ -71,10 +77,32 @@ def servable(root: Path, path: Path) -> bool:
     return path.is_file()
 
 
+def malformed(relative: str) -> bool:
+    """Whether a requested path cannot name a file at all: a NUL byte, over `MAX_PATH_BYTES`, or a component over
+    `MAX_NAME_BYTES` (the operating system would refuse it with an error instead of "not found")."""
+    raw = relative.encode("utf-8", "surrogateescape")
+    return b"\0" in raw or len(raw) > MAX_PATH_BYTES or any(len(name) > MAX_NAME_BYTES for name in raw.split(b"/"))
+
+
+def served_file(root: Path, path: Path) -> tuple[Path, float] | None:
+    """The resolved report file behind `path` and its modification time, or None when the server may not send it
+    or it cannot be read (a symlink loop, a file gone meanwhile, a name the operating system refuses).
+
+    Args:
+        root: the served folder (resolved).
+        path: a path under `root`, not yet resolved.
+    """
+    try:
+        target = path.resolve()
+        return (target, target.stat().st_mtime) if servable(root, target) else None
+    except (OSError, RuntimeError, ValueError):  # pathlib raises RuntimeError for a symlink loop
+        return None
+
+
 def find_reports(root: Path) -> list[Path]:
-    """The servable reports under `root`, newest first (at most `INDEX_LIMIT`)."""
-    found = [p for p in root.rglob(f"*{REPORT_SUFFIX}") if servable(root, p.resolve())]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:INDEX_LIMIT]
+    """The servable reports under `root`, newest first (at most `INDEX_LIMIT`); unreadable ones are left out."""
+    found = [(p, file[1]) for p in root.rglob(f"*{REPORT_SUFFIX}") if (file := served_file(root, p))]
+    return [p for p, _ in sorted(found, key=lambda item: item[1], reverse=True)[:INDEX_LIMIT]]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,15 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(send_body=False)
 
     def _answer(self, send_body: bool) -> None:
-        relative = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
-        if relative == "":
-            body, status = self._index().encode("utf-8"), HTTPStatus.OK
-        else:
-            target = (self.root / relative).resolve()
-            if servable(self.root, target):
-                body, status = target.read_bytes(), HTTPStatus.OK
-            else:
-                body, status = b"not a FineForge report\n", HTTPStatus.NOT_FOUND
+        body, status = self._body(urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/"))
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8" if status == HTTPStatus.OK else "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -103,6 +123,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+
+    def _body(self, relative: str) -> tuple[bytes, HTTPStatus]:
+        """The answer to a request for `relative` (unquoted, without its leading slash) and its status."""
+        if relative == "":
+            return self._index().encode("utf-8"), HTTPStatus.OK
+        if malformed(relative):
+            return b"not a file path\n", HTTPStatus.BAD_REQUEST
+        file = served_file(self.root, self.root / relative)
+        with contextlib.suppress(OSError):  # a report removed or made unreadable since it was found
+            if file:
+                return file[0].read_bytes(), HTTPStatus.OK
+        return b"not a FineForge report\n", HTTPStatus.NOT_FOUND
 
     def _index(self) -> str:
         items = "".join(

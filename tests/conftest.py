@@ -20,6 +20,9 @@ from tests.builtin_text import TextSource, builtin_web_texts, read_jsonl_texts, 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["builtin", "corpora"]
+# Bound of every wait for a server, cluster or worker to come up; each returns as soon as it is up. On a busy
+# 2-core machine (load 5-13) a fresh Prefect database's migrations alone took over 60 s.
+STARTUP_S = 600.0
 
 
 def corpora_path() -> Path:
@@ -85,7 +88,7 @@ def prefect_server(tmp_path_factory):
     proc = start_server(port, home, log_path=home / "server.log")
     url = default_api_url(port)
     try:
-        wait_healthy(url, timeout=90, proc=proc)
+        wait_healthy(url, STARTUP_S, proc=proc, log_path=home / "server.log")
         yield url, home
     finally:
         stop_process(proc)
@@ -121,10 +124,14 @@ def served(prefect_server):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + STARTUP_S
         while not every_deployment_served(url):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"fineforge serve did not register its deployments; see {home / 'serve.log'}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"fineforge serve exited ({proc.returncode}) before serving every deployment; "
+                                   f"see {home / 'serve.log'}")  # fmt: skip
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fineforge serve did not serve every deployment within {STARTUP_S:g} s; "
+                                   f"see {home / 'serve.log'}")  # fmt: skip
             time.sleep(1)
         with temporary_settings({PREFECT_API_URL: url}):
             yield url, home, env

@@ -22,7 +22,7 @@ from orchestration import server
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import group_alive, stop_process
 from tests.conftest import REPO_ROOT as REPO
-from tests.conftest import ChainRun, every_deployment_served, wait_for
+from tests.conftest import STARTUP_S, ChainRun, every_deployment_served, wait_for
 from trainer.process import PGID_FILE
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -183,8 +183,8 @@ def test_up_starts_and_stops_cleanly(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     url = server.default_api_url(port)
     try:
-        server.wait_healthy(url, timeout=90, proc=proc)
-        wait_for(lambda: every_deployment_served(url), 90, "deployments of fineforge up")
+        server.wait_healthy(url, STARTUP_S, proc=proc, log_path=tmp_path / "prefect" / "server.log")
+        wait_for(lambda: every_deployment_served(url), STARTUP_S, "every deployment of fineforge up to be served")
         assert (tmp_path / "prefect" / "prefect.db").exists()
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=40)

@@ -19,6 +19,7 @@ import pytest
 
 from orchestration import server
 from pipelines.common.processes import stop_process
+from tests.conftest import STARTUP_S
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def start(command: str, home: Path) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([sys.executable, "-m", "cli", command, "--port", str(port)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # fmt: skip
-    server.wait_healthy(server.default_api_url(port), timeout=90, proc=proc)
+    server.wait_healthy(server.default_api_url(port), STARTUP_S, proc=proc)
     return proc, port
 
 
@@ -84,3 +85,33 @@ def test_up_ends_the_server_on_sigterm(tmp_path: Path) -> None:
         stop_process(proc)
         for pid in gone(started, timeout=0):
             os.kill(pid, signal.SIGKILL)
+
+
+def run_cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run `fineforge ARGS` to its end with FINEFORGE_HOME at `home` (a bound of 300 s: it must end by itself)."""
+    full_env = {**os.environ, "FINEFORGE_HOME": str(home), "PREFECT_HOME": str(home / "client"), **env}
+    full_env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "cli", *args]
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["up", "server"])
+def test_a_server_not_up_in_time_is_one_error_line(tmp_path: Path, command: str) -> None:
+    """A first start that outlasts the bound says what it waits for, then one `error:` line, exit 1, and stops the
+    server it started (issue 20, case 11: a rich traceback after a fixed 60 s before)."""
+    port = server.free_port()
+    done = run_cli([command, "--port", str(port), "--startup-timeout", "1"], tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"waiting up to 1 s for the Prefect server to answer http://127.0.0.1:{port}/api/health" in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert errors[0].startswith(f"error: the Prefect server at http://127.0.0.1:{port}/api did not answer /health")
+    assert "within 1 s" in errors[0] and "--startup-timeout" in errors[0]
+    left = [p for p in psutil.process_iter(["cmdline"]) if str(port) in (p.info["cmdline"] or [])]
+    assert gone([p.pid for p in left]) == []
+
+
+def test_a_bad_startup_timeout_is_the_users_error(tmp_path: Path) -> None:
+    done = run_cli(["server", "--port", str(server.free_port())], tmp_path, FINEFORGE_STARTUP_TIMEOUT="soon")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: FINEFORGE_STARTUP_TIMEOUT='soon': expected a positive number of seconds"

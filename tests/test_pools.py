@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from orchestration import server
 from orchestration.pools import DATA_POOL, TRAIN_POOL, pool_for
 from pipelines.common.processes import stop_process
-from tests.conftest import REPO_ROOT, deployment_names, wait_for
+from tests.conftest import REPO_ROOT, STARTUP_S, deployment_names, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 TRAIN_STEPS = 8
@@ -45,7 +45,7 @@ def cluster(tmp_path_factory):
     logs = [root / "server.log"]
     try:
         started.append(server.start_server(port, root, log_path=logs[0]))
-        server.wait_healthy(url, timeout=90, proc=started[0])
+        server.wait_healthy(url, STARTUP_S, proc=started[0], log_path=logs[0])
         deploy = subprocess.run([sys.executable, "-m", "cli", "deploy", "--train-steps", str(TRAIN_STEPS)],
                                 cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
         assert deploy.returncode == 0, deploy.stdout + deploy.stderr
@@ -63,7 +63,7 @@ def cluster(tmp_path_factory):
                     for pool, name in WORKERS.items()
                 )
 
-        wait_for(online, 120, "both workers online", logs)
+        wait_for(online, STARTUP_S, "both workers online", logs)
         with temporary_settings({PREFECT_API_URL: url}):
             yield url, root / "shared", logs, deploy.stdout
     finally:

@@ -57,6 +57,34 @@ def test_serves_reports_and_nothing_else(home: Path) -> None:
         server.stop()
 
 
+def test_odd_paths_get_an_answer_and_odd_files_leave_the_index_up(home: Path) -> None:
+    """A NUL byte, a path over 4 KB and a name over 255 bytes are bad requests (400); a symlink loop, a
+    self-pointing `*.html` or a dangling one is not listed and not found (404); the index stays up (issue 20, 8)."""
+    curated = home / "datasets" / "web" / "curated"
+    (curated / "self.html").symlink_to(curated / "self.html")
+    (curated / "ping.html").symlink_to(curated / "pong.html")
+    (curated / "pong.html").symlink_to(curated / "ping.html")
+    (curated / "dangling.html").symlink_to(curated / "missing.html")
+    (home / "loop").symlink_to(home)
+    server = ReportServer(home).start()
+    try:
+        bad = [
+            "report%00.html",
+            "datasets/web/curated/report.html%00.txt",
+            "a/" * 2100 + "r.html",
+            "x" * 256 + ".html",
+        ]
+        for path in bad:
+            assert _get(f"{server.url}/{path}")[0] == 400, path[:60]
+        for name in ["self.html", "ping.html", "dangling.html", "report.html/x.html"]:
+            assert _get(f"{server.url}/datasets/web/curated/{name}")[0] == 404, name
+        status, index = _get(server.url + "/")
+        assert status == 200 and "datasets/web/curated/report.html" in index
+        assert not any(name in index for name in ["self.html", "ping.html", "pong.html", "dangling.html"])
+    finally:
+        server.stop()
+
+
 def test_report_link_points_at_the_server_inside_the_home(home: Path, tmp_path: Path) -> None:
     report = home / "datasets" / "web" / "curated" / "report.html"
     base = "http://reports.example:4201"

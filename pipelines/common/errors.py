@@ -6,7 +6,8 @@ FineForge's convention: a bad input, setting or folder raises a `ValueError` sub
 problem; a guard that stops a run on purpose (the curate drop guard) raises a `UserError`, and so does a full disk
 (`DiskFullError`, which `run_stage` raises naming the output folder). The `fineforge` command
 catches exactly these (`USER_ERRORS`) in one place, prints `error: <describe(e)>` and exits 2; `--debug` shows the
-traceback instead. Anything else is a FineForge bug and keeps its traceback.
+traceback instead. A server FineForge started that never came up (`ServiceNotReady`) is said the same way with
+exit code 1. Anything else is a FineForge bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from pathlib import Path
 
 class UserError(Exception):
     """A run stopped on purpose because of its input or settings (not a bug); the message says what to change."""
+
+
+class ServiceNotReady(RuntimeError):
+    """A server or cluster FineForge started did not come up (it exited, or did not answer in time).
+
+    Not the user's mistake as such, so the `fineforge` command exits with code 1, but said the same way: one line
+    naming what was awaited, for how long, and where its log is.
+    """
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, OSError)

@@ -10,19 +10,29 @@ whoever started it ends it explicitly, on every exit path. Three ways to end mak
   `prefect server` holding its port);
 - SIGKILL, which no handler sees: `die_with_parent` asks the kernel (Linux `PR_SET_PDEATHSIG`) to send the child
   SIGTERM when its parent dies.
+
+Children that a library forks without asking us (datatrove's `multiprocess` Manager in every local stage, its
+extraction sandbox) get the same from `forked_children_die_with_parent`: a `kill -9` of `fineforge curate` once
+left the Manager and the sandbox running under init, about 95 MB each. A pool worker started by a forkserver is
+not a child of the process it works for (and keeps the forkserver alive), so it watches that process instead
+(`ends_with`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
+import multiprocessing.util
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -68,21 +78,108 @@ def signals_raise(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP)) ->
             signal.signal(s, previous[s])
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` for `subprocess.Popen` that has the kernel send the child SIGTERM when its parent dies.
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A `preexec_fn` for `subprocess.Popen` that has the kernel send the child `sig` when its parent dies.
 
     Linux only (None elsewhere). libc's `prctl` is looked up here, in the parent, so the child only calls it
     between fork and exec. The signal comes when the thread that started the child ends, so start long-lived
     children from the main thread.
+
+    Args:
+        sig: the signal the child gets (SIGTERM: it may clean up).
+
+    Returns:
+        The function to call in the child, or None off Linux.
     """
     if not sys.platform.startswith("linux"):
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def set_parent_death_signal() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
     return set_parent_death_signal
+
+
+class _DeathHook:
+    """The after-fork hook of one multiprocessing library: the forked child gets SIGKILL when its parent dies.
+
+    SIGKILL rather than SIGTERM: such a child holds nothing worth saving once its parent is gone, and a child
+    forked inside a Prefect flow run inherits Prefect's SIGTERM handler, which raises instead of ending it.
+    """
+
+    def __init__(self, parent_process: Callable[[], Any]):
+        self.parent_process = parent_process  # the library's `parent_process()`, set in the child before the hook
+        self.set_death_signal = die_with_parent(signal.SIGKILL)
+
+    def apply(self) -> None:
+        """In the child: ask for the signal, then end at once if the parent died before we asked."""
+        self.set_death_signal()
+        parent = self.parent_process()
+        if parent is not None and os.getppid() != parent.pid:
+            os._exit(1)
+
+
+@contextlib.contextmanager
+def forked_children_die_with_parent() -> Iterator[None]:
+    """While the block runs, every process that `multiprocessing` or `multiprocess` (datatrove's) forks from this
+    process is killed by the kernel when its parent dies (Linux `PR_SET_PDEATHSIG`, SIGKILL).
+
+    The hooks ride on the libraries' after-fork registries, which run in each child they fork (not in spawned or
+    forkserver children, which start from a fresh interpreter and end through their own pipes). The signal
+    comes when the *thread* that forked the child ends, so use this only around work that ends its children
+    before it returns, as datatrove's executor (its Manager) and extraction sandbox do. No-op off Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    import multiprocess
+    import multiprocess.util
+
+    hooks = [_DeathHook(multiprocessing.parent_process), _DeathHook(multiprocess.parent_process)]
+    multiprocessing.util.register_after_fork(hooks[0], _DeathHook.apply)
+    multiprocess.util.register_after_fork(hooks[1], _DeathHook.apply)
+    try:
+        yield
+    finally:
+        del hooks  # the registries hold their objects weakly: the hooks leave them here
+
+
+@contextlib.contextmanager
+def ends_with(pid: int | None) -> Iterator[None]:
+    """While the block runs, this process kills itself (SIGKILL) as soon as process `pid` ends.
+
+    For a worker that is not a child of the process it serves (a forkserver pool's worker), where the kernel's
+    parent-death signal cannot help. A daemon thread waits on a Linux pidfd, so the end is seen at once and a
+    reused pid cannot fool it; no-op when `pid` is None or this process, or without `os.pidfd_open`.
+
+    Args:
+        pid: the process to end with.
+    """
+    if pid is None or pid == os.getpid() or not hasattr(os, "pidfd_open"):
+        yield
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise
+    stop_r, stop_w = os.pipe()
+
+    def watch() -> None:
+        ready, _, _ = select.select([pidfd, stop_r], [], [])
+        if pidfd in ready:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    watcher = threading.Thread(target=watch, name=f"ends-with-{pid}", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        os.write(stop_w, b"x")
+        watcher.join()
+        for fd in (pidfd, stop_r, stop_w):
+            os.close(fd)
 
 
 def group_alive(pgid: int) -> bool:

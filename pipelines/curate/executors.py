@@ -5,7 +5,9 @@ markers in `<logging_dir>/completions/`: a rerun skips finished tasks only if it
 
 - `local`: `LocalPipelineExecutor`. With one worker the tasks run in this process (no process pool, no
   forkserver start-up, about 1 s saved per stage); with more, datatrove starts a `forkserver` pool, which
-  needs the calling script to have an `if __name__ == "__main__":` guard.
+  needs the calling script to have an `if __name__ == "__main__":` guard. The processes datatrove forks for a
+  stage (its `multiprocess` Manager, the extraction sandbox of each task) die with the process that forked them
+  (`pipelines.common.processes.forked_children_die_with_parent`), so a `kill -9` of curate leaves none behind.
 - `ray`: `RayPipelineExecutor` on an existing cluster (`--ray-address`, the config's `run.ray.address`, or
   `RAY_ADDRESS`, in that order); without one, a local Ray instance with `workers` CPUs and no dashboard is
   started. Every node of a cluster needs FineForge installed (tasks import `pipelines.curate`) and must see the
@@ -25,10 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import multiprocess
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor
+from datatrove.utils.stats import PipelineStats
 from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.common.processes import ends_with, forked_children_die_with_parent
 
 ExecutorKind = Literal["local", "ray", "slurm"]
 
@@ -55,6 +61,25 @@ class RaySettings(BaseModel):
     address: str | None = None  # None: RAY_ADDRESS if set, else start a local instance
     cpus_per_task: int = Field(1, ge=1)
     mem_per_cpu_gb: float = Field(2.0, gt=0)
+
+
+class LocalExecutor(LocalPipelineExecutor):
+    """datatrove's `LocalPipelineExecutor` whose forked helpers die with their parent, even on SIGKILL.
+
+    `run` forks the Manager (and, with one worker, each task's extraction sandbox); with several workers,
+    `_launch_run_for_rank` runs in a forkserver pool's worker, which forks that task's sandbox and ends with the
+    process whose pool it is (the forkserver itself exits once its children are gone).
+    """
+
+    def run(self) -> PipelineStats | None:
+        """Run every incomplete task (datatrove's `run`), its forked children bound to this process."""
+        with forked_children_die_with_parent():
+            return super().run()
+
+    def _launch_run_for_rank(self, rank: int, ranks_q, completed=None, completed_lock=None) -> PipelineStats:
+        pool_owner = multiprocess.parent_process()  # None when the task runs in `run`'s own process
+        with ends_with(pool_owner.pid if pool_owner else None), forked_children_die_with_parent():
+            return super()._launch_run_for_rank(rank, ranks_q, completed, completed_lock)
 
 
 def make_executor(
@@ -86,7 +111,7 @@ def make_executor(
     logging_dir = str(Path(logs_root) / name)
     workers = max(1, min(workers, tasks))
     if kind == "local":
-        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
+        return LocalExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
     if kind == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 
