@@ -34,12 +34,14 @@ for datatrove and torch imports in the runner process, which never runs a stage 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.deployments.runner import EntrypointType
 from prefect.events import emit_event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
@@ -59,6 +61,7 @@ from pipelines.tokenize.job import MIN_SHARD_TOKENS
 
 SHARDS_READY = "fineforge.shards.ready"
 TRAINING_LIMIT = "fineforge-training"  # global concurrency limit held by every ablation training run
+CURATE_LOG = "curate.log"  # datatrove's log of a curate flow run, in its output folder
 
 
 class CurateParams(BaseModel):
@@ -185,17 +188,25 @@ class TrainSettings(BaseModel):
         return flags + list(self.extra_args)
 
 
-@task(name="stage-step")
-def _stage_step(name: str, step: Any) -> str:
-    step()
+@task(name="stage-step", cache_policy=NO_CACHE)  # a step is a bound method holding locks: Prefect cannot hash it
+def _stage_step(name: str, step: Any, log: Path | None = None) -> str:
+    from pipelines.curate.logs import datatrove_logs_to
+
+    with datatrove_logs_to(log) if log else contextlib.nullcontext():
+        step()
     return name
 
 
-def _steps_as_tasks(stage: str) -> StepRunner:
-    """Run each step of a stage as its own Prefect task, named `<stage>-<step>`."""
+def _steps_as_tasks(stage: str, log: Path | None = None) -> StepRunner:
+    """Run each step of a stage as its own Prefect task, named `<stage>-<step>`.
+
+    Args:
+        stage: the stage name.
+        log: a file for datatrove's log of the steps (hundreds of lines a run), instead of the serving terminal.
+    """
 
     def run_step(name: str, step: Any) -> None:
-        _stage_step.with_options(name=f"{stage}-{name}")(name, step)
+        _stage_step.with_options(name=f"{stage}-{name}")(name, step, log)
 
     return run_step
 
@@ -227,7 +238,7 @@ def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: T
         limit=params.limit,
         on_progress=progress,
     )
-    outcome = run_stage(stage, _steps_as_tasks("curate"))
+    outcome = run_stage(stage, _steps_as_tasks("curate", log=out / CURATE_LOG))
     summary = outcome.result
     if outcome.reused:
         logger.info("curate already finished in %s (run %s): skipped", out, summary["run_id"])

@@ -97,6 +97,47 @@ def test_curate_tokenize_event_trains(served_chain: ChainRun):
     assert _artifact(url, "train-counts-e2e")[0]["step"] == TRAIN_STEPS
 
 
+def _chain_runs(chain: ChainRun) -> list:
+    """The flow runs of the chain: curate, the tokenize subflow it ran, the training the event started."""
+    curated = str(chain.home / f"datasets/{chain.dataset}/curated")
+    tokenize = [r for r in _runs(chain.url, "tokenize") if curated in json.dumps(r.parameters, default=str)]
+    assert len(tokenize) == 1 and chain.train_runs, (tokenize, chain.train_runs)
+    return [chain.curate_run, *tokenize, *chain.train_runs]
+
+
+def _logs(url, flow_run_ids: list) -> list:
+    """Every log record of these flow runs and of their task runs, read back through the API page by page."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    found, page = [], 200
+    with _client(url) as client:
+        while True:
+            batch = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)), limit=page, offset=len(found)
+            )
+            found += batch
+            if len(batch) < page:
+                return found
+
+
+def test_successful_runs_log_no_error(served_chain: ChainRun):
+    """A successful curate run, its tokenize subflow and the training they start log nothing at ERROR (the UI
+    shows those red), and the serving process prints no traceback and no extraction noise of single pages."""
+    runs = _chain_runs(served_chain)
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    logs = _logs(served_chain.url, [r.id for r in runs])
+    assert any("curate" in log.message for log in logs), "the runs' logs were not read back"
+    errors = [f"{log.level} {log.name}: {log.message[:400]}" for log in logs if log.level >= 40]
+    assert not errors, "\n".join(errors)
+    printed = served_chain.serve_output
+    assert printed.strip(), "nothing of the runs' output was captured"
+    for noise in ("Traceback", "TerminationSignal", "Document is empty"):
+        assert noise not in printed, f"fineforge serve printed {noise!r}:\n{printed[-4000:]}"
+    log = (served_chain.home / f"datasets/{served_chain.dataset}/curated/curate.log").read_text()
+    assert "Processing done for rank" in log, "datatrove's log did not go to the output folder's curate.log"
+    assert not [line for line in log.splitlines() if "ERROR" in line], "the log file holds ERROR lines"
+
+
 @pytest.fixture(scope="module")
 def small_shards(builtin_text, tmp_path_factory) -> Path:
     """manifest.json of shards from the first 200 documents of the built-in web text (about 85k tokens)."""
