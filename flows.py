@@ -269,7 +269,7 @@ def _publish_curate(dataset: str, out: Path, summary: dict) -> None:
     if html is not None:
         create_link_artifact(
             report_link(html),
-            link_text=str(html),
+            link_text=f"Data-quality report: {dataset}",
             key=art.artifact_key("curate-report", dataset),
             description="The HTML data-quality report of this curate run",
         )
@@ -427,7 +427,8 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     """Build the HTML report of a curate folder and publish its key tables as artifacts.
 
     The tables go under `report-<table>-<dataset>` (the dataset: the parent's name of a `curated` folder),
-    the HTML link under `report-<dataset>`; shards and training runs found next to the folder are included.
+    the HTML link under `report-<dataset>`; the shards next to the folder and their training run (next to them,
+    or under FINEFORGE_HOME/runs/) are included.
 
     Args:
         run_dir: the curate folder to report on.
@@ -439,11 +440,23 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     """
     from pipelines.report import tables_of, write_report
 
-    path, data = write_report(Path(run_dir), Path(html) if html else None, Path(compare) if compare else None)
+    shards, train = layout.report_inputs(Path(run_dir))
+    path, data = write_report(
+        Path(run_dir), Path(html) if html else None, Path(compare) if compare else None, shards, train
+    )
     name = layout.dataset_name(Path(run_dir).resolve(), "curated")
     for key, rows in tables_of(data).items():
-        create_table_artifact(rows, key=art.artifact_key(f"report-{key}", name))
-    create_link_artifact(report_link(path), link_text=str(path), key=art.artifact_key("report", name))
+        create_table_artifact(
+            art.rounded_rows(rows),
+            key=art.artifact_key(f"report-{key}", name),
+            description=f"Data-quality report of {name}: {key.replace('_', ' ')}",
+        )
+    create_link_artifact(
+        report_link(path),
+        link_text=f"Data-quality report: {name}",
+        key=art.artifact_key("report", name),
+        description=f"The HTML data-quality report of {name} ({path})",
+    )
     return str(path)
 
 
@@ -584,7 +597,7 @@ def ablation(spec: AblationSpec) -> dict:
     report_path = ablation_.out / "report.html"
     create_link_artifact(
         report_path.as_uri(),
-        link_text=str(report_path),
+        link_text=f"Ablation report: {name}",
         key=art.artifact_key("ablation-report", name),
         description="The comparison report of this ablation",
     )
