@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from orchestration import artifacts as art
 from orchestration import layout
+from orchestration.forms import open_optional_fields
 from orchestration.progress import ArtifactProgress
 from orchestration.reports import report_link
 from orchestration.run_lock import exclusive_run_dir
@@ -88,7 +89,9 @@ class CurateParams(BaseModel):
         None, description="HTML extraction: trafilatura (FineWeb's) or resiliparse (~17x faster); empty: the config's."
     )
     pii: bool | None = Field(
-        None, description="Replace emails and public IP addresses (FineWeb's last step); empty: the config's (on)."
+        None,
+        title="PII",
+        description="Replace emails and public IP addresses (FineWeb's last step); empty: the config's (on).",
     )
     decontaminate_index: str | None = Field(
         None, description="Index from `fineforge decontam index`: drop or flag documents sharing its eval n-grams."
@@ -172,7 +175,9 @@ class TrainSettings(BaseModel):
 
     model: str = Field("tiny", description="Model preset (tiny, small-cpu, gpt2, d12, ...).")
     steps: int | None = Field(None, ge=1, description="Optimizer steps (default: the preset's).")
-    nproc: int = Field(1, ge=1, description="Training processes on this machine (torchrun when > 1).")
+    nproc: int = Field(
+        1, ge=1, title="Processes", description="Training processes on this machine (torchrun when > 1)."
+    )
     config: str | None = Field(None, description="Train config YAML.")
     extra_args: list[str] = Field(default_factory=list, description="More trainer flags, e.g. ['--lr', '3e-4'].")
 
@@ -621,9 +626,10 @@ def deployments(
             whose workers import the flows from their own install.
 
     Returns:
-        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train, ablation.
+        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train, ablation;
+        their run forms open optional fields on their input (`orchestration.forms`).
     """
-    settings = (train_settings or TrainSettings()).model_dump()
+    settings = (train_settings or TrainSettings()).model_dump(exclude_none=True)  # a None opens a form field empty
     trigger = DeploymentEventTrigger(
         name="train when shards are ready",
         expect={SHARDS_READY},
@@ -631,7 +637,7 @@ def deployments(
         parameters={"manifest": "{{ event.payload.manifest }}"},
     )
     kind = {"entrypoint_type": entrypoint_type}
-    return [
+    made = [
         curate.to_deployment(
             name="curate", description="Curate raw crawl, then tokenize it (announces the shards).", **kind
         ),
@@ -659,6 +665,7 @@ def deployments(
             **kind,
         ),
     ]
+    return [open_optional_fields(deployment) for deployment in made]
 
 
 def serve_all(api_url: str, train_settings: TrainSettings | None = None, limit: int | None = None) -> None:
