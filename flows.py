@@ -34,12 +34,14 @@ for datatrove and torch imports in the runner process, which never runs a stage 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.deployments.runner import EntrypointType
 from prefect.events import emit_event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
@@ -47,6 +49,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from orchestration import artifacts as art
 from orchestration import layout
+from orchestration.forms import open_optional_fields
 from orchestration.progress import ArtifactProgress
 from orchestration.reports import report_link
 from orchestration.run_lock import exclusive_run_dir
@@ -59,6 +62,7 @@ from pipelines.tokenize.job import MIN_SHARD_TOKENS
 
 SHARDS_READY = "fineforge.shards.ready"
 TRAINING_LIMIT = "fineforge-training"  # global concurrency limit held by every ablation training run
+CURATE_LOG = "curate.log"  # datatrove's log of a curate flow run, in its output folder
 
 
 class CurateParams(BaseModel):
@@ -85,7 +89,9 @@ class CurateParams(BaseModel):
         None, description="HTML extraction: trafilatura (FineWeb's) or resiliparse (~17x faster); empty: the config's."
     )
     pii: bool | None = Field(
-        None, description="Replace emails and public IP addresses (FineWeb's last step); empty: the config's (on)."
+        None,
+        title="PII",
+        description="Replace emails and public IP addresses (FineWeb's last step); empty: the config's (on).",
     )
     decontaminate_index: str | None = Field(
         None, description="Index from `fineforge decontam index`: drop or flag documents sharing its eval n-grams."
@@ -169,7 +175,9 @@ class TrainSettings(BaseModel):
 
     model: str = Field("tiny", description="Model preset (tiny, small-cpu, gpt2, d12, ...).")
     steps: int | None = Field(None, ge=1, description="Optimizer steps (default: the preset's).")
-    nproc: int = Field(1, ge=1, description="Training processes on this machine (torchrun when > 1).")
+    nproc: int = Field(
+        1, ge=1, title="Processes", description="Training processes on this machine (torchrun when > 1)."
+    )
     config: str | None = Field(None, description="Train config YAML.")
     extra_args: list[str] = Field(default_factory=list, description="More trainer flags, e.g. ['--lr', '3e-4'].")
 
@@ -185,17 +193,25 @@ class TrainSettings(BaseModel):
         return flags + list(self.extra_args)
 
 
-@task(name="stage-step")
-def _stage_step(name: str, step: Any) -> str:
-    step()
+@task(name="stage-step", cache_policy=NO_CACHE)  # a step is a bound method holding locks: Prefect cannot hash it
+def _stage_step(name: str, step: Any, log: Path | None = None) -> str:
+    from pipelines.curate.logs import datatrove_logs_to
+
+    with datatrove_logs_to(log) if log else contextlib.nullcontext():
+        step()
     return name
 
 
-def _steps_as_tasks(stage: str) -> StepRunner:
-    """Run each step of a stage as its own Prefect task, named `<stage>-<step>`."""
+def _steps_as_tasks(stage: str, log: Path | None = None) -> StepRunner:
+    """Run each step of a stage as its own Prefect task, named `<stage>-<step>`.
+
+    Args:
+        stage: the stage name.
+        log: a file for datatrove's log of the steps (hundreds of lines a run), instead of the serving terminal.
+    """
 
     def run_step(name: str, step: Any) -> None:
-        _stage_step.with_options(name=f"{stage}-{name}")(name, step)
+        _stage_step.with_options(name=f"{stage}-{name}")(name, step, log)
 
     return run_step
 
@@ -230,7 +246,7 @@ def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: T
         limit=params.limit,
         on_progress=progress,
     )
-    outcome = run_stage(stage, _steps_as_tasks("curate"))
+    outcome = run_stage(stage, _steps_as_tasks("curate", log=out / CURATE_LOG))
     summary = outcome.result
     if outcome.reused:
         logger.info("curate already finished in %s (run %s): skipped", out, summary["run_id"])
@@ -261,7 +277,7 @@ def _publish_curate(dataset: str, out: Path, summary: dict) -> None:
     if html is not None:
         create_link_artifact(
             report_link(html),
-            link_text=str(html),
+            link_text=f"Data-quality report: {dataset}",
             key=art.artifact_key("curate-report", dataset),
             description="The HTML data-quality report of this curate run",
         )
@@ -419,7 +435,8 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     """Build the HTML report of a curate folder and publish its key tables as artifacts.
 
     The tables go under `report-<table>-<dataset>` (the dataset: the parent's name of a `curated` folder),
-    the HTML link under `report-<dataset>`; shards and training runs found next to the folder are included.
+    the HTML link under `report-<dataset>`; the shards next to the folder and their training run (next to them,
+    or under FINEFORGE_HOME/runs/) are included.
 
     Args:
         run_dir: the curate folder to report on.
@@ -431,11 +448,23 @@ def report(run_dir: str, html: str | None = None, compare: str | None = None) ->
     """
     from pipelines.report import tables_of, write_report
 
-    path, data = write_report(Path(run_dir), Path(html) if html else None, Path(compare) if compare else None)
+    shards, train = layout.report_inputs(Path(run_dir))
+    path, data = write_report(
+        Path(run_dir), Path(html) if html else None, Path(compare) if compare else None, shards, train
+    )
     name = layout.dataset_name(Path(run_dir).resolve(), "curated")
     for key, rows in tables_of(data).items():
-        create_table_artifact(rows, key=art.artifact_key(f"report-{key}", name))
-    create_link_artifact(report_link(path), link_text=str(path), key=art.artifact_key("report", name))
+        create_table_artifact(
+            art.rounded_rows(rows),
+            key=art.artifact_key(f"report-{key}", name),
+            description=f"Data-quality report of {name}: {key.replace('_', ' ')}",
+        )
+    create_link_artifact(
+        report_link(path),
+        link_text=f"Data-quality report: {name}",
+        key=art.artifact_key("report", name),
+        description=f"The HTML data-quality report of {name} ({path})",
+    )
     return str(path)
 
 
@@ -579,7 +608,7 @@ def ablation(spec: AblationSpec) -> dict:
         report_path = ablation_.out / "report.html"
         create_link_artifact(
             report_path.as_uri(),
-            link_text=str(report_path),
+            link_text=f"Ablation report: {name}",
             key=art.artifact_key("ablation-report", name),
             description="The comparison report of this ablation",
         )
@@ -603,9 +632,10 @@ def deployments(
             whose workers import the flows from their own install.
 
     Returns:
-        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train, ablation.
+        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train, ablation;
+        their run forms open optional fields on their input (`orchestration.forms`).
     """
-    settings = (train_settings or TrainSettings()).model_dump()
+    settings = (train_settings or TrainSettings()).model_dump(exclude_none=True)  # a None opens a form field empty
     trigger = DeploymentEventTrigger(
         name="train when shards are ready",
         expect={SHARDS_READY},
@@ -613,7 +643,7 @@ def deployments(
         parameters={"manifest": "{{ event.payload.manifest }}"},
     )
     kind = {"entrypoint_type": entrypoint_type}
-    return [
+    made = [
         curate.to_deployment(
             name="curate", description="Curate raw crawl, then tokenize it (announces the shards).", **kind
         ),
@@ -641,6 +671,7 @@ def deployments(
             **kind,
         ),
     ]
+    return [open_optional_fields(deployment) for deployment in made]
 
 
 def serve_all(api_url: str, train_settings: TrainSettings | None = None, limit: int | None = None) -> None:

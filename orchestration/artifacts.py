@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 from typing import Any
 
@@ -50,7 +51,7 @@ def funnel_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "docs_in": stage["docs_in"],
                 "docs_out": stage["docs_out"],
                 "dropped": dropped,
-                "kept_pct": round(kept, 2),
+                "kept_pct": rounded(kept),
             }
         )
     return rows
@@ -67,10 +68,11 @@ def quality_model_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
     """
     baseline = card.get("baseline") or {}
     sizes = {"n_train": card["n_train"], "n_test": card["n_test"]}
-    return [
+    rows = [
         {"scorer": f"fastText ({card['model']})", "accuracy": card["accuracy"], "auc": card["auc"], **sizes},
         {"scorer": baseline.get("name"), "accuracy": baseline.get("accuracy"), "auc": baseline.get("auc"), **sizes},
     ]
+    return rounded_rows(rows)
 
 
 def drop_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,6 +116,27 @@ def shard_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def rounded(value: Any) -> Any:
+    """A float as a table shows it: 4 significant digits, whole from 1,000 on; None when not finite.
+
+    Args:
+        value: any cell value (only floats change).
+
+    Returns:
+        The value to publish.
+    """
+    if not isinstance(value, float):
+        return value
+    if not math.isfinite(value):
+        return None
+    return float(round(value)) if abs(value) >= 1000 else float(f"{value:.4g}")
+
+
+def rounded_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows with every float `rounded`."""
+    return [{key: rounded(value) for key, value in row.items()} for row in rows]
+
+
 def progress_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Counts so far as table rows: a stage's `name` becomes `stage`, a dict of drops by reason its sum.
 
@@ -121,7 +144,7 @@ def progress_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows: `Progress.rows` (curate: StageStats dicts; tokenize and train: flat dicts).
 
     Returns:
-        Flat rows with the same keys, in the same order ("-" where a value is unknown).
+        Flat rows with the same keys, in the same order, numbers `rounded` ("-" where a value is unknown).
     """
     table = []
     for row in rows:
@@ -129,6 +152,7 @@ def progress_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for key, value in row.items():
             if isinstance(value, dict):
                 value = sum(value.values())
+            value = rounded(value)
             flat["stage" if key == "name" else key] = "-" if value is None else value
         table.append(flat)
     return table
@@ -153,11 +177,11 @@ def final_metrics_rows(records: list[dict[str, Any]], run: dict[str, Any] | None
         last = steps[-1]
         rows += [
             {"metric": "steps", "value": last["step"]},
-            {"metric": "train_loss", "value": round(last["loss"], 4)},
-            {"metric": "tok_per_s", "value": round(last.get("tok_per_s", 0.0), 1)},
+            {"metric": "train_loss", "value": rounded(last["loss"])},
+            {"metric": "tok_per_s", "value": rounded(float(last.get("tok_per_s", 0.0)))},
         ]
     if evals:
-        rows.append({"metric": "val_loss", "value": round(evals[-1]["val_loss"], 4)})
+        rows.append({"metric": "val_loss", "value": rounded(evals[-1]["val_loss"])})
     return rows
 
 
@@ -219,9 +243,9 @@ def ablation_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
                 "eval_set": row["eval_set"],
                 "metric": row["metric"],
                 "variant": row["variant"],
-                "mean": round(row["mean"], 4),
-                "min": round(row["min"], 4),
-                "max": round(row["max"], 4),
+                "mean": rounded(row["mean"]),
+                "min": rounded(row["min"]),
+                "max": rounded(row["max"]),
                 "seeds": row["seeds"],
                 "verdict": mark,
             }

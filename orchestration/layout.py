@@ -1,7 +1,8 @@
 """Default folders of the UI path: datasets and runs under the FineForge home.
 
 `FINEFORGE_HOME/datasets/<dataset>/{curated,shards}` and `FINEFORGE_HOME/runs/<dataset>`; every flow also takes
-explicit folders, and the dataset of a folder is read back from this layout.
+explicit folders, and the dataset of a folder is read back from this layout (the report of a curated folder
+finds its shards and training run through `report_inputs`).
 """
 
 from __future__ import annotations
@@ -40,3 +41,22 @@ def train_run_dir(manifest: str, run_dir: str | None = None) -> Path:
         shards = shards.parent
     name = dataset_name(shards, "shards")
     return fineforge_home() / "runs" / (name or "default")
+
+
+def report_inputs(curated: Path) -> tuple[Path | None, Path | None]:
+    """The shard folder and training run a report of `curated` includes: the shards beside it, the run beside
+    the shards (`fineforge demo`'s layout) or at `FINEFORGE_HOME/runs/<dataset>` (this layout), each only when
+    its contract names what it was made from.
+
+    Args:
+        curated: a curate output folder.
+
+    Returns:
+        (shard folder or None, training run folder or None).
+    """
+    from pipelines.report.downstream import find_shards, find_training
+
+    shards = find_shards(Path(curated))
+    if shards is None:
+        return None, None
+    return shards, find_training(shards, [train_run_dir(str(shards))])

@@ -192,6 +192,7 @@ class ChainRun:
         curate_run: the flow run of the curate deployment.
         train_runs: the finished runs of the `train` flow on this dataset's manifest.
         seconds: from starting curate to the end of training.
+        serve_output: what the `fineforge serve` process printed meanwhile (its runs' output included).
     """
 
     url: str
@@ -200,6 +201,7 @@ class ChainRun:
     curate_run: object
     train_runs: list
     seconds: float
+    serve_output: str
 
     @property
     def summary(self) -> dict:
@@ -235,6 +237,8 @@ def served_chain(served, tmp_path_factory) -> ChainRun:
             runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])))
         return [r for r in runs if r.parameters.get("manifest") == str(manifest) and r.state and r.state.is_final()]
 
+    serve_log = home / "serve.log"
+    printed_before = serve_log.stat().st_size
     t0 = time.monotonic()
     params = {"params": {"dataset": dataset, "inputs": [str(crawl)]},
               "tokenize_options": {"shard_tokens": 20_000, "val_tokens": 4096}}  # fmt: skip
@@ -242,4 +246,6 @@ def served_chain(served, tmp_path_factory) -> ChainRun:
     trained = []
     if run.state.is_completed():
         trained = wait_for(finished_training, 300, "the train-on-shards run", home / "serve.log")
-    return ChainRun(url, home, dataset, run, trained, time.monotonic() - t0)
+    seconds = time.monotonic() - t0
+    serve_output = serve_log.read_bytes()[printed_before:].decode(errors="replace")
+    return ChainRun(url, home, dataset, run, trained, seconds, serve_output)

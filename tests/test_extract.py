@@ -9,6 +9,7 @@ drop every planted case at its stage, and leave none of the planted boilerplate 
 from __future__ import annotations
 
 import gzip
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from pipelines.curate.extract import (
     trim_tail,
 )
 from pipelines.curate.read import decode_html
+from tests.conftest import REPO_ROOT
 from tests.test_demo_data import test_curate_finds_every_planted_case as check_planted_cases
 
 
@@ -97,3 +99,35 @@ def test_configs_from_before_engines_still_load(tmp_path) -> None:
     both.write_text("extract:\n  favour_precision: false\n  trafilatura:\n    favour_precision: true\n")
     with pytest.raises(ValueError, match="both set"):
         load_config(both)
+
+
+# A stage process as a Prefect flow run sets it up: a SIGTERM handler that raises (Prefect's raises
+# TerminationSignal, a BaseException) and stdlib logging to stderr at WARNING; then the extract step on a real
+# page and on one that is not HTML at all.
+QUIET_SANDBOX_SCRIPT = """
+import logging, signal, sys
+class Terminated(BaseException):
+    pass
+def raise_terminated(signum, frame):
+    raise Terminated(signum)
+signal.signal(signal.SIGTERM, raise_terminated)
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+from datatrove.data import Document
+from pipelines.curate.extract import HtmlExtractor
+page = "<html><body><article><p>" + "A real sentence of the article, long enough to keep. " * 12 + "</p></article>"
+docs = [Document(text=page, id="page", metadata={"content_type": "html"}),
+        Document(text="   ", id="blank", metadata={"content_type": "html"})]
+print("kept", [doc.id for doc in HtmlExtractor().run(iter(docs))])
+"""
+
+
+def test_extraction_child_is_quiet_under_a_raising_sigterm_handler() -> None:
+    """The sandbox child forked from a flow run ends without a traceback, and trafilatura's "Document is empty"
+    about a page that is not HTML reaches datatrove's log as a warning, not stderr as an ERROR."""
+    proc = subprocess.run([sys.executable, "-c", QUIET_SANDBOX_SCRIPT], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "kept ['page']" in proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr and "Terminated" not in proc.stderr, proc.stderr
+    empty = [line for line in proc.stderr.splitlines() if "Document is empty" in line]
+    assert empty and all("| WARNING" in line for line in empty), proc.stderr
+    assert "ERROR" not in proc.stderr, proc.stderr

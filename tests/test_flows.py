@@ -9,7 +9,9 @@ runs alone and in any order.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,6 +99,96 @@ def test_curate_tokenize_event_trains(served_chain: ChainRun):
     assert _artifact(url, "train-counts-e2e")[0]["step"] == TRAIN_STEPS
 
 
+def _chain_runs(chain: ChainRun) -> list:
+    """The flow runs of the chain: curate, the tokenize subflow it ran, the training the event started."""
+    curated = str(chain.home / f"datasets/{chain.dataset}/curated")
+    tokenize = [r for r in _runs(chain.url, "tokenize") if curated in json.dumps(r.parameters, default=str)]
+    assert len(tokenize) == 1 and chain.train_runs, (tokenize, chain.train_runs)
+    return [chain.curate_run, *tokenize, *chain.train_runs]
+
+
+def _logs(url, flow_run_ids: list) -> list:
+    """Every log record of these flow runs and of their task runs, read back through the API page by page."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    found, page = [], 200
+    with _client(url) as client:
+        while True:
+            batch = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)), limit=page, offset=len(found)
+            )
+            found += batch
+            if len(batch) < page:
+                return found
+
+
+def test_successful_runs_log_no_error(served_chain: ChainRun):
+    """A successful curate run, its tokenize subflow and the training they start log nothing at ERROR (the UI
+    shows those red), and the serving process prints no traceback and no extraction noise of single pages."""
+    runs = _chain_runs(served_chain)
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    logs = _logs(served_chain.url, [r.id for r in runs])
+    assert any("curate" in log.message for log in logs), "the runs' logs were not read back"
+    errors = [f"{log.level} {log.name}: {log.message[:400]}" for log in logs if log.level >= 40]
+    assert not errors, "\n".join(errors)
+    printed = served_chain.serve_output
+    assert printed.strip(), "nothing of the runs' output was captured"
+    for noise in ("Traceback", "TerminationSignal", "Document is empty"):
+        assert noise not in printed, f"fineforge serve printed {noise!r}:\n{printed[-4000:]}"
+    log = (served_chain.home / f"datasets/{served_chain.dataset}/curated/curate.log").read_text()
+    assert "Processing done for rank" in log, "datatrove's log did not go to the output folder's curate.log"
+    assert not [line for line in log.splitlines() if "ERROR" in line], "the log file holds ERROR lines"
+
+
+@pytest.fixture(scope="module")
+def chain_report(served_chain: ChainRun):
+    """The `report` deployment run on the chain's curated folder, laid out as the UI lays out a dataset."""
+    from prefect.deployments import run_deployment
+
+    run_dir = served_chain.home / f"datasets/{served_chain.dataset}/curated"
+    return run_deployment("report/report", parameters={"run_dir": str(run_dir)}, timeout=300, poll_interval=2)
+
+
+def test_report_of_a_ui_dataset_shows_its_training(served_chain: ChainRun, chain_report):
+    """The report of `datasets/<dataset>/curated` finds the shards beside it and the run under `runs/<dataset>`,
+    and draws its training curves; its link reads as a title, not as a path."""
+    assert chain_report.state.is_completed(), chain_report.state
+    dataset = served_chain.dataset
+    html = (served_chain.home / f"datasets/{dataset}/curated/report.html").read_text()
+    training = re.search(r'<section id="training">.*?</section>', html, re.S)
+    assert training, "the report has no training section"
+    assert f"runs/{dataset}</code>" in training.group(0) and 'alt="training curves"' in training.group(0)
+    link = _artifact(served_chain.url, f"report-{dataset}")
+    assert link.startswith(f"[Data-quality report: {dataset}](") and link.endswith("/curated/report.html)"), link
+
+
+def _rounded(value: float) -> bool:
+    """At most 4 significant digits, or a whole number from 1,000 on."""
+    return not math.isfinite(value) or value == float(f"{value:.4g}") or (abs(value) >= 1000 and value == round(value))
+
+
+def test_one_card_per_key_per_run(served_chain: ChainRun, chain_report):
+    """Each flow run shows one artifact per key (live progress and counts are updated in place, not added to),
+    every artifact says what it is, and table numbers are rounded."""
+    from collections import Counter
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    runs = [*_chain_runs(served_chain), chain_report]
+    with _client(served_chain.url) as client:
+        ids = ArtifactFilterFlowRunId(any_=[r.id for r in runs])
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ids), limit=200)
+    keys = Counter((a.flow_run_id, a.key) for a in artifacts)
+    assert {"train-counts-e2e", "curate-counts-e2e", "report-e2e"} <= {key for _, key in keys}, keys
+    assert all(n == 1 for n in keys.values()), sorted(f"{key}: {n}" for (_, key), n in keys.items() if n > 1)
+    undescribed = [a.key for a in artifacts if not (a.description or "").strip()]
+    assert not undescribed, undescribed
+    for artifact in artifacts:
+        if artifact.type == "table":
+            cells = [v for row in json.loads(artifact.data) for v in row.values() if isinstance(v, float)]
+            assert all(map(_rounded, cells)), f"{artifact.key}: {[v for v in cells if not _rounded(v)]}"
+
+
 @pytest.fixture(scope="module")
 def small_shards(builtin_text, tmp_path_factory) -> Path:
     """manifest.json of shards from the first 200 documents of the built-in web text (about 85k tokens)."""
@@ -171,7 +263,7 @@ def test_pipeline_rerun_skips_finished_stages(served, tmp_path):
     summary = json.loads(outputs[0].read_text())
     funnel = _artifact(url, "report-funnel-pipe")
     assert [r["docs_out"] for r in funnel] == [s["docs_out"] for s in summary["stages"]]
-    assert str(home / "datasets/pipe/curated/report.html") in _artifact(url, "report-pipe")
+    assert _artifact(url, "report-pipe").endswith("/datasets/pipe/curated/report.html)")
 
 
 def test_up_starts_and_stops_cleanly(tmp_path):

@@ -143,7 +143,8 @@ def _form_descriptions(schema: dict) -> list[str]:
 
 def test_every_flow_form_shows_its_descriptions_whole(served, tmp_path):
     """Every deployment's run form shows each parameter description in full: the UI renders `<name>` in a
-    description as an HTML tag and drops it ("FINEFORGE_HOME/datasets//."), so placeholders are `{name}`."""
+    description as an HTML tag and drops it ("FINEFORGE_HOME/datasets//."), so placeholders are `{name}`; and
+    no optional field opens on its `null` branch, which shows 'Property is type "None"' instead of an input."""
     from prefect.client.orchestration import SyncPrefectClient
 
     url, _, _ = served
@@ -159,3 +160,4 @@ def test_every_flow_form_shows_its_descriptions_whole(served, tmp_path):
         for description in _form_descriptions(deployment.parameter_openapi_schema):
             assert "".join(description.split()) in squeezed, f"{deployment.name}: {description!r} not shown whole"
         assert "//" not in text.replace("://", ""), f"{deployment.name}: a placeholder vanished"
+        assert 'Property is type "None"' not in text, f"{deployment.name}: an optional field opens on None"

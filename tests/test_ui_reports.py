@@ -49,7 +49,7 @@ def test_report_artifact_links_to_the_served_report(served, tmp_path):
         key = ArtifactFilterKey(any_=["curate-report-uireport"])
         artifact = client.read_artifacts(artifact_filter=ArtifactFilter(key=key))[0]
     report_url = f"{env[REPORTS_ENV]}/datasets/uireport/curated/report.html"
-    assert artifact.data == f"[{home / 'datasets/uireport/curated/report.html'}]({report_url})"  # markdown link
+    assert artifact.data == f"[Data-quality report: uireport]({report_url})"  # a markdown link with a title
 
     page = _dom(f"{url.removesuffix('/api')}/artifacts/artifact/{artifact.id}", tmp_path / "ui")
     links = re.findall(r'href="(http://127\.0\.0\.1:\d+/[^"]*report\.html)"', page)

@@ -123,8 +123,10 @@ class AblationSpec(BaseModel):
     tokens: int = Field(DEFAULT_TOKENS, ge=1, description="Training tokens per run (equal for every variant).")
     seq_len: int | None = Field(None, ge=8, description="Sequence length (default: the model preset's).")
     batch_tokens: int | None = Field(None, ge=8, description="Tokens per optimizer step (default: the preset's).")
-    lr: float | None = Field(None, gt=0, le=1, description="Peak learning rate (default: the preset's).")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1, description="One run per seed.")
+    lr: float | None = Field(
+        None, gt=0, le=1, title="Learning rate", description="Peak learning rate (default: the preset's)."
+    )
+    seeds: list[int] = Field([0, 1], min_length=1, description="One run per seed.")  # copied per instance
     workers: int = Field(1, ge=1, le=1024, description="Parallel curate tasks and tokenizer processes.")
     training_concurrency: int = Field(
         1, ge=1, le=64, description="Training runs at once on this machine; each trainer gets its share of the cores."

@@ -25,12 +25,20 @@ precision 0.92 against 0.83); resiliparse is the engine for throughput.
 
 The per-page timeout defaults to 10 s rather than datatrove's 1 s: on a loaded 2-core machine a large page
 can take over 1 s, and a timeout that depends on machine load would make reruns differ.
+
+The sandbox's child is quiet (`QuietSandbox`): it warms up on a small page instead of an empty string (trafilatura
+logs three ERRORs for "" alone), its stdlib log records (trafilatura's "lxml parsing failed: Document is empty" for
+a page that is not HTML) go to datatrove's log as warnings, since the stage counts such a page as a drop already,
+and it ends on SIGTERM without a traceback even when forked from a Prefect flow run, whose SIGTERM handler raises
+`TerminationSignal`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
+import signal
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -40,6 +48,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EngineName = Literal["trafilatura", "resiliparse"]
+WARMUP_PAGE = "<html><body><p>A short paragraph to warm the extractor up.</p></body></html>"
 _TERMINAL_PUNCTUATION = tuple(".!?:;\"')”»。！？")
 
 
@@ -206,6 +215,32 @@ def make_engine(cfg: ExtractConfig) -> TrafilaturaEngine | ResiliparseEngine:
     return TrafilaturaEngine(cfg.trafilatura)
 
 
+class _ToDatatroveLog(logging.Handler):
+    """Pass stdlib log records on to datatrove's log (loguru), an ERROR about one page as a WARNING."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from datatrove.utils.logging import logger
+
+        level = "WARNING" if record.levelno >= logging.WARNING else "DEBUG"
+        logger.log(level, "{}: {}", record.name, record.getMessage())
+
+
+class QuietSandbox(ExtractorSandbox):
+    """datatrove's extraction sandbox whose child warms up on a page, logs to datatrove's log and dies quietly.
+
+    Args:
+        timeout: seconds per page.
+    """
+
+    def __init__(self, timeout: float):
+        super().__init__(timeout=timeout, warmup_text=WARMUP_PAGE)
+
+    def _worker(self, conn: Any, extract_fn: Callable) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (Prefect's raises a traceback)
+        logging.root.handlers = [_ToDatatroveLog()]
+        super()._worker(conn, extract_fn)
+
+
 class HtmlExtractor(BaseExtractor):
     """Main-text extraction of HTML documents with a pluggable engine; text documents pass through.
 
@@ -235,7 +270,7 @@ class HtmlExtractor(BaseExtractor):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         """Extract the main text of each HTML document; pass text documents on unchanged."""
         rejects = self.exclusion_writer or contextlib.nullcontext()
-        with ExtractorSandbox(timeout=self.timeout, warmup_text="") as sandbox, rejects:
+        with QuietSandbox(self.timeout) as sandbox, rejects:
             for doc in data:
                 self.stat_update("total")
                 if doc.metadata.get("content_type") != "html":

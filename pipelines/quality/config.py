@@ -28,7 +28,7 @@ class ClassifierSettings(BaseModel):
     seed: int = Field(0, ge=0, description="Seed of the split, the shuffle and fastText itself.")
     epochs: int = Field(25, ge=1, le=10_000, description="Passes over the training texts.")
     ngrams: int = Field(2, ge=1, le=6, description="Word n-grams (2: words and bigrams, as DCLM).")
-    lr: float = Field(0.5, gt=0.0, le=10.0, description="Learning rate.")
+    lr: float = Field(0.5, gt=0.0, le=10.0, title="Learning rate", description="Learning rate.")
     dim: int = Field(100, ge=2, le=1024, description="Embedding dimensions.")
     # The model file holds (words + buckets) x dim float32: about 800 MB at 2M buckets and 100 dimensions.
     buckets: int = Field(2_000_000, ge=1_000, le=100_000_000, description="Hash buckets of the word n-grams.")

@@ -6,7 +6,8 @@ Both are optional inputs of the report. They are taken from explicit paths when 
 - shards: a sibling folder of the curate dir (same parent) whose `manifest.json` has `source.path`
   resolving to the curate dir (the tokenize contract records it);
 - training: a sibling folder holding `metrics.jsonl` and a `run.json` that names that manifest or its
-  folder anywhere among its string values (the train contract records the manifest path).
+  folder anywhere among its string values (the train contract records the manifest path), or a folder the
+  caller names (`orchestration.layout` gives the UI's `FINEFORGE_HOME/runs/<dataset>`).
 
 So the layout `RUN/curated`, `RUN/shards`, `RUN/train` (what `fineforge demo` writes) is found from
 `RUN/curated` alone. A curate dir that is a variant of an ablation (`DIR/<variant>/curated` with
@@ -18,6 +19,7 @@ EOT positions, one vectorised pass per shard.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +61,16 @@ def _strings(obj: Any) -> list[str]:
     return []
 
 
-def find_training(shard_dir: Path) -> Path | None:
-    """Return the sibling folder whose run.json names `shard_dir` or its manifest, or None."""
+def find_training(shard_dir: Path, candidates: Iterable[Path] = ()) -> Path | None:
+    """Return the training run whose run.json names `shard_dir` or its manifest, or None.
+
+    Args:
+        shard_dir: the shard folder.
+        candidates: run folders to try after the shards' siblings (where a layout puts runs elsewhere).
+    """
     shard_dir = Path(shard_dir).resolve()
     targets = {shard_dir, shard_dir / MANIFEST_NAME}
-    for run_json in sorted(shard_dir.parent.glob("*/run.json")):
+    for run_json in [*sorted(shard_dir.parent.glob("*/run.json")), *(Path(c) / "run.json" for c in candidates)]:
         if not (run_json.parent / "metrics.jsonl").is_file():
             continue
         try:
