@@ -31,6 +31,7 @@ from pipelines.common.files import OutputFolderError, link_or_copy, make_output_
 from pipelines.common.inputs import InputFile
 
 OWNER_FILE = ".fineforge-curate.json"
+LOG_FILE = "curate.log"  # datatrove's log of this folder's runs, appended (`fineforge curate` without --verbose)
 PUBLISHED_DIRS = ("data", "rejects", "quarantine", "quality")
 _OWN_KINDS = {
     "data": ("*.parquet",),
