@@ -1,4 +1,4 @@
-"""`fineforge demo`: the whole job end to end on the built-in demo crawl, offline, on a CPU, in about 2 minutes.
+"""`fineforge demo`: the whole job end to end on the built-in demo crawl, offline, on a CPU (timings: README).
 
 Stages, each into its own folder of OUT (the layout the report discovers by lineage):
 
@@ -35,7 +35,7 @@ from rich.table import Table
 from pipelines.common.metrics import read_metrics
 from pipelines.common.stage import run_stage
 
-DEMO_MODEL = "tiny"  # model.gpt2.PRESETS: 2 layers, 64 wide; trains in about a minute on 2 cores
+DEMO_MODEL = "tiny"  # model.gpt2.PRESETS: 2 layers, 64 wide
 DEMO_STEPS = 300  # trainer.config.TRAIN_PRESETS["tiny"]: val loss 10.9 -> about 4 on the demo corpus
 SHARD_TOKENS = 1_000_000  # the demo corpus is about 42k tokens: one shard per split
 VAL_TOKENS = 4096  # whole documents, about 10 of 100; eval_tokens of the tiny preset (8192) reads them all
