@@ -59,8 +59,8 @@ class TerminalProgress:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: Any) -> None:
         if self._last is not None:
-            table = self.table_at_end or exc_type is not None
-            self._live.update(render(self._last, table), refresh=True)
+            with_table = self.table_at_end or exc_type is not None
+            self._live.update(render(self._last, with_table), refresh=True)
         self._live.stop()
         if self._last is not None and not self.console.is_terminal:
             self.console.line()  # rich leaves a non-terminal's last line open
@@ -74,12 +74,12 @@ class TerminalProgress:
             self._live.update(render(progress), refresh=True)
 
 
-def render(progress: Progress, table: bool = True) -> Group:
+def render(progress: Progress, with_table: bool = True) -> Group:
     """The rich renderable of a snapshot: a bar line and the table of counts so far.
 
     Args:
         progress: the snapshot.
-        table: whether to include the table of counts.
+        with_table: whether to include the table of counts.
 
     Returns:
         A rich Group.
@@ -92,7 +92,7 @@ def render(progress: Progress, table: bool = True) -> Group:
         ProgressBar(total=100.0, completed=100 * progress.overall, width=24),
         Text(progress.describe(), overflow="ellipsis"),
     )
-    rows = progress_table(progress.rows) if table else []
+    rows = progress_table(progress.rows) if with_table else []
     if not rows:
         return Group(header)
     table = Table(show_edge=False, pad_edge=False, box=None)
