@@ -451,13 +451,15 @@ def curate_command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="write into a folder that is not a curate output (replaces only curate's files)"
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="show datatrove's log here instead of appending it to OUTPUT/curate.log"
+    ),
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
-    import json
-
     from orchestration.progress import TerminalProgress
     from pipelines.curate import load_config, run_curate
     from pipelines.curate.config import with_ray_address
+    from pipelines.curate.output import LOG_FILE
     from pipelines.curate.pii import privacy_warning
 
     if executor not in ("local", "ray", "slurm"):
@@ -468,26 +470,35 @@ def curate_command(
     warning = privacy_warning(cfg.pii)
     if warning:  # before the run and again under its summary, so it is not lost above the progress
         typer.secho(warning, fg="red", bold=True, err=True)
-    with TerminalProgress() as progress:
-        summary = run_curate(cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress)
-    for stage in summary["stages"]:
-        dropped = ", ".join(f"{reason} {n}" for reason, n in stage["dropped"].items()) or "-"
-        counts = f"{stage['docs_in']:>8} -> {stage['docs_out']:>8}"
-        typer.echo(f"{stage['name']:<18} {counts}  {stage['status']:<6}  dropped: {dropped}")
-    keys = (
-        "run_id",
-        "records_read",
-        "quarantined",
-        "records_skipped",
-        "docs_in",
-        "docs_out",
-        "duration_s",
-        "docs_per_s",
-    )
-    typer.echo(json.dumps({key: summary[key] for key in keys}))
+    with TerminalProgress(table_at_end=False) as progress:
+        summary = run_curate(
+            cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress, log_to_file=not verbose
+        )
+    _print_curate_summary(summary)
     typer.echo(f"summary: {output.resolve() / 'summary.json'}")
+    if not verbose:
+        typer.echo(f"datatrove log: {output.resolve() / LOG_FILE}")
     if warning:
         typer.secho(warning, fg="red", bold=True, err=True)
+
+
+def _print_curate_summary(summary: dict[str, Any]) -> None:
+    """Print the stage table of a curate summary (status, counts, drop reasons) and one line of totals."""
+    typer.echo(f"{'stage':<18} {'status':<6} {'in':>8} {'out':>8}  dropped")
+    for stage in summary["stages"]:
+        dropped = ", ".join(f"{reason} {n:,}" for reason, n in stage["dropped"].items()) or "-"
+        counts = f"{stage['docs_in']:>8,} {stage['docs_out']:>8,}"
+        typer.echo(f"{stage['name']:<18} {stage['status']:<6} {counts}  {dropped}")
+    skipped = summary["records_skipped"]
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in skipped.items())
+    typer.echo(
+        f"{summary['records_read']:,} records read, {summary['quarantined']:,} quarantined, "
+        f"{sum(skipped.values()):,} not documents{f' ({kinds})' if kinds else ''}"
+    )
+    typer.echo(
+        f"{summary['docs_in']:,} documents in, {summary['docs_out']:,} kept, in {summary['duration_s']:.1f} s "
+        f"({summary['docs_per_s']:,.1f} docs/s); run {summary['run_id']}"
+    )
 
 
 @config_app.command("show")

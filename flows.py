@@ -34,7 +34,6 @@ for datatrove and torch imports in the runner process, which never runs a stage 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -62,7 +61,6 @@ from pipelines.tokenize.job import MIN_SHARD_TOKENS
 
 SHARDS_READY = "fineforge.shards.ready"
 TRAINING_LIMIT = "fineforge-training"  # global concurrency limit held by every ablation training run
-CURATE_LOG = "curate.log"  # datatrove's log of a curate flow run, in its output folder
 
 
 class CurateParams(BaseModel):
@@ -194,24 +192,20 @@ class TrainSettings(BaseModel):
 
 
 @task(name="stage-step", cache_policy=NO_CACHE)  # a step is a bound method holding locks: Prefect cannot hash it
-def _stage_step(name: str, step: Any, log: Path | None = None) -> str:
-    from pipelines.curate.logs import datatrove_logs_to
-
-    with datatrove_logs_to(log) if log else contextlib.nullcontext():
-        step()
+def _stage_step(name: str, step: Any) -> str:
+    step()
     return name
 
 
-def _steps_as_tasks(stage: str, log: Path | None = None) -> StepRunner:
+def _steps_as_tasks(stage: str) -> StepRunner:
     """Run each step of a stage as its own Prefect task, named `<stage>-<step>`.
 
     Args:
         stage: the stage name.
-        log: a file for datatrove's log of the steps (hundreds of lines a run), instead of the serving terminal.
     """
 
     def run_step(name: str, step: Any) -> None:
-        _stage_step.with_options(name=f"{stage}-{name}")(name, step, log)
+        _stage_step.with_options(name=f"{stage}-{name}")(name, step)
 
     return run_step
 
@@ -245,8 +239,9 @@ def curate(params: CurateParams, then_tokenize: bool = True, tokenize_options: T
         executor=params.executor,
         limit=params.limit,
         on_progress=progress,
+        log_to_file=True,  # datatrove's hundreds of lines a run go to OUT/curate.log, not the serving terminal
     )
-    outcome = run_stage(stage, _steps_as_tasks("curate", log=out / CURATE_LOG))
+    outcome = run_stage(stage, _steps_as_tasks("curate"))
     summary = outcome.result
     if outcome.reused:
         logger.info("curate already finished in %s (run %s): skipped", out, summary["run_id"])

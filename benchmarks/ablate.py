@@ -45,7 +45,7 @@ def main() -> None:
         "--corpora", type=Path, default=Path(os.environ.get("FINEFORGE_CORPORA", REPO.parent / "shared" / "corpora"))
     )
     parser.add_argument("--tokens", type=int, default=100_000)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=3e-3)  # the README's recorded run (the tiny preset's lr then)
     parser.add_argument("--batch-tokens", type=int, default=None)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--eval-points", type=int, default=4)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from rich.console import Console, Group
@@ -27,6 +28,7 @@ from rich.text import Text
 
 from orchestration.artifacts import artifact_key, progress_table
 from pipelines.common.progress import Progress, Throttle
+from pipelines.curate.logs import stderr_stream
 
 PROGRESS_INTERVAL_S = 3.0  # "at most every few seconds" (issue 15); the UI polls artifacts about as often
 TERMINAL_REFRESH_S = 0.5
@@ -38,11 +40,16 @@ class TerminalProgress:
     """Show progress snapshots on the terminal; use as a context manager around the stage.
 
     Args:
-        console: where to draw (default: stderr).
+        console: where to draw (default: the stderr of the moment it is made, which stays the terminal while
+            `pipelines.curate.logs.datatrove_logs_to` sends datatrove's log to a file).
+        table_at_end: keep the table of counts in the last state drawn; False for a command that prints its own
+            summary table afterwards (the table still shows while the stage runs, and after a failure).
     """
 
-    def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+    def __init__(self, console: Console | None = None, table_at_end: bool = True):
+        self._stream = None if console else stderr_stream()
+        self.console = console or Console(file=self._stream)
+        self.table_at_end = table_at_end
         self._live = Live(console=self.console, auto_refresh=False, transient=False)
         self._throttle = Throttle(TERMINAL_REFRESH_S)
         self._last: Progress | None = None
@@ -51,12 +58,15 @@ class TerminalProgress:
         self._live.start()
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: Any) -> None:
         if self._last is not None:
-            self._live.update(render(self._last), refresh=True)
+            with_table = self.table_at_end or exc_type is not None
+            self._live.update(render(self._last, with_table), refresh=True)
         self._live.stop()
         if self._last is not None and not self.console.is_terminal:
             self.console.line()  # rich leaves a non-terminal's last line open
+        if self._stream is not None and self._stream is not sys.stderr:
+            self._stream.close()
 
     def __call__(self, progress: Progress) -> None:
         """Redraw with `progress` (at most twice a second)."""
@@ -65,11 +75,12 @@ class TerminalProgress:
             self._live.update(render(progress), refresh=True)
 
 
-def render(progress: Progress) -> Group:
+def render(progress: Progress, with_table: bool = True) -> Group:
     """The rich renderable of a snapshot: a bar line and the table of counts so far.
 
     Args:
         progress: the snapshot.
+        with_table: whether to include the table of counts.
 
     Returns:
         A rich Group.
@@ -82,7 +93,7 @@ def render(progress: Progress) -> Group:
         ProgressBar(total=100.0, completed=100 * progress.overall, width=24),
         Text(progress.describe(), overflow="ellipsis"),
     )
-    rows = progress_table(progress.rows)
+    rows = progress_table(progress.rows) if with_table else []
     if not rows:
         return Group(header)
     table = Table(show_edge=False, pad_edge=False, box=None)

@@ -44,6 +44,7 @@ def test_fineweb_beats_nofilter_beyond_seed_noise(corpora, tmp_path):
         eval_data=[corpus["eval"]],
         out=str(tmp_path / "ablation"),
         model="tiny",
+        lr=3e-3,  # the README's recorded runs; the tiny preset's lr before issue 20 (now 1e-3)
         tokens=TOKENS,
         seeds=[0, 1],
         eval_points=2,  # scoring 18.6k tokens costs about 36 training steps: two points keep the test short

@@ -46,6 +46,7 @@ holding files curate did not write, and publishing replaces only what curate pub
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -73,7 +74,8 @@ from pipelines.curate.dedup import docs_reader, has_documents, run_dedup
 from pipelines.curate.executors import ExecutorKind, executor_factory
 from pipelines.curate.extract import HtmlExtractor, make_engine
 from pipelines.curate.filters import build_filter_steps
-from pipelines.curate.output import CurateOutput
+from pipelines.curate.logs import datatrove_logs_to
+from pipelines.curate.output import LOG_FILE, CurateOutput
 from pipelines.curate.pii import PiiAnonymizer, PiiStep, PiiTally, pii_stage_stats, privacy_record
 from pipelines.curate.progress import CurateWatcher
 from pipelines.curate.read import SourceReader
@@ -391,6 +393,8 @@ class CurateStage(Stage):
         on_progress: called with a progress snapshot about once a second while a step runs.
         share_from: other curate output folders (an ablation's other variants) whose finished steps with the same
             keys this run links in instead of computing (`StepWork.adopt`).
+        log_to_file: append datatrove's log of each step to `DIR/curate.log` (`LOG_FILE`) instead of stderr;
+            the file is opened only after `claim()` has made the folder this run's.
     """
 
     name = "curate"
@@ -406,6 +410,7 @@ class CurateStage(Stage):
         overwrite: bool = False,
         on_progress: ProgressCallback = ignore_progress,
         share_from: Sequence[Path] = (),
+        log_to_file: bool = False,
     ):
         self.config = config
         self.inputs = [str(i) for i in inputs]
@@ -416,6 +421,7 @@ class CurateStage(Stage):
         self.output = CurateOutput(self.output_dir, overwrite)
         self.on_progress = on_progress
         self.share_from = [Path(folder) / ".work" for folder in share_from]
+        self.log_path = self.output_dir / LOG_FILE if log_to_file else None
         self.config_hash = config_hash(config)
         pii = config.pii
         # The one replacement policy, applied from the end of the filter step on (None: pii off or raw rejects).
@@ -505,7 +511,8 @@ class CurateStage(Stage):
         done = work.finished() or work.adopt(self.share_from)
         if done is None:
             work.start()
-            with self.watcher.step(work.name):
+            logs = datatrove_logs_to(self.log_path) if self.log_path else contextlib.nullcontext()
+            with self.watcher.step(work.name), logs:
                 done = work.finish(run(work))
             self.status[work.name] = "ran"
         else:
@@ -789,6 +796,7 @@ def run_curate(
     limit: int | None = None,
     overwrite: bool = False,
     on_progress: ProgressCallback = ignore_progress,
+    log_to_file: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume, or reuse the finished output of) a curate run: the whole of `fineforge curate`.
 
@@ -801,6 +809,7 @@ def run_curate(
         limit: read at most this many documents (None: all).
         overwrite: write into a folder that is not a curate output (files of curate's own kinds are replaced).
         on_progress: called with progress snapshots while the steps run.
+        log_to_file: append datatrove's log to `output_dir/curate.log` instead of stderr.
 
     Returns:
         The summary dict (also written as output_dir/summary.json).
@@ -814,5 +823,6 @@ def run_curate(
         limit=limit,
         overwrite=overwrite,
         on_progress=on_progress,
+        log_to_file=log_to_file,
     )
     return run_stage(stage).result

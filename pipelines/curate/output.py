@@ -32,6 +32,7 @@ from pipelines.common.inputs import InputFile
 from pipelines.common.locks import LOCK_FILE
 
 OWNER_FILE = ".fineforge-curate.json"
+LOG_FILE = "curate.log"  # datatrove's log of this folder's runs, appended (`fineforge curate` without --verbose)
 PUBLISHED_DIRS = ("data", "rejects", "quarantine", "quality")
 _OWN_KINDS = {
     "data": ("*.parquet",),
