@@ -5,8 +5,9 @@ without the data stack. What only a GPU can show is `benchmarks/gpu_check.py` (R
 Tolerances (`benchmarks.gpu_check`, which applies the same ones). Compiled and eager float32 training differ only
 by the order inductor sums in: measured 0 to 1e-7 relative over 8 tiny steps, and 1e-4 is allowed (a wrong graph
 is off by far more). bf16 autocast rounds matmul inputs to 8 mantissa bits (2^-8 = 0.4% each): measured about
-1e-4 nats from float32 over the first tiny steps, and 0.05 is allowed, room for GPT-2 124M's longer matmuls. All compiled runs share the tiny shapes (micro batch 2 x 32 tokens), so after
-the first compilation inductor's cache serves the rest.
+1e-4 nats from float32 over the first tiny steps, and 0.05 is allowed, room for GPT-2 124M's longer matmuls.
+All compiled runs share the tiny shapes (micro batch 2 x 32 tokens), so after the first compilation inductor's
+cache serves the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from model.sampling import sample_text
 from tests.trainer_helpers import REPO_ROOT, step_losses, trainer_cmd, trainer_env
 from tests.trainer_helpers import run_trainer as run_trainer_cmd
 from trainer.checkpoint import load_checkpoint, load_model, save_checkpoint
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, build_config
 from trainer.evaluate import text_loss
 from trainer.hf import export_hf, from_pretrained
 
@@ -36,13 +37,13 @@ RTOL = COMPILE_RTOL["float32"]
 
 
 def tiny_config(data, out, **overrides) -> TrainConfig:
-    """The trainer tests' tiny settings (tests.trainer_helpers.TINY_FLAGS) as a config, with no side files."""
+    """The settings of `tests.trainer_helpers.trainer_cmd` (the tiny preset, TINY_FLAGS) with no side files."""
     settings = dict(
         data=str(data), out=str(out), model="tiny", steps=STEPS, seq_len=32, micro_batch=2, batch_tokens=128,
         warmup=5, eval_tokens=256, sample_tokens=8, prompts=["The web is"], hf_export=False, tensorboard=False,
         compile=False,
     )  # fmt: skip
-    return TrainConfig(**{**settings, **overrides})
+    return build_config({**settings, **overrides})
 
 
 def close(a: list[float], b: list[float], rtol: float = RTOL) -> bool:
@@ -122,18 +123,18 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32(trainer_shards, tmp_path):
 
 
 def test_two_process_ddp_with_compile_matches_one_process_and_resumes_eager(trainer_shards, tmp_path):
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
-    flags = ["--batch-tokens", "256", "--compile", "--ckpt-every", "4"]  # 4 micro batches of 2 x 32 tokens
-    run_trainer_cmd(trainer_cmd(trainer_shards, single, STEPS, *flags), timeout=600)
-    run_trainer_cmd(trainer_cmd(trainer_shards, ddp, STEPS, *flags, "--nproc", "2"), timeout=600)
-    a, b = step_losses(single), step_losses(ddp)
-    assert sorted(a) == sorted(b) == list(range(1, STEPS + 1))
-    assert close([a[s] for s in sorted(a)], [b[s] for s in sorted(b)]), (a, b)
+    ddp = tmp_path / "ddp"
+    flags = ["--batch-tokens", "256", "--compile", "--ckpt-every", "4", "--nproc", "2"]  # 2 ranks x 2 micro steps
+    run_trainer_cmd(trainer_cmd(trainer_shards, ddp, STEPS, *flags), timeout=600)
+    losses = step_losses(ddp)
+    assert sorted(losses) == list(range(1, STEPS + 1))
+    single = run_trainer(tiny_config(trainer_shards, tmp_path / "single", batch_tokens=256), STEPS)  # 4 micro steps
+    assert close(single.losses, [losses[s] for s in range(1, STEPS + 1)]), (single.losses, losses)
 
     # The DDP + compile run's step-4 checkpoint resumes in one eager process; its export and checkpoint load.
-    cfg = tiny_config(trainer_shards, tmp_path / "eager", batch_tokens=256)
+    cfg = tiny_config(trainer_shards, tmp_path / "resumed", batch_tokens=256)
     resumed = run_trainer(cfg, STEPS, resume=ddp / "checkpoints" / "step_000004.pt")
-    assert close(resumed.losses, [b[s] for s in range(5, STEPS + 1)])
+    assert close(resumed.losses, [losses[s] for s in range(5, STEPS + 1)])
     final = load_model(ddp / "checkpoints" / f"step_{STEPS:06d}.pt")
     idx = torch.arange(100, 132)[None]
     assert torch.equal(load_model(ddp)(idx)[0], final(idx)[0])  # the run folder's hf/ export
