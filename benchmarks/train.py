@@ -41,25 +41,40 @@ SETTINGS = {
 }
 
 
-def synthetic_shards(directory: Path, train_tokens: int, seed: int = 0) -> Path:
-    """Write one train and one val shard of uniform random tokens plus a manifest; return the directory."""
-    rng = np.random.default_rng(seed)
+def token_shards(directory: Path, splits: dict[str, np.ndarray], source: str) -> Path:
+    """Write one shard per split (`{"train": tokens, "val": tokens}`) plus a manifest; return the directory.
+
+    Args:
+        directory: where the shards go (created if needed).
+        splits: uint16 token stream of each split; documents are counted by their EOT tokens (at least 1).
+        source: what the tokens are, recorded as the manifest's `source.path`.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
     shards = []
-    for split, n in (("train", train_tokens), ("val", 16_384)):
-        tokens = rng.integers(0, VOCAB_SIZE, n, dtype=np.uint16)
-        tokens[0] = EOT_TOKEN
-        sha = write_shard(directory / shard_name(split, 0), tokens)
-        shards.append(dict(path=shard_name(split, 0), split=split, tokens=n, documents=1, sha256=sha))
+    for split, tokens in splits.items():
+        name = shard_name(split, 0)
+        sha, docs = write_shard(directory / name, tokens), max(1, int((tokens == EOT_TOKEN).sum()))
+        shards.append(dict(path=name, split=split, tokens=int(tokens.size), documents=docs, sha256=sha))
     write_manifest(
         directory,
         {
             "format": "llm.c-gpt2-v1", "tokenizer": "gpt2", "vocab_size": VOCAB_SIZE, "eot": EOT_TOKEN,
-            "source": {"path": "synthetic", "run_id": None, "config_hash": None}, "shards": shards,
-            "total_tokens": {"train": train_tokens, "val": 16_384}, "documents": {"train": 1, "val": 1},
-            "created": "synthetic",
+            "source": {"path": source, "run_id": None, "config_hash": None}, "shards": shards,
+            "total_tokens": {s["split"]: s["tokens"] for s in shards},
+            "documents": {s["split"]: s["documents"] for s in shards}, "created": source,
         },
     )  # fmt: skip
     return directory
+
+
+def synthetic_shards(directory: Path, train_tokens: int, seed: int = 0) -> Path:
+    """Write one train and one val shard of uniform random tokens plus a manifest; return the directory."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split, n in (("train", train_tokens), ("val", 16_384)):
+        splits[split] = rng.integers(0, VOCAB_SIZE, n, dtype=np.uint16)
+        splits[split][0] = EOT_TOKEN
+    return token_shards(directory, splits, "synthetic")
 
 
 def bare_loop(cfg: TrainConfig, accum: int, device: torch.device, warmup: int) -> tuple[float, list[float]]:

@@ -74,6 +74,7 @@ class TrainConfig(BaseModel):
     ckpt_every: int = Field(500, ge=0)  # 0: only at the end (and on SIGTERM/SIGINT)
     keep_checkpoints: int = Field(3, ge=1)
     compile: bool | None = None  # None: on for CUDA, off for CPU
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # autocast dtype; auto: bfloat16 on CUDA, float32 on CPU
     seed: int = Field(1337, ge=0, lt=SEED_LIMIT)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     verify_checksums: bool = True  # sha256 of every shard before step 1

@@ -19,12 +19,13 @@ import math
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from model.gpt2 import GPT, GPTConfig, build_from_state_dict
 from model.tokenizer import EOT_TEXT, EOT_TOKEN, VOCAB_SIZE, bpe_files
 from pipelines.common.files import atomic_write, write_json_atomic
-from trainer.checkpoint import load_weights_only
+from trainer.checkpoint import load_weights_only, unwrap
 
 # Weights that GPT-2 stores as Conv1D (in, out) and we as Linear (out, in).
 _CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -135,7 +136,7 @@ def export_tokenizer(directory: Path, max_length: int) -> None:
     write_json_atomic(directory / "tokenizer_config.json", {**settings, **special})
 
 
-def export_hf(model: GPT, directory: str | Path) -> Path:
+def export_hf(model: nn.Module, directory: str | Path) -> Path:
     """Write the model as a Hugging Face GPT-2 folder that `GPT2LMHeadModel.from_pretrained` loads.
 
     Writes GPT-2's tokenizer files (`export_tokenizer`), model.safetensors (Conv1D layout, vocab unpadded, lm_head
@@ -143,7 +144,8 @@ def export_hf(model: GPT, directory: str | Path) -> Path:
     export.
 
     Args:
-        model: the model (any device and dtype; weights are copied to CPU as they are).
+        model: the model, or a torch.compile or DDP wrapper of it (any device and dtype; weights are copied to
+            CPU as they are).
         directory: output folder, created if needed.
 
     Returns:
@@ -151,6 +153,7 @@ def export_hf(model: GPT, directory: str | Path) -> Path:
     """
     from safetensors.torch import save_file
 
+    model = unwrap(model)
     config = model.config
     if not config.bias:
         raise ValueError("export_hf: GPT-2 in transformers always has biases; this model has bias=False")
@@ -161,7 +164,6 @@ def export_hf(model: GPT, directory: str | Path) -> Path:
     export_tokenizer(directory, config.block_size)
     tensors = {}
     for name, tensor in model.state_dict().items():
-        name = name.removeprefix("_orig_mod.")  # a torch.compile'd model
         if name == "lm_head.weight":
             continue
         if name == "transformer.wte.weight":

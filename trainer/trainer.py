@@ -10,7 +10,8 @@ Recipe (GPT-3 paper, appendix B, as llm.c and nanoGPT use it for GPT-2): AdamW w
 weight decay 0.1 on matrices and embeddings only (tensors with dim >= 2; biases and LayerNorm gains are not
 decayed), linear warmup, then cosine decay to 10% of the peak learning rate, gradient clipping at norm 1.0.
 Gradient accumulation makes the optimizer batch `batch_tokens = micro_batch x seq_len x world_size x accum`.
-On CUDA: bf16 autocast, TF32 matmuls, fused AdamW and, by default, torch.compile; on CPU everything is fp32.
+On CUDA: bf16 autocast, TF32 matmuls, fused AdamW and, by default, torch.compile; on CPU everything is fp32
+unless `dtype: bfloat16` asks for CPU autocast (the same code path, so the tests exercise it without a GPU).
 MFU is `flops_per_token x tokens/s / (peak FLOP/s x GPUs)` with llm.c's FLOP count; "n/a" where the device's
 peak is unknown (CPUs). The step time covers the whole step, data loading included.
 """
@@ -21,6 +22,7 @@ import contextlib
 import math
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,6 +75,13 @@ def model_config(cfg: TrainConfig) -> GPTConfig:
     return model_cfg
 
 
+def autocast_context(device: torch.device, dtype: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """Return a factory of the forward pass's autocast context: bf16 for "bfloat16" (or "auto" on CUDA), else none."""
+    if dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda"):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (the initialisation and anything else drawn from the global streams)."""
     random.seed(seed)
@@ -109,7 +118,7 @@ class Trainer:
         )
         if info.distributed:
             self.model = DDP(self.model, device_ids=[info.local_rank] if cuda else None)
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+        self.autocast = autocast_context(self.device, cfg.dtype)
         self.peak_flops = peak_flops(self.device)
         self.flops_per_token = flops_per_token(self.model_config, cfg.seq_len)
         self.step = 0
@@ -202,14 +211,15 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a checkpoint's contents.
+        """Restore a checkpoint's contents; model keys may carry the `_orig_mod.` or `module.` prefixes of a state
+        dict saved from a torch.compile'd or DDP-wrapped model.
 
         Raises:
             TrainError: the checkpoint holds another model shape.
         """
         if state["model_config"] != self.model_config.to_dict():
             raise TrainError(f"checkpoint model {state['model_config']} differs from {self.model_config.to_dict()}")
-        self.raw.load_state_dict(state["model"])
+        self.raw.load_state_dict({ckpt.unwrap_key(k): v for k, v in state["model"].items()})
         self.optimizer.load_state_dict(state["optimizer"])
         self.loader.load_state_dict(state["loader"])
         ckpt.set_rng_state(state["rng"])
