@@ -323,12 +323,16 @@ def deploy_command(
 ) -> None:
     """Register every deployment on Prefect process work pools (created if missing) of the server in
     PREFECT_API_URL; then run `fineforge worker --pool NAME` on the machines that should do the work."""
-    from flows import TrainSettings
+    from prefect.deployments.runner import EntrypointType
+
+    from flows import TrainSettings, deployments
     from orchestration.pools import deploy_to_pools
 
     config = str(train_config.resolve()) if train_config else None
     settings = TrainSettings(model=train_model, steps=train_steps, config=config)
-    placed = deploy_to_pools(data_pool, train_pool, settings)  # a PoolError is the user's: `error: ...`, exit 2
+    # Module entrypoints (`flows.curate`): a worker imports the flows from the FineForge installed on its machine.
+    made = deployments(settings, entrypoint_type=EntrypointType.MODULE_PATH)
+    placed = deploy_to_pools(data_pool, train_pool, made)  # a PoolError is the user's: `error: ...`, exit 2
     for name, pool in placed:
         typer.echo(f"{name:<18} -> work pool {pool}")
     typer.echo(
@@ -605,7 +609,7 @@ def quality_score(
     text_field: str = typer.Option("text", help="field or column holding the text"),
 ) -> None:
     """Score documents with a trained classifier into Parquet like curate's data/ plus a quality_score column."""
-    from pipelines.quality.score import run_scoring
+    from pipelines.curate.score import run_scoring
 
     summary = run_scoring(model, inputs, output, workers=workers, text_field=text_field)
     quality = summary["quality"]

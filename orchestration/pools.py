@@ -1,7 +1,8 @@
 """FineForge on Prefect work pools: data work on CPU machines, training on GPU machines, one server and UI.
 
-`deploy_to_pools` registers every deployment of `flows.deployments()` against the server in `PREFECT_API_URL`,
-on two process work pools that it creates when missing (`fineforge-data`, `fineforge-train`): training
+`deploy_to_pools` registers the deployments `cli.py` hands it (`flows.deployments()`: this module sits below
+`flows.py` and does not import it) against the server in `PREFECT_API_URL`, on two process work pools that it
+creates when missing (`fineforge-data`, `fineforge-train`): training
 (`train`, `train-on-shards` with its `fineforge.shards.ready` trigger, `pipeline`, which trains, and
 `ablation`, which trains per recipe) goes to the train pool, everything else to the data pool. Entrypoints are
 module paths (`flows.curate`), with no pull steps and no stored code: a worker imports the flows from the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -116,24 +118,23 @@ def check_pool(name: str) -> None:
         raise PoolError(f"work pool {name!r} on {url} has type {pool.type!r}, not {POOL_TYPE!r}")
 
 
-def deploy_to_pools(data_pool: str, train_pool: str, train_settings: Any = None) -> list[tuple[str, str]]:
+def deploy_to_pools(data_pool: str, train_pool: str, deployments: Sequence[Any]) -> list[tuple[str, str]]:
     """Create the two pools when missing and register every deployment on its pool (idempotent: rerun to update).
 
     Args:
         data_pool: pool for curate, tokenize, report (and other data deployments).
         train_pool: pool for train, train-on-shards, pipeline and ablation.
-        train_settings: `flows.TrainSettings` of the training deployments (default: the tiny preset).
+        deployments: the runner deployments to register, with module entrypoints: what
+            `flows.deployments(settings, entrypoint_type=EntrypointType.MODULE_PATH)` returns (`cli.py` builds them,
+            so this module does not import the layer above it).
 
     Returns:
-        (deployment name, pool) for every deployment registered, in `flows.deployments()` order.
+        (deployment name, pool) for every deployment registered, in the order given.
 
     Raises:
         PoolError: no PREFECT_API_URL, an unreachable server, or a pool of another type.
     """
     from prefect import get_client
-    from prefect.deployments.runner import EntrypointType
-
-    from flows import deployments
 
     url = api_url()
     if data_pool == train_pool:
@@ -145,7 +146,7 @@ def deploy_to_pools(data_pool: str, train_pool: str, train_settings: Any = None)
     except (OSError, httpx.HTTPError) as err:
         raise PoolError(f"cannot reach the Prefect server at {url}: {err}") from None
     placed = []
-    for deployment in deployments(train_settings, entrypoint_type=EntrypointType.MODULE_PATH):
+    for deployment in deployments:
         pool = pool_for(deployment.name, data_pool, train_pool)
         deployment.apply(work_pool_name=pool)
         placed.append((deployment.name, pool))

@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 
 from orchestration.demo_data import demo_texts
 from pipelines.common.inputs import InputError
+from pipelines.curate.filters import FineWebQualityConfig
 from pipelines.quality.backend import training_fasttext
 from pipelines.quality.config import ClassifierSettings
-from pipelines.quality.evaluate import line_punct_ratio, roc_auc
+from pipelines.quality.evaluate import LINE_PUNCT_THRESHOLD, line_punct_ratio, roc_auc
 from pipelines.quality.examples import read_examples, read_labelled, split
 from pipelines.quality.model import QualityModel, QualityModelError, card_path, check_model
 from pipelines.quality.train import ModelOutputError, train_classifier
@@ -156,6 +157,14 @@ def test_auc_and_line_punctuation() -> None:
     assert roc_auc(np.array([True, False, True, False]), np.array([0.1, 0.2, 0.3, 0.4])) == 0.25
     assert roc_auc(np.array([True, True]), np.array([0.1, 0.2])) is None
     assert line_punct_ratio("One sentence.\nno stop\n\nAnother one!") == pytest.approx(2 / 3)
+
+
+def test_baseline_threshold_is_curates_fineweb_threshold() -> None:
+    """The baseline cuts where curate's FineWeb filter and datatrove's cut (quality keeps its own constant, as it
+    does not import curate)."""
+    from datatrove.pipeline.filters.fineweb_quality_filter import FineWebQualityFilter
+
+    assert LINE_PUNCT_THRESHOLD == FineWebQualityConfig().line_punct_thr == FineWebQualityFilter().line_punct_thr
 
 
 def test_missing_damaged_and_foreign_models_are_refused(tmp_path: Path) -> None:

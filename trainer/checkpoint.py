@@ -18,7 +18,6 @@ checkpoint with AdamW state is about 1.5 GB (3 x 124M float32), so keeping the l
 
 from __future__ import annotations
 
-import pickle
 import random
 import re
 from pathlib import Path
@@ -26,27 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from model.gpt2 import GPT, GPTConfig, build_from_state_dict
 from pipelines.common.files import atomic_write
+from trainer.weights import load_weights_only, unwrap_key
 
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{6,})\.pt$")
-
-
-_WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DistributedDataParallel
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """Return the plain model under DDP (`.module`) and torch.compile (`._orig_mod`) wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module
-        else:
-            return model
 
 
 def rng_state() -> dict[str, Any]:
@@ -126,32 +111,6 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], keep: int) -> Pa
     return path
 
 
-def load_weights_only(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """`torch.load` that never runs code from the file: tensors, numbers, strings and plain containers only.
-
-    Raises:
-        ValueError: the file holds other pickled objects (refused: unpickling them could run code, whatever the
-            file claims to be), or it is truncated or not a torch file; the message names the file.
-    """
-    path = Path(path)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = (
-            str(e).split("Unsupported global: ", 1)[-1].split(" was not", 1)[0]
-            if "Unsupported global" in str(e)
-            else ""
-        )
-        what = f" ({found.removeprefix('GLOBAL ')})" if found else ""
-        raise ValueError(
-            f"{path}: refused: it holds pickled Python objects{what} besides tensors and plain containers, and "
-            "loading those can run arbitrary code; FineForge loads weights only. Export the weights "
-            "(a state dict of tensors, or safetensors) from a trusted environment instead."
-        ) from None
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path}: cannot read it as a torch file ({type(e).__name__}: {e})") from None
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True`.
 
@@ -166,13 +125,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise ValueError(f"{path}: not a FineForge training checkpoint (missing {', '.join(missing)})")
     return state
-
-
-def unwrap_key(key: str) -> str:
-    """Remove wrapper prefixes (`_orig_mod.`, `module.`, in any order and number) from a state-dict key."""
-    while key.startswith(_WRAPPER_PREFIXES):
-        key = key.split(".", 1)[1]
-    return key
 
 
 def model_from_checkpoint(path: str | Path) -> GPT:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from model.gpt2 import GPT, GPTConfig, build_from_state_dict
 from model.tokenizer import EOT_TEXT, EOT_TOKEN, VOCAB_SIZE, bpe_files
 from pipelines.common.files import atomic_write, write_json_atomic
-from trainer.checkpoint import load_weights_only, unwrap
+from trainer.weights import load_weights_only, unwrap
 
 # Weights that GPT-2 stores as Conv1D (in, out) and we as Linear (out, in).
 _CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")

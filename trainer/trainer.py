@@ -37,6 +37,7 @@ from trainer import dist
 from trainer.config import TrainConfig
 from trainer.data import ShardSet, TrainLoader, val_batches
 from trainer.evaluate import val_loss
+from trainer.weights import unwrap_key
 
 
 class TrainError(ValueError):
@@ -219,7 +220,7 @@ class Trainer:
         """
         if state["model_config"] != self.model_config.to_dict():
             raise TrainError(f"checkpoint model {state['model_config']} differs from {self.model_config.to_dict()}")
-        self.raw.load_state_dict({ckpt.unwrap_key(k): v for k, v in state["model"].items()})
+        self.raw.load_state_dict({unwrap_key(k): v for k, v in state["model"].items()})
         self.optimizer.load_state_dict(state["optimizer"])
         self.loader.load_state_dict(state["loader"])
         ckpt.set_rng_state(state["rng"])

@@ -6,7 +6,7 @@ resiliparse), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `
 n-grams; the index in `decontam_index`), `dedup` (exact and MinHash), `pii` (emails and public IPs); `stages` is the
 ordered stage list, `config` the settings, `stats` the accounting read back from datatrove, `executors` where tasks
 run, `work` the step keys and folders that let a run reuse an earlier run's finished steps, and `job` the
-`CurateStage` that ties them together.
+`CurateStage` that ties them together; `score` is `fineforge quality score` (a curate run that only scores).
 """
 
 from pipelines.curate.config import CurateConfig, config_hash, config_yaml, load_config, with_overrides

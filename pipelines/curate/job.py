@@ -1,19 +1,22 @@
 """`fineforge curate`: the FineWeb recipe over any crawl, resumable, with every document accounted for.
 
 `CurateStage` implements the stage interface of `pipelines.common.stage` (plan, is-complete, claim, steps,
-finish). Its coarse steps are each a set of datatrove executors that resume from completion markers:
+finish). Its steps are the rows of `CURATE_STEPS`, the one table from which each step's key settings, runner,
+summary status and published folders derive (add a step there and nowhere else). A step runs one or more passes
+(one datatrove pipeline over all tasks), which resume from datatrove's completion markers:
 
 1. `filter`: read (pipelines.curate.read) -> extract (pipelines.curate.extract, trafilatura or resiliparse; HTML
    only) -> URL, language, Gopher repetition, Gopher quality, C4, FineWeb filters (pipelines.curate.filters) ->
    PII anonymisation (pipelines.curate.pii; here unless `pii.raw_rejects`, so no work file holds a raw address)
-   -> JSONL in the step's folder. One pass, so each document is read and parsed once.
+   -> JSONL in the step's folder. One pass (`FIRST_PASS`), so each document is read and parsed once.
 2. `score` (quality stage on): the classifier scores every filtered document (pipelines.quality.steps).
 3. `select` (quality stage on): the cut by threshold or keep_fraction over the stored scores.
 4. `screen` (decontaminate stage on): documents sharing an n-gram with an eval set are dropped or flagged
    (pipelines.curate.decontam), after the quality cut so that a new index or action reuses the scores.
-5. `dedup`: exact then MinHash dedup (pipelines.curate.dedup), whose last pass counts the anonymised survivors
-   (or, with `pii.raw_rejects`, anonymises them: pipelines.curate.pii, FineWeb's last step) and writes them,
-   flattened to the `data/` columns (plus `quality_score` when the quality stage is on), as Parquet.
+5. `dedup`: exact then MinHash dedup (pipelines.curate.dedup, several passes), whose last pass counts the
+   anonymised survivors (or, with `pii.raw_rejects`, anonymises them: pipelines.curate.pii, FineWeb's last step)
+   and writes them, flattened to the `data/` columns (plus `quality_score` when the quality gate is on), as
+   Parquet.
 
 `finish()` reads every step's counts, checks the accounting invariants, publishes `data/`, `rejects/`,
 `quarantine/` (and `quality/scores.parquet`: every scored document with its score, GPT-2 tokens and whether it
@@ -52,7 +55,8 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +109,6 @@ from pipelines.quality.steps import (
 DROP_GUARD_MIN_DOCS = 100  # issue 2: a stage dropping >= 99% of >= 100 documents fails the run
 DROP_GUARD_FRACTION = 0.99
 DOCS = "docs"  # a step's surviving documents (datatrove JSONL), the next step's input
-STEP_STAGES = {
-    "filter": FIRST_PASS,
-    "score": QUALITY_STAGES,
-    "select": QUALITY_STAGES,
-    "screen": SCREEN_STAGES,
-    "dedup": DEDUP_STAGES + OUTPUT_STAGES,
-}
 _FLAT_KEYS = ("url", "source_file", "language", "language_score")
 DATA_SCHEMA = pa.schema(
     [
@@ -435,7 +432,10 @@ class CurateStage(Stage):
         self.model_card: ModelCard | None = check_model(quality.model_path()) if quality.enabled else None
         self.index_path = self._check_index()
         inputs = {"files": [[f.url, f.size] for f in self.files], "tasks": self.tasks, "limit": self.limit}
-        self.work = {step.name: step for step in plan_work(self.output_dir / ".work", inputs, self._step_settings())}
+        self.planned = [step for step in CURATE_STEPS if step.enabled(self)]
+        cfg = self.config.model_dump(mode="json")
+        settings = [(step.name, step.settings(self, cfg)) for step in self.planned]
+        self.work = {work.name: work for work in plan_work(self.output_dir / ".work", inputs, settings)}
         self.run_id = make_run_id(self.config_hash, list(self.work.values()))
         self.status: dict[str, str] = {}
         self.durations: dict[str, float] = {}
@@ -454,21 +454,6 @@ class CurateStage(Stage):
         path = Path(decontaminate.index).expanduser().resolve()
         load_index(path)
         return path
-
-    def _step_settings(self) -> list[tuple[str, dict[str, Any]]]:
-        """Each step's own settings (what its key hashes besides the previous key), in run order."""
-        cfg = self.config.model_dump(mode="json")
-        rejects = cfg["rejects"]  # every step that writes rejects/ depends on their settings
-        # the filter step anonymises (pii), and its quarantine and rejects follow pii.raw_rejects
-        steps = [("filter", {key: cfg[key] for key in ("read", "extract", "filters", "rejects", "pii")})]
-        if self.model_card is not None:
-            cut = {key: cfg["quality"][key] for key in ("threshold", "keep_fraction", "score_only")}
-            steps += [("score", {"model_sha256": self.model_card.sha256}), ("select", cut | {"rejects": rejects})]
-        if self.index_path is not None:
-            screen = {"action": cfg["decontaminate"]["action"], "index_sha256": file_sha256(self.index_path)}
-            steps.append(("screen", screen | {"rejects": rejects}))
-        steps.append(("dedup", {"dedup": cfg["dedup"], "pii": cfg["pii"], "rejects": rejects}))
-        return steps
 
     def is_complete(self) -> bool:
         """True when DIR/summary.json is this run's (same config, model, inputs, task count and limit)."""
@@ -495,18 +480,14 @@ class CurateStage(Stage):
         write_json_atomic(self.output_dir / ".work" / "job.json", self._job_record())
 
     def steps(self) -> list[Step]:
-        """The passes in order, each resumable and skipped when finished: filter, [score, select,] [screen,] dedup."""
-        runners = {
-            "filter": self.run_filter,
-            "score": self.run_score,
-            "select": self.run_select,
-            "screen": self.run_screen,
-            "dedup": self.run_dedup,
-        }
-        return [(name, functools.partial(self._run_step, work, runners[name])) for name, work in self.work.items()]
+        """The planned rows of `CURATE_STEPS` in order, each resumable and reused when an earlier run finished it."""
+        return [
+            (step.name, functools.partial(self._run_step, self.work[step.name], functools.partial(step.run, self)))
+            for step in self.planned
+        ]
 
     def _run_step(self, work: StepWork, run: Callable[[StepWork], dict[str, Any]]) -> None:
-        """Run one step unless its work is finished (then it is reused), and apply the drop guard to its stages."""
+        """Run one step unless its work is finished (then it is reused), and apply the drop guard to its gates."""
         started = time.monotonic()
         done = work.finished() or work.adopt(self.share_from)
         if done is None:
@@ -688,22 +669,11 @@ class CurateStage(Stage):
         return self._complete(by_name, STAGES, by_name["read"].docs_in)
 
     def _stage_status(self, name: str, done: dict[str, dict[str, Any]]) -> str:
-        """`off` for a disabled stage, `reused` when every step doing its work was reused, else `ran`."""
-        enabled = set(done["filter"]["enabled"])
-        if self.model_card is not None:
-            enabled.update(QUALITY_STAGES)
-        if self.index_path is not None:
-            enabled.update(SCREEN_STAGES)
-        if self.config.pii.enabled:
-            enabled.update(OUTPUT_STAGES)
-        if self.config.dedup.exact:
-            enabled.add("exact_dedup")
-        if self.config.dedup.minhash:
-            enabled.add("minhash_dedup")
-        if name not in enabled:
+        """`off` unless a planned step has it on; `reused` when every step counting it was reused; else `ran`."""
+        steps = [step for step in self.planned if name in step.gates]
+        if not any(name in step.gates_on(self, done[step.name]) for step in steps):
             return "off"
-        steps = [step for step, names in STEP_STAGES.items() if name in names and step in self.work]
-        return "reused" if all(self.status.get(step, "reused") == "reused" for step in steps) else "ran"
+        return "reused" if all(self.status.get(step.name, "reused") == "reused" for step in steps) else "ran"
 
     def _step_entry(self, work: StepWork) -> dict[str, Any]:
         """A step's line in summary.json: name, key, whether it ran or was reused, and this run's seconds on it."""
@@ -775,16 +745,105 @@ class CurateStage(Stage):
         }
 
     def _published(self) -> dict[str, list[Path]]:
-        """Where each published folder comes from: the steps' folders (quality/ only when the stage is on)."""
-        works = list(self.work.values())
-        sources = {
-            "data": [self.work["dedup"].dir / "data"],
-            "rejects": [work.dir / "rejects" for work in works],
-            "quarantine": [self.work["filter"].dir / "quarantine"],
-        }
-        if "select" in self.work:
-            sources["quality"] = [self.work["select"].dir / "quality"]
+        """Where each published folder comes from: the planned steps' `publishes` folders, in step order."""
+        sources: dict[str, list[Path]] = {}
+        for step in self.planned:
+            for folder in step.publishes:
+                sources.setdefault(folder, []).append(self.work[step.name].dir / folder)
         return sources
+
+
+@dataclass(frozen=True)
+class CurateStep:
+    """One row of `CURATE_STEPS`: a coarse, resumable step of a curate run, and all that derives from it.
+
+    Attributes:
+        name: the step's name, on disk as its work folder `.work/<name>-<key>/` and its summary.json `steps` entry
+            (renaming one changes every key after it and the run_id).
+        gates: the gates (summary.json `stages`) whose documents the step counts; a gate's summary.json
+            `status` is `reused` when every planned step counting it was reused.
+        enabled: whether a run plans the step (called after `plan()` checked the files the config names).
+        settings: the step's own settings, `(stage, config as JSON) -> dict`: what its key hashes besides the
+            previous step's key. A setting missing here is a setting whose change reuses stale work.
+        gates_on: which of `gates` this run has on, `(stage, the step's done.json) -> names`; the others are
+            `off` in summary.json.
+        run: the runner, `(stage, work) -> done.json`: the step's passes in its work folder.
+        publishes: folders of the step's work folder merged into the output folder's folder of the same name.
+    """
+
+    name: str
+    gates: tuple[str, ...]
+    enabled: Callable[[CurateStage], bool]
+    settings: Callable[[CurateStage, dict[str, Any]], dict[str, Any]]
+    gates_on: Callable[[CurateStage, dict[str, Any]], Collection[str]]
+    run: Callable[[CurateStage, StepWork], dict[str, Any]]
+    publishes: tuple[str, ...] = ()
+
+
+def _dedup_gates_on(stage: CurateStage, _done: dict[str, Any]) -> list[str]:
+    """The dedup step's gates that the config turns on (pii counts here even when the filter step anonymised)."""
+    on = {"exact_dedup": stage.config.dedup.exact, "minhash_dedup": stage.config.dedup.minhash}
+    on |= dict.fromkeys(OUTPUT_STAGES, stage.config.pii.enabled)
+    return [name for name, enabled in on.items() if enabled]
+
+
+# The curate steps in run order: the one place a step is declared. Its key, runner, the summary status of its
+# gates and what it publishes all derive from its row; `summary.json` lists the planned ones in this order. Every
+# step that writes rejects/ keys the `rejects` settings.
+CURATE_STEPS: tuple[CurateStep, ...] = (
+    CurateStep(
+        "filter",
+        gates=FIRST_PASS,
+        enabled=lambda stage: True,
+        # the filter step anonymises (pii), and its quarantine and rejects follow pii.raw_rejects
+        settings=lambda stage, cfg: {key: cfg[key] for key in ("read", "extract", "filters", "rejects", "pii")},
+        gates_on=lambda stage, done: done["enabled"],
+        run=CurateStage.run_filter,
+        publishes=("rejects", "quarantine"),
+    ),
+    CurateStep(
+        "score",
+        gates=QUALITY_STAGES,
+        enabled=lambda stage: stage.model_card is not None,
+        settings=lambda stage, cfg: {"model_sha256": stage.model_card.sha256},
+        gates_on=lambda stage, done: QUALITY_STAGES,
+        run=CurateStage.run_score,
+    ),
+    CurateStep(
+        "select",
+        gates=QUALITY_STAGES,
+        enabled=lambda stage: stage.model_card is not None,
+        settings=lambda stage, cfg: (
+            {key: cfg["quality"][key] for key in ("threshold", "keep_fraction", "score_only")}
+            | {"rejects": cfg["rejects"]}
+        ),
+        gates_on=lambda stage, done: QUALITY_STAGES,
+        run=CurateStage.run_select,
+        publishes=("rejects", "quality"),
+    ),
+    CurateStep(
+        "screen",
+        gates=SCREEN_STAGES,
+        enabled=lambda stage: stage.index_path is not None,
+        settings=lambda stage, cfg: {
+            "action": cfg["decontaminate"]["action"],
+            "index_sha256": file_sha256(stage.index_path),
+            "rejects": cfg["rejects"],
+        },
+        gates_on=lambda stage, done: SCREEN_STAGES,
+        run=CurateStage.run_screen,
+        publishes=("rejects",),
+    ),
+    CurateStep(
+        "dedup",
+        gates=DEDUP_STAGES + OUTPUT_STAGES,
+        enabled=lambda stage: True,
+        settings=lambda stage, cfg: {"dedup": cfg["dedup"], "pii": cfg["pii"], "rejects": cfg["rejects"]},
+        gates_on=_dedup_gates_on,
+        run=CurateStage.run_dedup,
+        publishes=("rejects", "data"),
+    ),
+)
 
 
 def run_curate(

@@ -6,6 +6,12 @@ threshold reuses the scores; `decontaminate` (off by default) drops or flags doc
 eval set; the dedup stages run afterwards over the survivors of every task, and `pii` (FineWeb's last step) in the
 same pass as the last dedup step. `summary.json` lists one entry per stage in this order, disabled stages included
 (they pass every document on).
+
+Words (docs/architecture.md, "Glossary"): these are curate's gates, where documents are counted in and out and
+dropped with a reason; their names say `stage` in code and on disk (summary.json `stages`, `rejects/<stage>/`),
+where the glossary's "stage" is curate, tokenize or train. A step is a resumable unit of work
+(`pipelines.curate.job.CURATE_STEPS`), and each row there names the gates it counts; a pass is one datatrove
+pipeline over all tasks (`FIRST_PASS` is the filter step's one pass).
 """
 
 READ_STAGES = ("read", "extract")

@@ -1,11 +1,12 @@
 """Curate's work folders: one per step and key, so a run reuses every finished step it shares with an earlier one.
 
-A curate run is a chain of coarse steps (`filter`, then `score` and `select` when the quality stage is on, then
-`dedup`). Each step's key hashes the previous step's key together with the step's own settings, and the first
-key hashes the run's inputs (files and sizes, task count, `--limit`). A step's key therefore covers the inputs and
-the settings of that step and of every step before it: two runs that agree up to some step share the keys, and
-so the work, of every step up to there. Changing only `quality.threshold` keeps the `filter` and `score` keys
-(no re-extraction, no re-scoring) and gives new `select` and `dedup` keys.
+A curate run is a chain of steps (the rows of `pipelines.curate.job.CURATE_STEPS`: `filter`, then `score` and
+`select` when the quality stage is on, `screen` when decontaminate is on, then `dedup`). Each step's key hashes
+the previous step's key together with the step's own settings, and the first key hashes the run's inputs (files
+and sizes, task count, `--limit`). A step's key therefore covers the inputs and the settings of that step and of
+every step before it: two runs that agree up to some step share the keys, and so the work, of every step up to
+there. Changing only `quality.threshold` keeps the `filter` and `score` keys (no re-extraction, no re-scoring)
+and gives new `select` and `dedup` keys.
 
 Each step works in `DIR/.work/<step>-<key>/`: `step.json` (what the key hashes, written when the step starts),
 its datatrove logs and outputs, and `done.json` (its counts, written last and atomically). A folder without
@@ -36,7 +37,7 @@ class StepWork:
     """One step of a planned run: its key and its work folder.
 
     Attributes:
-        name: the step (`filter`, `score`, `select`, `dedup`).
+        name: the step (`filter`, `score`, `select`, `screen`, `dedup`).
         key: the hash of `record`.
         dir: `.work/<name>-<key>`.
         record: `{"step", "after" (the previous key, or the inputs' hash), "settings"}`.

@@ -5,6 +5,7 @@ normalisation of training and scoring), `examples` (labelled texts from JSONL/Pa
 collections, stratified split), `backend` (the training-capable fastText module), `fit` (training in a fresh
 interpreter, with retries of fastText's sporadic NaN), `model` (a model file with its
 card, checked by sha256 before use, and scoring), `evaluate` (accuracy, AUC, the line-punctuation baseline),
-`train` (`fineforge quality train`), `steps` (the curate stage's datatrove steps: score, then cut), `score`
-(`fineforge quality score`). Import the module you need; this package imports nothing heavy.
+`train` (`fineforge quality train`), `steps` (the curate stage's datatrove steps: score, then cut). `fineforge
+quality score`, a curate run that only scores, is `pipelines.curate.score`: this package sits below
+`pipelines.curate` and imports nothing from it. Import the module you need; this package imports nothing heavy.
 """

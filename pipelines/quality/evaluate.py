@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 from datatrove.utils.text import TERMINAL_PUNCTUATION
 
-from pipelines.curate.filters import FineWebQualityConfig
 from pipelines.quality.model import Label, ModelCard, QualityModel, fasttext_label
 
 _STOP_CHARS = tuple(TERMINAL_PUNCTUATION)  # what datatrove's FineWebQualityFilter tests line ends against
-LINE_PUNCT_THRESHOLD = FineWebQualityConfig().line_punct_thr
+# FineWeb's value (Penedo et al. 2024), the default of datatrove's FineWebQualityFilter and of curate's
+# `FineWebQualityConfig.line_punct_thr` (tests/test_quality.py holds them equal; this package does not import curate).
+LINE_PUNCT_THRESHOLD = 0.12
 
 
 def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:

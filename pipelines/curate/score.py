@@ -6,6 +6,9 @@ unreadable records, resumes after a crash, reuses finished work, and writes a cu
 (curate's columns plus a float `quality_score`), `quality/scores.parquet` (id, quality_score, GPT-2 tokens) and
 `summary.json` (counts and the model's sha256). The folder is therefore also a valid input of `fineforge tokenize`,
 `fineforge report` and of a later `fineforge quality train --positive`.
+
+It lives in `pipelines.curate`, not beside the classifier in `pipelines.quality`: it is a curate run, and
+`pipelines.quality` stays below `pipelines.curate` (curate's quality stage imports it, never the reverse).
 """
 
 from __future__ import annotations
