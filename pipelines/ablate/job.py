@@ -45,7 +45,6 @@ import yaml
 from pipelines.ablate import evalsets
 from pipelines.ablate import record as record_file
 from pipelines.ablate.evalsets import EvalSet, prepare_eval_set
-from pipelines.ablate.record import AblationRecord
 from pipelines.ablate.results import results_rows, summary_rows, verdicts
 from pipelines.ablate.spec import (
     ABLATION_PROMPTS,
@@ -330,14 +329,11 @@ class Ablation:
         write_ablation_report(self.out, record)
         return record
 
-    def ablation_record(self) -> AblationRecord:
+    def ablation_record(self) -> record_file.AblationRecord:
         """The contents of ablation.json, read from the finished stages' contract files.
 
         Returns:
-            {"variants": [{name, config, config_hash, docs_out, train_tokens, epochs}], "eval_sets": [{name, path,
-            kind, size, tokens}], "results": [{variant, seed, eval_set, metric, value, tokens_trained}], "summary":
-            [{variant, eval_set, metric, mean, min, max, spread, seeds}], "verdicts": [...], "overlap":
-            [{variant, eval_set, documents, share}], "runs": [...], "settings", "created"}.
+            The `AblationRecord` (its fields: `pipelines.ablate.record`).
         """
         tokens_trained = self.spec.tokens_trained
         variants, runs, overlap = [], [], []
@@ -385,7 +381,7 @@ class Ablation:
                 )
         results = results_rows(runs, self.eval_sets)
         summary = summary_rows(results)
-        return AblationRecord(
+        return record_file.AblationRecord(
             variants=variants,
             eval_sets=[s.entry() for s in self.eval_sets],
             results=results,
