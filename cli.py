@@ -403,6 +403,7 @@ def tokenize(
     first documents of that order form the validation split. Same input and settings, same bytes.
     """
     from orchestration.progress import TerminalProgress
+    from pipelines.shards import MANIFEST_NAME
     from pipelines.tokenize import run_tokenize
 
     with TerminalProgress() as progress:
@@ -414,7 +415,7 @@ def tokenize(
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]
         typer.echo(f"{split} {tokens:,} tokens, {docs:,} documents, {shards} shards")
-    typer.echo(f"manifest: {(output / 'manifest.json').resolve()}")
+    typer.echo(f"manifest: {(output / MANIFEST_NAME).resolve()}")
 
 
 @app.command("verify-shards")
@@ -465,6 +466,7 @@ def curate_command(
     from pipelines.curate.config import with_ray_address
     from pipelines.curate.output import LOG_FILE
     from pipelines.curate.pii import privacy_warning
+    from pipelines.curate.summary import summary_path
 
     if executor not in ("local", "ray", "slurm"):
         raise ValueError(f"--executor must be local, ray or slurm, not {executor!r}")
@@ -479,7 +481,7 @@ def curate_command(
             cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress, log_to_file=not verbose
         )
     _print_curate_summary(summary)
-    typer.echo(f"summary: {output.resolve() / 'summary.json'}")
+    typer.echo(f"summary: {summary_path(output.resolve())}")
     if not verbose:
         typer.echo(f"datatrove log: {output.resolve() / LOG_FILE}")
     if warning:
@@ -610,6 +612,7 @@ def quality_score(
 ) -> None:
     """Score documents with a trained classifier into Parquet like curate's data/ plus a quality_score column."""
     from pipelines.curate.score import run_scoring
+    from pipelines.curate.summary import summary_path
 
     summary = run_scoring(model, inputs, output, workers=workers, text_field=text_field)
     quality = summary["quality"]
@@ -617,7 +620,7 @@ def quality_score(
         f"scored {quality['scored']:,} documents ({summary['quarantined']:,} records quarantined) "
         f"with {model.resolve()} (sha256 {quality['model_sha256'][:16]}...)"
     )
-    typer.echo(f"data: {output.resolve() / 'data'}  summary: {output.resolve() / 'summary.json'}")
+    typer.echo(f"data: {output.resolve() / 'data'}  summary: {summary_path(output.resolve())}")
 
 
 @app.command("demo-data")

@@ -34,7 +34,6 @@ for datatrove and torch imports in the runner process, which never runs a stage 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,11 +51,14 @@ from orchestration.forms import open_optional_fields
 from orchestration.progress import ArtifactProgress
 from orchestration.reports import report_link
 from orchestration.run_lock import exclusive_run_dir
+from pipelines.ablate.record import record_path
 from pipelines.ablate.spec import AblationSpec
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import StopRequested
+from pipelines.common.run_record import recorded_run
 from pipelines.common.stage import StepRunner, run_stage
 from pipelines.quality.config import ClassifierSettings, QualityConfig
+from pipelines.shards import MANIFEST_NAME
 from pipelines.tokenize.job import MIN_SHARD_TOKENS
 
 SHARDS_READY = "fineforge.shards.ready"
@@ -357,9 +359,9 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
                 "prefect.resource.id": f"fineforge.shards.{params.dataset}",
                 "prefect.resource.name": params.dataset,
             },
-            payload={"manifest": str(out / "manifest.json"), "train_tokens": manifest["total_tokens"]["train"]},
+            payload={"manifest": str(out / MANIFEST_NAME), "train_tokens": manifest["total_tokens"]["train"]},
         )
-        logger.info("emitted %s for %s", SHARDS_READY, out / "manifest.json")
+        logger.info("emitted %s for %s", SHARDS_READY, out / MANIFEST_NAME)
     return manifest
 
 
@@ -414,7 +416,7 @@ def train(
 
 def _publish_train(name: str, rd: Path) -> None:
     records = read_metrics(rd / "metrics.jsonl")
-    run = json.loads((rd / "run.json").read_text()) if (rd / "run.json").exists() else None
+    run = recorded_run(rd)
     create_table_artifact(
         art.final_metrics_rows(records, run),
         key=art.artifact_key("train-metrics", name),
@@ -485,7 +487,7 @@ def pipeline(
     options = (tokenize_options or TokenizeOptions()).model_dump()
     shards = TokenizeParams(dataset=curate_params.dataset, inputs=[str(curate_params.output_dir())], **options)
     tokenize(shards, announce=False)
-    manifest = str(shards.output_dir() / "manifest.json")
+    manifest = str(shards.output_dir() / MANIFEST_NAME)
     train(manifest, run_dir, train_settings)
     return {
         "curated": str(curate_params.output_dir()),
@@ -611,7 +613,7 @@ def ablation(spec: AblationSpec) -> dict:
             print(verdict["text"])
         return {
             "verdicts": record["verdicts"],
-            "ablation": str(ablation_.out / "ablation.json"),
+            "ablation": str(record_path(ablation_.out)),
             "report": str(report_path),
         }
 

@@ -31,7 +31,7 @@ import torch
 
 from model.gpt2 import GPT, config_from_preset, flops_per_token, peak_flops
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE
-from pipelines.shards import shard_name, write_manifest, write_shard
+from pipelines.shards import Manifest, shard_name, write_manifest, write_shard
 from trainer.config import TrainConfig
 from trainer.train import make_optimizer, train
 
@@ -57,12 +57,12 @@ def token_shards(directory: Path, splits: dict[str, np.ndarray], source: str) ->
         shards.append(dict(path=name, split=split, tokens=int(tokens.size), documents=docs, sha256=sha))
     write_manifest(
         directory,
-        {
+        Manifest.model_validate({
             "format": "llm.c-gpt2-v1", "tokenizer": "gpt2", "vocab_size": VOCAB_SIZE, "eot": EOT_TOKEN,
             "source": {"path": source, "run_id": None, "config_hash": None}, "shards": shards,
             "total_tokens": {s["split"]: s["tokens"] for s in shards},
             "documents": {s["split"]: s["documents"] for s in shards}, "created": source,
-        },
+        }),
     )  # fmt: skip
     return directory
 

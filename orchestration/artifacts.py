@@ -33,7 +33,7 @@ def artifact_key(kind: str, dataset: str) -> str:
 
 
 def funnel_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per curate stage: documents in, out, dropped and the share kept.
+    """One row per curate stage: documents in, out, dropped and the share kept (`stage_rows` of the summary).
 
     Args:
         summary: curate's summary.json.
@@ -41,19 +41,12 @@ def funnel_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     Returns:
         Rows in stage order.
     """
+    from pipelines.curate.summary import stage_rows  # loads the curate stage; the terminal progress does not need it
+
     rows = []
-    for stage in summary["stages"]:
-        dropped = sum(stage["dropped"].values())
-        kept = 100.0 * stage["docs_out"] / stage["docs_in"] if stage["docs_in"] else 100.0
-        rows.append(
-            {
-                "stage": stage["name"],
-                "docs_in": stage["docs_in"],
-                "docs_out": stage["docs_out"],
-                "dropped": dropped,
-                "kept_pct": rounded(kept),
-            }
-        )
+    for row in stage_rows(summary):
+        kept = 100.0 * row["docs_out"] / row["docs_in"] if row["docs_in"] else 100.0
+        rows.append(row | {"kept_pct": rounded(kept)})
     return rows
 
 
@@ -76,7 +69,8 @@ def quality_model_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def drop_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (stage, reason) with its count, largest first, plus quarantined records.
+    """One row per (stage, reason) with its count (`reason_rows` of the summary), largest first, plus quarantined
+    records.
 
     Args:
         summary: curate's summary.json.
@@ -84,11 +78,12 @@ def drop_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     Returns:
         Rows sorted by count, descending.
     """
+    from pipelines.curate.summary import reason_rows
+
     rows = [
-        {"stage": stage["name"], "reason": reason, "documents": count}
-        for stage in summary["stages"]
-        for reason, count in stage["dropped"].items()
-        if count
+        {"stage": row["stage"], "reason": row["reason"], "documents": row["docs"]}
+        for row in reason_rows(summary)
+        if row["docs"]
     ]
     if summary.get("quarantined"):
         rows.append({"stage": "read", "reason": "quarantined", "documents": summary["quarantined"]})

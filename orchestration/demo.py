@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.common.metrics import read_metrics
+from pipelines.common.run_record import run_path
 from pipelines.common.stage import run_stage
 
 DEMO_MODEL = "tiny"  # model.gpt2.PRESETS: 2 layers, 64 wide
@@ -129,7 +130,9 @@ def run_demo(out_dir: Path, steps: int = DEMO_STEPS, console: Console | None = N
         RuntimeError: the training subprocess failed (its log's last lines are in the message) or was
             stopped by a signal (a rerun resumes it).
     """
+    from pipelines.curate.summary import summary_path
     from pipelines.report import print_summary, write_report
+    from pipelines.shards import MANIFEST_NAME
     from pipelines.tokenize import TokenizeSettings, TokenizeStage
 
     console = console or Console()
@@ -143,9 +146,9 @@ def run_demo(out_dir: Path, steps: int = DEMO_STEPS, console: Console | None = N
         "report": out_dir / "report.html",
     }
     paths |= {
-        "curate_summary": paths["curated"] / "summary.json",
-        "manifest": paths["shards"] / "manifest.json",
-        "run_json": paths["run"] / "run.json",
+        "curate_summary": summary_path(paths["curated"]),
+        "manifest": paths["shards"] / MANIFEST_NAME,
+        "run_json": run_path(paths["run"]),
         "metrics": paths["run"] / "metrics.jsonl",
         "hf": paths["run"] / "hf",
     }

@@ -13,7 +13,9 @@ here, in llm.c and in nanoGPT-style loaders:
   `documents` count in the manifest is the number of EOTs (document starts) it holds.
 
 `manifest.json` beside the shards lists each one with its token and document counts and sha256; it is
-written last and atomically, so its presence means the shard set is complete. `verify` re-checks it.
+written last and atomically, so its presence means the shard set is complete. This module owns that contract too:
+`Manifest` its fields, `write_manifest` and `load_manifest` its writer and reader, `manifest_path` where it lies,
+and `verify` its invariants (every listed shard intact, split totals = the shards' tokens).
 Every failure raises `ShardError` with the offending file in the message.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from pipelines.common.files import atomic_write, load_contract, write_json_atomic
 from pipelines.common.hashing import file_sha256
@@ -40,6 +43,27 @@ MANIFEST_FIELDS = ("format", "vocab_size", "eot", "shards")  # what every reader
 
 class ShardError(ValueError):
     """A shard or manifest that does not match the format; the message names the file."""
+
+
+class Manifest(BaseModel):
+    """The fields of `manifest.json`, in the order they are written; a field left unset is not written.
+
+    `source` is {`path`, `run_id`, `config_hash`} of the documents tokenized; `shards` [{`path`, `split`, `tokens`,
+    `documents`, `sha256`}]; `total_tokens` and `documents` are per split. Unknown fields are kept.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    tokenizer: str | None = None
+    vocab_size: int
+    eot: int
+    config_hash: str | None = None
+    source: dict[str, Any] | None = None
+    shards: list[dict[str, Any]]
+    total_tokens: dict[str, int] | None = None
+    documents: dict[str, int] | None = None
+    created: str | None = None
 
 
 def shard_name(split: str, index: int) -> str:
@@ -126,16 +150,20 @@ def check_token_range(path: str | Path, vocab_size: int) -> None:
         )
 
 
-def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
+def manifest_path(data: str | Path) -> Path:
+    """The manifest of `data`: a `manifest.json` itself, or the shard folder that holds one."""
+    path = Path(data)
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
+def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
     """Write `manifest.json` into `directory` atomically and return its path."""
-    return write_json_atomic(Path(directory) / MANIFEST_NAME, manifest)
+    return write_json_atomic(Path(directory) / MANIFEST_NAME, manifest.model_dump(exclude_unset=True))
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
     """Read a manifest (a path to `manifest.json` or to its directory) and check its format fields."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
+    path = manifest_path(path)
     manifest = load_contract(path, MANIFEST_FIELDS, ShardError, "no manifest: the shard set is missing or incomplete")
     if manifest["format"] != MANIFEST_FORMAT:
         raise ShardError(f"{path}: manifest format {manifest['format']!r}, expected {MANIFEST_FORMAT!r}")

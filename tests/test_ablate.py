@@ -18,6 +18,7 @@ from cli import app
 from model import tokenizer
 from model.gpt2 import GPT, config_from_preset
 from orchestration.demo_data import demo_texts, write_demo_crawl
+from pipelines.ablate import record as record_file
 from pipelines.ablate.evalsets import EvalSetError, eval_set_name, prepare_eval_set, text_stream
 from pipelines.ablate.job import Ablation, AblationError, run_ablation
 from pipelines.ablate.results import summary_rows, verdicts
@@ -238,10 +239,12 @@ def small_ablation(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_ablation_contract(small_ablation):
+def test_ablation_contract(small_ablation, tmp_path):
     root, ablation_spec, record, _ = small_ablation
     out = root / "out"
-    assert json.loads((out / "ablation.json").read_text()) == record
+    assert json.loads((out / "ablation.json").read_text()) == record == record_file.recorded(out)
+    rewritten = record_file.write(tmp_path, record_file.AblationRecord.model_validate(record))
+    assert rewritten.read_bytes() == (out / "ablation.json").read_bytes()  # the owner writes what the job wrote
     assert [v["name"] for v in record["variants"]] == ["fineweb", "nofilter"]
     for variant in record["variants"]:
         summary = json.loads((out / variant["name"] / "curated" / "summary.json").read_text())

@@ -18,7 +18,7 @@ import pytest
 
 from orchestration.demo_data import write_demo_crawl
 from pipelines.curate import STAGES, CurateConfig, CurateStage, DropGuardError, config_hash, load_config, run_curate
-from pipelines.curate.job import check_invariants
+from pipelines.curate.summary import check as check_invariants
 from tests.builtin_text import EDGE_TEXTS, MULTILINGUAL, TextSource, write_jsonl_gz
 from tests.conftest import SOURCES
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
-from pipelines.shards import shard_name, write_manifest, write_shard
+from pipelines.shards import Manifest, shard_name, write_manifest, write_shard
 from tests.builtin_text import TextSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def write_test_shards(source: TextSource, out: Path) -> Path:
         "documents": documents,
         "created": "2026-01-01T00:00:00+00:00",
     }
-    return write_manifest(out, manifest)
+    return write_manifest(out, Manifest.model_validate(manifest))
 
 
 def tiny_config(directory: Path) -> Path:

@@ -32,7 +32,7 @@ import torch
 
 from model.tokenizer import EOT_TOKEN
 from pipelines.common.hashing import file_sha256
-from pipelines.shards import MANIFEST_NAME, ShardError, check_token_range, load_manifest, read_shard, verify
+from pipelines.shards import ShardError, check_token_range, load_manifest, manifest_path, read_shard, verify
 
 
 class DataError(ValueError):
@@ -52,12 +52,6 @@ class ShardSet:
     val_paths: list[Path]
 
 
-def manifest_file(data: str | Path) -> Path:
-    """Return the manifest path for `data`, a manifest.json or the directory that holds one."""
-    path = Path(data)
-    return path / MANIFEST_NAME if path.is_dir() else path
-
-
 def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> ShardSet:
     """Check a shard set against its manifest and the model, then memory-map its shards.
 
@@ -73,7 +67,7 @@ def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> Sh
     Raises:
         DataError: corrupt or missing shards, an invalid manifest, or a vocabulary mismatch.
     """
-    path = manifest_file(data)
+    path = manifest_path(data)
     try:
         manifest = load_manifest(path)
     except (ShardError, OSError) as e:

@@ -13,10 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.files import read_json
+from pipelines.common.run_record import recorded_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RUN_FILE = "run.json"
 
 
 class LineageError(ValueError):
@@ -68,12 +67,6 @@ def run_record(
         "git_commit": git_commit(),
         "started": datetime.now(UTC).isoformat(),
     }
-
-
-def recorded_run(run_dir: Path) -> dict[str, Any] | None:
-    """The run.json of a run directory, or None when there is none (or it is unreadable)."""
-    run = read_json(Path(run_dir) / RUN_FILE)
-    return run if isinstance(run, dict) else None
 
 
 def check_same_data(run_dir: Path, manifest_path: Path, manifest_sha256: str) -> None:

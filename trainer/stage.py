@@ -33,11 +33,13 @@ from pipelines.common.locks import folder_lock
 from pipelines.common.metrics import METRICS_FILE, MetricsError, MetricsFollower
 from pipelines.common.processes import StopRequested, group_alive, signals_raise
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress
+from pipelines.common.run_record import recorded_run
 from pipelines.common.stage import Stage, Step
+from pipelines.shards import manifest_path
 from trainer.config import TrainConfig, build_config
-from trainer.data import DataError, manifest_file
+from trainer.data import DataError
 from trainer.launch import parse_train_args
-from trainer.lineage import check_same_data, recorded_run
+from trainer.lineage import check_same_data
 from trainer.process import PGID_FILE, TrainerProcess, trainer_command
 
 LOG_FILE = "train.log"
@@ -164,7 +166,7 @@ class TrainStage(Stage):
         self.config: TrainConfig = build_config(flags, config_file)
         self.nproc = nproc or 1
         self.run_dir = Path(self.config.out).expanduser().resolve()
-        self.manifest_path = manifest_file(self.config.data).expanduser().resolve()
+        self.manifest_path = manifest_path(self.config.data).expanduser().resolve()
         if not self.manifest_path.is_file():
             raise DataError(f"{self.manifest_path}: no manifest; the shard set is missing or incomplete")
         self.manifest_sha256 = file_sha256(str(self.manifest_path))

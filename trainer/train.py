@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import write_json_atomic
+from pipelines.common.run_record import write_run
 from trainer import checkpoint as ckpt
 from trainer import dist
 from trainer.config import TrainConfig
 from trainer.data import describe, open_shards
 from trainer.hf import export_hf
-from trainer.lineage import RUN_FILE, check_same_data, run_record
+from trainer.lineage import check_same_data, run_record
 from trainer.metrics import MetricsLog, Reporter
 from trainer.trainer import Trainer, TrainError, lr_at, make_optimizer, model_config
 
@@ -105,7 +105,7 @@ def _train(cfg: TrainConfig, info: dist.DistInfo) -> dict[str, Any]:
             "resumed_from": str(latest) if latest else None,
         }
         run = run_record(cfg.model_dump(), shards.manifest_path, shards.manifest_sha256, shards.manifest, extra)
-        write_json_atomic(run_dir / RUN_FILE, run)
+        write_run(run_dir, run)
         log = MetricsLog(run_dir, trainer.step, cfg.tensorboard)
     report = Reporter(cfg.steps, log)
 
@@ -154,5 +154,5 @@ def _train(cfg: TrainConfig, info: dist.DistInfo) -> dict[str, Any]:
             "signal": stop.signum or None,
         }
         if info.is_main:
-            write_json_atomic(run_dir / RUN_FILE, {**run, **result, "finished": datetime.now(UTC).isoformat()})
+            write_run(run_dir, {**run, **result, "finished": datetime.now(UTC).isoformat()})
     return result

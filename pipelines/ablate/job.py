@@ -14,7 +14,7 @@ Layout of DIR (`--out`):
     <variant>/curated/        `CurateStage` output (summary.json, data/, rejects/, quarantine/, report.html)
     <variant>/shards/         `TokenizeStage` output (train shards only: the fixed sets replace a val split)
     <variant>/runs/seed-<s>/  `TrainStage` output, plus evals.json (scores at each checkpoint, samples)
-    ablation.json             the contract (fields in `ablation_record`), written after every run is scored
+    ablation.json             the contract (fields in `pipelines.ablate.record`), written after every run is scored
     report.html               the comparison report (`pipelines.ablate.report`)
 
 Every stage runs through `pipelines.common.stage.run_stage`, so a rerun of the same command after a crash
@@ -43,10 +43,10 @@ from typing import Any
 import yaml
 
 from pipelines.ablate import evalsets
+from pipelines.ablate import record as record_file
 from pipelines.ablate.evalsets import EvalSet, prepare_eval_set
 from pipelines.ablate.results import results_rows, summary_rows, verdicts
 from pipelines.ablate.spec import (
-    ABLATION_FILE,
     ABLATION_PROMPTS,
     EVAL_DIR,
     REPORT_FILE,
@@ -60,9 +60,12 @@ from pipelines.common.hashing import stable_hash
 from pipelines.common.inputs import discover_inputs
 from pipelines.common.locks import LOCK_FILE, folder_lock
 from pipelines.common.processes import signals_raise
+from pipelines.common.run_record import recorded_run
 from pipelines.common.stage import StageOutcome, run_stage
 from pipelines.curate import CurateStage, config_hash, load_config
+from pipelines.curate import summary as curate_summary
 from pipelines.curate.logs import datatrove_logs_to
+from pipelines.shards import MANIFEST_NAME
 from pipelines.tokenize import TokenizeSettings, TokenizeStage
 
 VARIANT_FILE = "variant.json"
@@ -224,13 +227,13 @@ class Ablation:
         Raises:
             AblationError: the variant's shards hold less than one training sequence.
         """
-        manifest = read_json(self.variant_dir(name) / "shards" / "manifest.json") or {}
+        manifest = read_json(self.variant_dir(name) / "shards" / MANIFEST_NAME) or {}
         tokens = (manifest.get("total_tokens") or {}).get("train", 0)
         if tokens <= self.spec.sequence_length:
             raise AblationError(
                 f"variant {name!r} kept {tokens} training tokens, fewer than one sequence of "
                 f"{self.spec.sequence_length + 1}: its recipe dropped (nearly) everything; see "
-                f"{self.variant_dir(name) / 'curated' / 'summary.json'}"
+                f"{curate_summary.summary_path(self.variant_dir(name) / 'curated')}"
             )
         return [
             "--data",
@@ -266,7 +269,7 @@ class Ablation:
         from trainer.checkpoint import list_checkpoints, load_model
 
         run_dir = self.run_dir(name, seed)
-        run = read_json(run_dir / "run.json") or {}
+        run = recorded_run(run_dir) or {}
         if run.get("status") != "completed" or run.get("step") != self.spec.steps:
             raise AblationError(f"{run_dir}: training has not completed {self.spec.steps} steps; rerun to resume it")
         current = {s.name: s.sha256 for s in self.eval_sets}
@@ -317,7 +320,8 @@ class Ablation:
         from pipelines.report import build_report
 
         record = self.ablation_record()
-        write_json_atomic(self.out / ABLATION_FILE, record)
+        record_file.write(self.out, record)
+        record = record.model_dump()
         for variant in self.spec.variants:
             folder = self.variant_dir(variant.name)
             first_run = self.run_dir(variant.name, self.spec.seeds[0])
@@ -325,21 +329,18 @@ class Ablation:
         write_ablation_report(self.out, record)
         return record
 
-    def ablation_record(self) -> dict[str, Any]:
+    def ablation_record(self) -> record_file.AblationRecord:
         """The contents of ablation.json, read from the finished stages' contract files.
 
         Returns:
-            {"variants": [{name, config, config_hash, docs_out, train_tokens, epochs}], "eval_sets": [{name, path,
-            kind, size, tokens}], "results": [{variant, seed, eval_set, metric, value, tokens_trained}], "summary":
-            [{variant, eval_set, metric, mean, min, max, spread, seeds}], "verdicts": [...], "overlap":
-            [{variant, eval_set, documents, share}], "runs": [...], "settings", "created"}.
+            The `AblationRecord` (its fields: `pipelines.ablate.record`).
         """
         tokens_trained = self.spec.tokens_trained
         variants, runs, overlap = [], [], []
         for variant in self.spec.variants:
             folder = self.variant_dir(variant.name)
-            summary = read_json(folder / "curated" / "summary.json") or {}
-            manifest = read_json(folder / "shards" / "manifest.json") or {}
+            summary = curate_summary.recorded(folder / "curated") or {}
+            manifest = read_json(folder / "shards" / MANIFEST_NAME) or {}
             train_tokens = (manifest.get("total_tokens") or {}).get("train", 0)
             variants.append(
                 {
@@ -365,7 +366,7 @@ class Ablation:
             for seed in self.spec.seeds:
                 run_dir = self.run_dir(variant.name, seed)
                 evals = read_json(run_dir / EVALS_FILE) or {}
-                run = read_json(run_dir / "run.json") or {}
+                run = recorded_run(run_dir) or {}
                 runs.append(
                     {
                         "variant": variant.name,
@@ -380,19 +381,19 @@ class Ablation:
                 )
         results = results_rows(runs, self.eval_sets)
         summary = summary_rows(results)
-        return {
-            "variants": variants,
-            "eval_sets": [s.entry() for s in self.eval_sets],
-            "results": results,
-            "summary": summary,
-            "verdicts": verdicts(summary, len(self.spec.seeds)),
-            "overlap": overlap,
-            "runs": runs,
-            "settings": {**self.train_settings, "tokens": self.spec.tokens, "tokens_trained": tokens_trained},
-            "inputs": self.identity["inputs"],
-            "seeds": list(self.spec.seeds),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        return record_file.AblationRecord(
+            variants=variants,
+            eval_sets=[s.entry() for s in self.eval_sets],
+            results=results,
+            summary=summary,
+            verdicts=verdicts(summary, len(self.spec.seeds)),
+            overlap=overlap,
+            runs=runs,
+            settings={**self.train_settings, "tokens": self.spec.tokens, "tokens_trained": tokens_trained},
+            inputs=self.identity["inputs"],
+            seeds=list(self.spec.seeds),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

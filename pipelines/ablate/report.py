@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import atomic_write, read_json
+from pipelines.common.files import atomic_write
 from pipelines.common.metrics import read_metrics
+from pipelines.curate.summary import recorded
 from pipelines.report.data import compare_tables
 from pipelines.report.plots import curves_png
 from pipelines.report.render import CSS, PAGE_HEAD, compare_section, image, table
@@ -277,7 +278,7 @@ def write_ablation_report(out: Path, record: dict[str, Any]) -> Path:
     Returns:
         The path written.
     """
-    summaries = {v["name"]: read_json(out / v["name"] / "curated" / "summary.json") or {} for v in record["variants"]}
+    summaries = {v["name"]: recorded(out / v["name"] / "curated") or {} for v in record["variants"]}
     html = render_ablation(record, summaries, _curves(record), out)
     path = out / "report.html"
     with atomic_write(path, "w") as f:

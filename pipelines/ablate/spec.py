@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.ablate.record import ABLATION_FILE
 from trainer.config import SEED_LIMIT, TRAIN_PRESETS, TrainConfig
 
 DEFAULT_TOKENS = 200_000  # the tiny model's sizing run (issue 13); see README "Ablations" for the measured noise
@@ -36,7 +37,6 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # variant may not take one of these names, or its folder and the file would collide once the runs are done.
 SPEC_FILE = "ablation-spec.json"
 TRAIN_FILE = "train.yaml"
-ABLATION_FILE = "ablation.json"
 REPORT_FILE = "report.html"
 EVAL_DIR = "eval"  # the tokenized evaluation sets
 RESERVED_NAMES = {SPEC_FILE, TRAIN_FILE, ABLATION_FILE, REPORT_FILE, EVAL_DIR}

@@ -5,13 +5,15 @@ resiliparse), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `
 `quality` stage (in `pipelines.quality`, its datatrove steps in `pipelines.quality.steps`), `decontam` (eval-set
 n-grams; the index in `decontam_index`), `dedup` (exact and MinHash), `pii` (emails and public IPs); `stages` is the
 ordered stage list, `config` the settings, `stats` the accounting read back from datatrove, `executors` where tasks
-run, `work` the step keys and folders that let a run reuse an earlier run's finished steps, and `job` the
-`CurateStage` that ties them together; `score` is `fineforge quality score` (a curate run that only scores).
+run, `work` the step keys and folders that let a run reuse an earlier run's finished steps, `summary` the contract
+`summary.json` (its fields, reader, writer and invariants), and `job` the `CurateStage` that ties them together;
+`score` is `fineforge quality score` (a curate run that only scores).
 """
 
 from pipelines.curate.config import CurateConfig, config_hash, config_yaml, load_config, with_overrides
-from pipelines.curate.job import CurateStage, DropGuardError, InvariantError, run_curate
+from pipelines.curate.job import CurateStage, DropGuardError, run_curate
 from pipelines.curate.stages import STAGES
+from pipelines.curate.summary import InvariantError
 
 __all__ = [
     "STAGES",

@@ -66,11 +66,12 @@ from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from pipelines.common.errors import UserError
-from pipelines.common.files import atomic_write, read_json, write_json_atomic
+from pipelines.common.files import atomic_write, write_json_atomic
 from pipelines.common.hashing import file_sha256, stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs, iter_json_lines
 from pipelines.common.progress import ProgressCallback, ignore_progress
 from pipelines.common.stage import Stage, Step, run_stage
+from pipelines.curate import summary as curate_summary
 from pipelines.curate.config import CurateConfig, config_hash
 from pipelines.curate.decontam import Decontaminator, decontam_stage_stats
 from pipelines.curate.decontam_index import load_index
@@ -131,10 +132,6 @@ SCORED_REJECTS_SCHEMA = REJECTS_SCHEMA.append(SCORE_FIELD)
 
 class DropGuardError(UserError):
     """A stage dropped (nearly) everything; the message names the stage and how to allow it."""
-
-
-class InvariantError(RuntimeError):
-    """The document accounting of a run does not add up."""
 
 
 def _metadata_json(metadata: dict[str, Any], skip: tuple[str, ...]) -> str:
@@ -300,42 +297,6 @@ def check_quarantine_guard(reader: dict[str, int], quarantine_dir: Path, expecte
     )
 
 
-def check_invariants(summary: dict[str, Any], rows_in_data: int) -> None:
-    """Check the accounting of a finished run.
-
-    Args:
-        summary: the summary dict (records_read, quarantined, records_skipped, docs_in, docs_out, stages).
-        rows_in_data: rows counted in the published `data/*.parquet`.
-
-    Raises:
-        InvariantError: listing every violated invariant.
-    """
-    problems = []
-    skipped = sum(summary["records_skipped"].values())
-    if summary["records_read"] != summary["docs_in"] + summary["quarantined"] + skipped:
-        problems.append(
-            f"records_read {summary['records_read']} != docs_in {summary['docs_in']} + "
-            f"quarantined {summary['quarantined']} + records_skipped {skipped}"
-        )
-    stages = summary["stages"]
-    previous = summary["docs_in"]
-    for stage in stages:
-        if stage["docs_in"] != stage["docs_out"] + sum(stage["dropped"].values()):
-            problems.append(f"stage {stage['name']}: docs_in != docs_out + sum(dropped): {stage}")
-        if stage["docs_in"] != previous:
-            problems.append(f"stage {stage['name']}: docs_in {stage['docs_in']} != previous docs_out {previous}")
-        previous = stage["docs_out"]
-    if not (previous == summary["docs_out"] == rows_in_data):
-        problems.append(
-            f"last stage docs_out {previous}, summary docs_out {summary['docs_out']}, rows in data/ {rows_in_data}"
-        )
-    quality = summary.get("quality")
-    if quality and quality["selected"] != next(s["docs_out"] for s in stages if s["name"] == "quality"):
-        problems.append(f"quality: {quality['selected']} rows selected in quality/scores.parquet != stage docs_out")
-    if problems:
-        raise InvariantError("curate accounting does not add up:\n  " + "\n  ".join(problems))
-
-
 def parquet_rows(folder: Path) -> int:
     """Rows in all `*.parquet` files of a folder (from the footers; no data is read; 0 if it does not exist)."""
     return sum(pq.ParquetFile(path).metadata.num_rows for path in sorted(Path(folder).glob("*.parquet")))
@@ -457,12 +418,12 @@ class CurateStage(Stage):
 
     def is_complete(self) -> bool:
         """True when DIR/summary.json is this run's (same config, model, inputs, task count and limit)."""
-        summary = read_json(self.output_dir / "summary.json")
-        return isinstance(summary, dict) and summary.get("run_id") == self.run_id
+        summary = curate_summary.recorded(self.output_dir)
+        return summary is not None and summary.get("run_id") == self.run_id
 
     def result(self) -> dict[str, Any]:
         """The published summary.json."""
-        return read_json(self.output_dir / "summary.json")
+        return curate_summary.recorded(self.output_dir)
 
     def output_folder(self) -> Path:
         """The output folder DIR (locked while the run claims and writes it)."""
@@ -630,38 +591,39 @@ class CurateStage(Stage):
         check_drop_guard(stages, self.config.expected_drop)
         duration = time.monotonic() - self._started
         docs_in = stages[0].docs_in
-        summary = {
-            "run_id": self.run_id,
-            "config_hash": self.config_hash,
-            "inputs": self.inputs,
-            "input_files": len(self.files),
-            "records_read": reader.get("records", 0),
-            "quarantined": reader.get("quarantined", 0),
-            "records_skipped": {
+        summary = curate_summary.CurateSummary(
+            run_id=self.run_id,
+            config_hash=self.config_hash,
+            inputs=self.inputs,
+            input_files=len(self.files),
+            records_read=reader.get("records", 0),
+            quarantined=reader.get("quarantined", 0),
+            records_skipped={
                 key.removeprefix("skipped_"): n
                 for key, n in sorted(reader.items())
                 if key.startswith("skipped_") and n
             },
-            "docs_in": docs_in,
-            "docs_out": stages[-1].docs_out,
-            "stages": [s.to_dict() | {"status": self._stage_status(s.name, done)} for s in stages],
-            "steps": [self._step_entry(work) for work in self.work.values()],
-            "quality": self._quality_summary(done),
-            "privacy": privacy_record(self.config.pii),
-            "duration_s": round(duration, 3),
-            "docs_per_s": round(docs_in / duration, 3) if duration > 0 else 0.0,
-            "tasks": self.tasks,
-            "workers": self.workers,
-            "executor": self.executor,
-            "limit": self.limit,
-        }
-        check_invariants(summary, parquet_rows(self.work["dedup"].dir / "data"))
-        self.watcher.finished(summary["stages"], docs_in)
-        (self.output_dir / "summary.json").unlink(missing_ok=True)  # the folder is unfinished until it is back
+            docs_in=docs_in,
+            docs_out=stages[-1].docs_out,
+            stages=[s.to_dict() | {"status": self._stage_status(s.name, done)} for s in stages],
+            steps=[self._step_entry(work) for work in self.work.values()],
+            quality=self._quality_summary(done),
+            privacy=privacy_record(self.config.pii),
+            duration_s=round(duration, 3),
+            docs_per_s=round(docs_in / duration, 3) if duration > 0 else 0.0,
+            tasks=self.tasks,
+            workers=self.workers,
+            executor=self.executor,
+            limit=self.limit,
+        )
+        record = summary.model_dump()
+        curate_summary.check(record, parquet_rows(self.work["dedup"].dir / "data"))
+        self.watcher.finished(record["stages"], docs_in)
+        curate_summary.summary_path(self.output_dir).unlink(missing_ok=True)  # unfinished until it is back
         self.output.publish(self._published())
-        write_json_atomic(self.output_dir / "summary.json", summary)
+        curate_summary.write(self.output_dir, summary)
         remove_unused(self.output_dir / ".work", list(self.work.values()))
-        return summary
+        return record
 
     def _stages(self, done: dict[str, dict[str, Any]]) -> list[StageStats]:
         """Every stage's counts in STAGES order; a stage no step counted (quality off) passes everything on."""

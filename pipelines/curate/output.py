@@ -30,6 +30,7 @@ from pathlib import Path
 from pipelines.common.files import OutputFolderError, link_or_copy, make_output_dir, read_json, write_json_atomic
 from pipelines.common.inputs import InputFile
 from pipelines.common.locks import LOCK_FILE
+from pipelines.curate.summary import FILENAME as SUMMARY_FILE
 
 OWNER_FILE = ".fineforge-curate.json"
 LOG_FILE = "curate.log"  # datatrove's log of this folder's runs, appended (`fineforge curate` without --verbose)
@@ -142,7 +143,7 @@ class CurateOutput:
                 raise OutputFolderError(
                     f"{self.path}: not empty ({_quote(present)}) and not a curate output folder; choose an empty or "
                     "new --output, or write into it anyway with --overwrite (curate replaces only data/, rejects/, "
-                    "quarantine/ and summary.json, and only files of its own kinds)"
+                    f"quarantine/ and {SUMMARY_FILE}, and only files of its own kinds)"
                 )
         self.check_replaceable()
         self._write_record(self.published())

@@ -26,13 +26,12 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.common.files import load_contract
 from pipelines.common.inputs import InputError, iter_json_lines
+from pipelines.curate import summary as curate_summary
 from pipelines.curate.pii import recorded_privacy
 from pipelines.curate.stages import READ_STAGES, STAGES
 
 RAW_STAGES = frozenset(READ_STAGES)
-SUMMARY_FIELDS = ("run_id", "records_read", "quarantined", "docs_in", "docs_out", "stages")
 FEATURES = ("chars", "words", "mean_word_len", "language_score", "dup_line_frac")
 TOP_N = 15
 SNIPPET_CHARS = 360
@@ -55,7 +54,7 @@ class CurateData:
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
-    """Read and check the shape of `run_dir/summary.json`.
+    """Read and check the shape of `run_dir/summary.json` (`pipelines.curate.summary.read`).
 
     Args:
         run_dir: a curate output directory.
@@ -66,45 +65,7 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
     Raises:
         ReportError: the file is missing, is not JSON, or lacks a contract field.
     """
-    path = Path(run_dir) / "summary.json"
-    summary = load_contract(path, SUMMARY_FIELDS, ReportError, f"{run_dir} is not a finished curate run")
-    for key in ("records_read", "quarantined", "docs_in", "docs_out"):
-        _check_count(path, key, summary[key])
-    summary.setdefault("records_skipped", {})  # summaries written before records were skipped by type
-    _check_counts(path, "records_skipped", summary["records_skipped"])
-    if not isinstance(summary["stages"], list):
-        raise ReportError(f"{path}: stages is {_kind(summary['stages'])}, expected a list")
-    for i, stage in enumerate(summary["stages"]):
-        if not isinstance(stage, dict):
-            raise ReportError(f"{path}: stages[{i}] is {_kind(stage)}, expected an object")
-        for key in ("name", "docs_in", "docs_out", "dropped"):
-            if key not in stage:
-                raise ReportError(f"{path}: stages[{i}] lacks the field {key!r}")
-        if not isinstance(stage["name"], str):
-            raise ReportError(f"{path}: stages[{i}].name is {_kind(stage['name'])}, expected a string")
-        for key in ("docs_in", "docs_out"):
-            _check_count(path, f"stages[{i}].{key}", stage[key])
-        _check_counts(path, f"stages[{i}].dropped", stage["dropped"])
-    return summary
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else f"a {type(value).__name__}"
-
-
-def _check_count(path: Path, field: str, value: Any) -> None:
-    """Raise unless `value` is a non-negative integer (a JSON bool is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        shown = _kind(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
-        raise ReportError(f"{path}: {field} is {shown}, expected a count (an integer >= 0)")
-
-
-def _check_counts(path: Path, field: str, value: Any) -> None:
-    """Raise unless `value` maps names to counts."""
-    if not isinstance(value, dict):
-        raise ReportError(f"{path}: {field} is {_kind(value)}, expected an object of counts")
-    for key, count in value.items():
-        _check_count(path, f"{field}[{key!r}]", count)
+    return curate_summary.read(run_dir, ReportError, f"{run_dir} is not a finished curate run")
 
 
 def _check_parquet(path: Path, whole: bool = False) -> None:
@@ -272,18 +233,15 @@ def funnel_rows(
     rows = []
     total_in = summary["docs_in"]
     chars_out: int | None = kept_chars
-    for stage in reversed(summary["stages"]):
-        name, dropped = stage["name"], sum(stage["dropped"].values())
+    for stage in reversed(curate_summary.stage_rows(summary)):
+        name, dropped = stage["stage"], stage["dropped"]
         complete = reject_rows.get(name, 0) == dropped
         chars_in = chars_out + reject_chars.get(name, 0) if chars_out is not None and complete else None
         if name in RAW_STAGES:
             chars_in = None
         rows.append(
-            {
-                "stage": name,
-                "docs_in": stage["docs_in"],
-                "docs_out": stage["docs_out"],
-                "dropped": dropped,
+            stage
+            | {
                 "drop_share": _share(dropped, stage["docs_in"]),
                 "kept_share": _share(stage["docs_out"], total_in),
                 "chars_in": chars_in,
@@ -297,78 +255,20 @@ def funnel_rows(
 
 def drop_rows(summary: dict[str, Any], rows_by_reason: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
     """One row per (stage, reason) with its count and shares, in stage order and by count within a stage."""
-    total_dropped = sum(sum(s["dropped"].values()) for s in summary["stages"])
-    rows = []
-    for stage in summary["stages"]:
-        for reason, docs in sorted(stage["dropped"].items(), key=lambda kv: (-kv[1], kv[0])):
-            rows.append(
-                {
-                    "stage": stage["name"],
-                    "reason": reason,
-                    "docs": docs,
-                    "share_of_stage_in": _share(docs, stage["docs_in"]),
-                    "share_of_dropped": _share(docs, total_dropped),
-                    "share_of_docs_in": _share(docs, summary["docs_in"]),
-                    "rejects_rows": rows_by_reason.get((stage["name"], reason), 0),
-                }
-            )
-    return rows
-
-
-def invariant_checks(
-    summary: dict[str, Any], data_rows: int, reject_rows: dict[str, int], quarantine_rows: int | None
-) -> list[dict[str, Any]]:
-    """The curate contract's invariants, recomputed here; each is {check, ok, detail}."""
-    stages = summary["stages"]
-    skipped = sum(summary["records_skipped"].values())
-    checks = [
+    reasons = curate_summary.reason_rows(summary)
+    total_dropped = sum(row["docs"] for row in reasons)
+    return [
         {
-            "check": "records_read = docs_in + quarantined + records_skipped",
-            "ok": summary["records_read"] == summary["docs_in"] + summary["quarantined"] + skipped,
-            "detail": f"{summary['records_read']} = {summary['docs_in']} + {summary['quarantined']} + {skipped}",
+            "stage": row["stage"],
+            "reason": row["reason"],
+            "docs": row["docs"],
+            "share_of_stage_in": _share(row["docs"], row["stage_in"]),
+            "share_of_dropped": _share(row["docs"], total_dropped),
+            "share_of_docs_in": _share(row["docs"], summary["docs_in"]),
+            "rejects_rows": rows_by_reason.get((row["stage"], row["reason"]), 0),
         }
+        for row in reasons
     ]
-    bad = [s["name"] for s in stages if s["docs_in"] != s["docs_out"] + sum(s["dropped"].values())]
-    checks.append(
-        {"check": "every stage: docs_in = docs_out + dropped", "ok": not bad, "detail": ", ".join(bad) or "all"}
-    )
-    breaks = [b["name"] for a, b in zip(stages, stages[1:], strict=False) if b["docs_in"] != a["docs_out"]]
-    if stages and stages[0]["docs_in"] != summary["docs_in"]:
-        breaks.insert(0, stages[0]["name"])
-    checks.append(
-        {
-            "check": "each stage's docs_in = the previous docs_out",
-            "ok": not breaks,
-            "detail": ", ".join(breaks) or "all",
-        }
-    )
-    last_out = stages[-1]["docs_out"] if stages else summary["docs_in"]
-    checks.append(
-        {
-            "check": "last stage docs_out = summary docs_out = rows in data/",
-            "ok": last_out == summary["docs_out"] == data_rows,
-            "detail": f"{last_out} / {summary['docs_out']} / {data_rows}",
-        }
-    )
-    over = [s["name"] for s in stages if reject_rows.get(s["name"], 0) > sum(s["dropped"].values())]
-    sampled = [s["name"] for s in stages if reject_rows.get(s["name"], 0) < sum(s["dropped"].values())]
-    checks.append(
-        {
-            "check": "rejects rows <= dropped count per stage",
-            "ok": not over,
-            "detail": (f"more rows than drops: {', '.join(over)}; " if over else "")
-            + (f"sampled or not written: {', '.join(sampled)}" if sampled else "complete for every stage"),
-        }
-    )
-    if quarantine_rows is not None:
-        checks.append(
-            {
-                "check": "quarantine records = summary quarantined",
-                "ok": quarantine_rows == summary["quarantined"],
-                "detail": f"{quarantine_rows} = {summary['quarantined']}",
-            }
-        )
-    return checks
 
 
 NO_HOST = "(no host)"  # a URL without scheme and host, e.g. a file path where the page named no URL
@@ -539,7 +439,7 @@ def load_curate(run_dir: Path, per_reason: int = 3, kept_n: int = 6) -> CurateDa
         },
         "funnel": funnel_rows(summary, int(kept["chars"].sum()), reject_chars, reject_rows),
         "drops": drop_rows(summary, by_reason),
-        "checks": invariant_checks(summary, kept.height, reject_rows, quarantine_rows),
+        "checks": curate_summary.checks(summary, kept.height, reject_rows, quarantine_rows),
         "quarantine": quarantine_groups[:TOP_N],
         "medians": _medians(kept, dropped),
         "domains_kept": _top(kept, "domain", scrub),

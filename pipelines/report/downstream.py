@@ -27,6 +27,7 @@ import numpy as np
 
 from pipelines.common.files import read_json
 from pipelines.common.metrics import MetricsError, read_metrics
+from pipelines.common.run_record import RUN_FILE, recorded_run, run_path
 from pipelines.report.data import ReportError
 from pipelines.shards import MANIFEST_NAME, ShardError, load_manifest, read_shard
 
@@ -70,13 +71,10 @@ def find_training(shard_dir: Path, candidates: Iterable[Path] = ()) -> Path | No
     """
     shard_dir = Path(shard_dir).resolve()
     targets = {shard_dir, shard_dir / MANIFEST_NAME}
-    for run_json in [*sorted(shard_dir.parent.glob("*/run.json")), *(Path(c) / "run.json" for c in candidates)]:
+    for run_json in [*sorted(shard_dir.parent.glob(f"*/{RUN_FILE}")), *(run_path(c) for c in candidates)]:
         if not (run_json.parent / "metrics.jsonl").is_file():
             continue
-        try:
-            values = _strings(json.loads(run_json.read_text()))
-        except (json.JSONDecodeError, OSError):
-            continue
+        values = _strings(recorded_run(run_json.parent))
         if any(_resolve(v, run_json.parent) in targets for v in values if "/" in v or v.endswith(".json")):
             return run_json.parent
     return None
@@ -187,6 +185,6 @@ def load_training(train_dir: Path) -> dict[str, Any]:
             last = event
         elif event.get("type") == "eval" and "val_loss" in event:
             evals.append((int(event["step"]), float(event["val_loss"])))
-    run = read_json(train_dir / "run.json")
-    status = run.get("status") if isinstance(run, dict) else None
+    run = recorded_run(train_dir)
+    status = run.get("status") if run is not None else None
     return {"dir": str(train_dir), "steps": steps, "evals": evals, "last": last, "status": status}

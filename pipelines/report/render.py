@@ -19,6 +19,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from pipelines.curate.summary import FILENAME as SUMMARY_FILE
+
 CSS = """
 :root { --fg:#1f2937; --muted:#6b7280; --line:#e5e7eb; --bg:#f9fafb; --kept:#2563eb; --drop:#ea580c; --ok:#15803d;
   --bad:#b91c1c; }
@@ -279,7 +281,7 @@ def _privacy(p: dict[str, Any] | None) -> str:
 
 def _funnel(t: dict[str, Any], png: bytes | None) -> str:
     note = (
-        '<p class="muted">Documents from <code>summary.json</code>; characters from the Parquet text where the '
+        f'<p class="muted">Documents from <code>{SUMMARY_FILE}</code>; characters from the Parquet text where the '
         "rejects of a stage and all later stages are complete (raw HTML before extraction is not counted); "
         "tokens from the shard manifest.</p>"
     )

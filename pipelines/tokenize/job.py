@@ -72,6 +72,7 @@ from pipelines.shards import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     TOKEN_DTYPE,
+    Manifest,
     ShardError,
     load_manifest,
     shard_name,
@@ -601,22 +602,22 @@ class TokenizeStage(Stage):
     def finish(self) -> dict[str, Any]:
         """Write `manifest.json` (last, atomically), delete the scratch store and return the manifest."""
         records = [json.loads((self.work / "done" / f"{s['path']}.json").read_text()) for s in self._planned()]
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "tokenizer": "gpt2",
-            "vocab_size": VOCAB_SIZE,
-            "eot": EOT_TOKEN,
-            "config_hash": self.job["config_hash"],
-            "source": self.source.manifest_entry(),
-            "shards": [{k: r[k] for k in ("path", "split", "tokens", "documents", "sha256")} for r in records],
-            "total_tokens": {s: sum(r["tokens"] for r in records if r["split"] == s) for s in ("train", "val")},
-            "documents": {s: sum(r["documents"] for r in records if r["split"] == s) for s in ("train", "val")},
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        manifest = Manifest(
+            format=MANIFEST_FORMAT,
+            tokenizer="gpt2",
+            vocab_size=VOCAB_SIZE,
+            eot=EOT_TOKEN,
+            config_hash=self.job["config_hash"],
+            source=self.source.manifest_entry(),
+            shards=[{k: r[k] for k in ("path", "split", "tokens", "documents", "sha256")} for r in records],
+            total_tokens={s: sum(r["tokens"] for r in records if r["split"] == s) for s in ("train", "val")},
+            documents={s: sum(r["documents"] for r in records if r["split"] == s) for s in ("train", "val")},
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
         write_manifest(self.output_dir, manifest)
         shutil.rmtree(self.store.path, ignore_errors=True)
         (self.work / "order.npy").unlink(missing_ok=True)
-        return manifest
+        return manifest.model_dump(exclude_unset=True)
 
 
 def run_tokenize(
