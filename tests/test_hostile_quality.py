@@ -94,3 +94,15 @@ def test_real_models_pass_and_every_size_is_checked(model: Path, tmp_path: Path)
         path.write_bytes(content)
         with pytest.raises(FastTextFileError, match=message):
             check_fasttext_file(path)
+
+
+def test_trial_load_is_bounded_in_memory_and_time(model: Path) -> None:
+    """The second line behind the structure walk: fastText loads the model in a child process that a memory cap or
+    a time bound ends with one error naming the file, never the caller."""
+    from pipelines.quality.trial_load import TrialLoadError, trial_load
+
+    trial_load(model)  # a whole model loads within the default bounds
+    with pytest.raises(TrialLoadError, match=rf"{model}: fastText failed to load it in a process capped at 64 MB"):
+        trial_load(model, memory_bytes=64 << 20)
+    with pytest.raises(TrialLoadError, match=rf"{model}: fastText did not finish loading it within 0.01 s"):
+        trial_load(model, timeout_s=0.01)

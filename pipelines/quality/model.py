@@ -12,7 +12,8 @@ must equal the card's `model_sha256`, and its structure must be whole (`pipeline
 check is optional: fastText 0.9.2 does not reject a truncated `.bin` file but allocates without bound while
 reading it (16 GB in 10 minutes here before it was killed), loops for minutes on random bytes, or loads half a
 file and scores everything 0.0; and a card's hash can be edited to match a damaged file. So fastText only ever
-reads a file whose every size has been checked against its length.
+reads a file whose every size has been checked against its length, and first in a child process capped in memory
+and time (`pipelines.quality.trial_load`), so that a load that still failed could not take a run down or hang it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from pipelines.common.hashing import file_sha256
 from pipelines.quality.fasttext_file import MAGIC, FastTextFileError, check_fasttext_file
 from pipelines.quality.text import normalise
+from pipelines.quality.trial_load import TrialLoadError, trial_load
 
 LABEL_PREFIX = "__label__"  # fastText's default label prefix
 SCORE_KINDS = ("probability", "expected_value")
@@ -115,11 +117,14 @@ class ModelCard:
         return cls(path, str(fields["model_sha256"]), tuple(labels), fields["positive_label"], fields["score"], fields)
 
     def verify(self) -> None:
-        """Check that the model file is the one the card describes (sha256) and a whole fastText file.
+        """Check the model file against its card (sha256), walk its fastText structure, then trial-load it.
+
+        The trial load runs in a child process bounded in memory and time (`pipelines.quality.trial_load`).
 
         Raises:
-            QualityModelError: the file was changed, truncated or replaced since the card was written, or its
-                structure is broken (even where the card's sha256 was edited to match it).
+            QualityModelError: the file was changed, truncated or replaced since the card was written, its
+                structure is broken (even where the card's sha256 was edited to match it), or fastText could not
+                load it within the trial's memory and time bounds.
         """
         with open(self.path, "rb") as f:
             head = f.read(4)
@@ -135,10 +140,14 @@ class ModelCard:
             check_fasttext_file(self.path)
         except FastTextFileError as err:
             raise QualityModelError(f"quality model {self.path} is damaged: {err}") from None
+        try:
+            trial_load(self.path)
+        except TrialLoadError as err:
+            raise QualityModelError(f"quality model {err}") from None
 
 
 def check_model(model_path: str | Path) -> ModelCard:
-    """Validate a model without loading it: the card, the file's sha256 and its fastText structure.
+    """Validate a model before a run uses it: card, sha256, fastText structure, and a bounded trial load.
 
     Args:
         model_path: the `.bin` model file.
