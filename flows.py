@@ -396,12 +396,14 @@ def train(
     Returns:
         The final run.json contents.
     """
+    from trainer.launch import config_from_args
     from trainer.stage import TrainStage
 
     settings = settings or TrainSettings()
     rd = layout.train_run_dir(manifest, run_dir)
     progress = ArtifactProgress("train", rd.name)
-    stage = TrainStage(["--data", manifest, "--out", str(rd), *settings.args()], _log_line, on_progress=progress)
+    config, nproc = config_from_args(["--data", manifest, "--out", str(rd), *settings.args()])
+    stage = TrainStage(config, nproc, _log_line, on_progress=progress)
     with exclusive_run_dir(rd, wait_s, get_run_logger()):
         outcome = run_stage(stage, _steps_as_tasks("train"))
     if outcome.reused:
@@ -533,7 +535,9 @@ def ablation_run(spec: AblationSpec, variant: str, seed: int) -> dict:
 
     ablation_ = _ablation(spec)
     progress = ArtifactProgress("ablation", f"{ablation_.out.name}-{variant}-seed-{seed}")
-    stage = TrainStage(ablation_.train_args(variant, seed), _log_line, env=ablation_.train_env(), on_progress=progress)
+    stage = TrainStage(
+        ablation_.train_config(variant, seed), on_output=_log_line, env=ablation_.train_env(), on_progress=progress
+    )
     with concurrency(TRAINING_LIMIT, occupy=1):
         if run_stage(stage, _steps_as_tasks("train")).reused:
             get_run_logger().info("run %s already completed: skipped", stage.run_dir)

@@ -62,6 +62,7 @@ def _curate(inputs: list[str], curated: Path, log_path: Path) -> dict[str, Any]:
 
 def _train(shards: Path, run_dir: Path, steps: int, config_path: Path, console: Console) -> dict[str, Any]:
     """Train the demo model with `TrainStage`; print its validation losses as they come."""
+    from trainer.config import build_config
     from trainer.stage import TrainerExit, TrainStage
 
     settings = {
@@ -80,7 +81,7 @@ def _train(shards: Path, run_dir: Path, steps: int, config_path: Path, console: 
         if line and ("val loss" in line or "resuming from" in line):
             console.print("  " + line, markup=False, highlight=False)
 
-    stage = TrainStage(["--data", str(shards), "--out", str(run_dir), "--config", str(config_path)], show)
+    stage = TrainStage(build_config({"data": str(shards), "out": str(run_dir)}, config_path), on_output=show)
     try:
         outcome = run_stage(stage)
     except TrainerExit as e:

@@ -64,6 +64,7 @@ from pipelines.common.stage import StageOutcome, run_stage
 from pipelines.curate import CurateStage, config_hash, load_config
 from pipelines.curate.logs import datatrove_logs_to
 from pipelines.tokenize import TokenizeSettings, TokenizeStage
+from trainer.config import TrainConfig, build_config
 
 VARIANT_FILE = "variant.json"
 EVALS_FILE = "evals.json"
@@ -218,8 +219,8 @@ class Ablation:
         folder = self.variant_dir(name)
         return TokenizeStage([str(folder / "curated")], folder / "shards", settings, self.spec.workers, overwrite=True)
 
-    def train_args(self, name: str, seed: int) -> list[str]:
-        """The trainer flags of one run: the shared DIR/train.yaml plus its shards, folder and seed.
+    def train_config(self, name: str, seed: int) -> TrainConfig:
+        """The config of one run: the shared DIR/train.yaml plus its shards, folder and seed.
 
         Raises:
             AblationError: the variant's shards hold less than one training sequence.
@@ -232,16 +233,8 @@ class Ablation:
                 f"{self.spec.sequence_length + 1}: its recipe dropped (nearly) everything; see "
                 f"{self.variant_dir(name) / 'curated' / 'summary.json'}"
             )
-        return [
-            "--data",
-            str(self.variant_dir(name) / "shards"),
-            "--out",
-            str(self.run_dir(name, seed)),
-            "--config",
-            str(self.out / TRAIN_FILE),
-            "--seed",
-            str(seed),
-        ]
+        flags = {"data": str(self.variant_dir(name) / "shards"), "out": str(self.run_dir(name, seed)), "seed": seed}
+        return build_config(flags, self.out / TRAIN_FILE)
 
     def train_env(self) -> dict[str, str] | None:
         """The environment of each trainer: with N runs at once, each gets 1/N of this machine's cores as OpenMP
@@ -449,9 +442,8 @@ def train_runs(ablation: Ablation, name: str, echo: Echo) -> None:
 
     def train(seed: int) -> None:
         label = f"{name} seed {seed}"
-        stage = TrainStage(
-            ablation.train_args(name, seed), TrainPrinter(label, spec.steps, echo), ablation.train_env()
-        )
+        printer = TrainPrinter(label, spec.steps, echo)
+        stage = TrainStage(ablation.train_config(name, seed), on_output=printer, env=ablation.train_env())
         _stage(stage, f"train {label}", echo)
 
     workers = min(spec.training_concurrency, len(spec.seeds))
