@@ -53,6 +53,7 @@ from orchestration.progress import ArtifactProgress
 from orchestration.reports import report_link
 from orchestration.run_lock import exclusive_run_dir
 from pipelines.ablate.spec import AblationSpec
+from pipelines.common.layout import DatasetLayout
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import StopRequested
 from pipelines.common.stage import StepRunner, run_stage
@@ -107,7 +108,7 @@ class CurateParams(BaseModel):
 
     def output_dir(self) -> Path:
         """The curated output folder, absolute."""
-        return Path(self.output).resolve() if self.output else layout.dataset_dir(self.dataset) / "curated"
+        return Path(self.output).resolve() if self.output else DatasetLayout.home(self.dataset).curated
 
     def config_overrides(self) -> dict[str, Any]:
         """The settings this form changes over the config file (nested like the YAML)."""
@@ -165,7 +166,7 @@ class TokenizeParams(TokenizeOptions):
 
     def output_dir(self) -> Path:
         """The shard folder, absolute."""
-        return Path(self.output).resolve() if self.output else layout.dataset_dir(self.dataset) / "shards"
+        return Path(self.output).resolve() if self.output else DatasetLayout.home(self.dataset).shards
 
 
 class TrainSettings(BaseModel):

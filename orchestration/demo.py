@@ -31,6 +31,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.common.layout import DatasetLayout
 from pipelines.common.metrics import read_metrics
 from pipelines.common.stage import run_stage
 
@@ -136,11 +137,12 @@ def run_demo(out_dir: Path, steps: int = DEMO_STEPS, console: Console | None = N
     console = console or Console()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    folders = DatasetLayout.demo(out_dir)
     paths = {
         "crawl": out_dir / "crawl",
-        "curated": out_dir / "curated",
-        "shards": out_dir / "shards",
-        "run": out_dir / "run",
+        "curated": folders.curated,
+        "shards": folders.shards,
+        "run": folders.run(),
         "report": out_dir / "report.html",
     }
     paths |= {
