@@ -58,10 +58,11 @@ from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import StopRequested
 from pipelines.common.stage import StepRunner, run_stage
 from pipelines.quality.config import ClassifierSettings, QualityConfig
-from pipelines.tokenize.job import MIN_SHARD_TOKENS
+from pipelines.tokenize.settings import TokenizeSettings
 
 SHARDS_READY = "fineforge.shards.ready"
 TRAINING_LIMIT = "fineforge-training"  # global concurrency limit held by every ablation training run
+_TOKENIZE_FIELDS = TokenizeSettings.model_fields
 
 
 class CurateParams(BaseModel):
@@ -147,14 +148,17 @@ class QualityTrainParams(BaseModel):
 
 
 class TokenizeOptions(BaseModel):
-    """How to cut token shards."""
+    """How to cut token shards: the fields of `TokenizeSettings` as declared there (default, range, description),
+    without `text_column` (curated folders hold `text`), plus the tokenizer processes."""
 
-    shard_tokens: int = Field(
-        100_000_000, ge=MIN_SHARD_TOKENS, description="Tokens per shard (every shard but the last)."
-    )
-    val_tokens: int | None = Field(None, ge=0, description="Validation tokens (whole documents); default: tokenize's.")
-    seed: int | None = Field(0, description="Document shuffle seed; empty keeps the input order.")
+    shard_tokens: int = _TOKENIZE_FIELDS["shard_tokens"]
+    val_tokens: int | None = _TOKENIZE_FIELDS["val_tokens"]
+    seed: int | None = _TOKENIZE_FIELDS["seed"]
     workers: int = Field(1, ge=1, description="Tokenizer processes.")
+
+    def settings(self) -> TokenizeSettings:
+        """The stage settings these options stand for."""
+        return TokenizeSettings(**self.model_dump(include=set(TokenizeSettings.model_fields)))
 
 
 class TokenizeParams(TokenizeOptions):
@@ -331,13 +335,13 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
     Returns:
         The manifest.
     """
-    from pipelines.tokenize import TokenizeSettings, TokenizeStage
+    from pipelines.tokenize import TokenizeStage
 
     logger = get_run_logger()
     out = params.output_dir()
-    settings = TokenizeSettings(shard_tokens=params.shard_tokens, val_tokens=params.val_tokens, seed=params.seed)
     progress = ArtifactProgress("tokenize", params.dataset)
     # overwrite: a flow run into a dataset's shard folder replaces the shards of its earlier inputs
+    settings = params.settings()
     stage = TokenizeStage(params.inputs, out, settings, workers=params.workers, overwrite=True, on_progress=progress)
     outcome = run_stage(stage, _steps_as_tasks("tokenize"))
     manifest = outcome.result
