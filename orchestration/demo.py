@@ -6,7 +6,7 @@ Stages, each into its own folder of OUT (the layout the report discovers by line
 2. `curated/`: `CurateStage` with the default FineWeb config (about 100 documents survive).
 3. `shards/`: `TokenizeStage` into one train and one val shard (about 38k + 4k tokens).
 4. `run/`: the `tiny` GPT-2 preset (3.3M parameters, mostly the 50,257 x 64 embedding) trained by
-   `TrainStage`, exactly as `fineforge train` trains it (a supervised `python -m trainer` process). 300 steps
+   `TrainStage`, exactly as `fineforge train` trains it (a supervised `python -m trainer.child` process). 300 steps
    of 512 tokens (the preset's own recipe) is about 4 passes over the train split, with train and val loss
    falling smoothly from 10.8 to about 3.9 (`tests/test_trainer_smooth.py` checks the first 80 steps).
 5. a few samples from the trained model (`model.sampling`), then `report.html` (`build_report` of the curated
