@@ -379,6 +379,8 @@ def report_command(
     typer.echo(f"report: {path}")
 
 
+# The tokenize options mirror `pipelines.tokenize.settings.TokenizeSettings` (defaults, ranges): importing it here
+# would load the tokenizer stack for every command, so tests/test_tokenize_settings.py holds the two equal.
 @app.command("tokenize")
 def tokenize(
     inputs: list[str] = typer.Option(
@@ -408,9 +410,8 @@ def tokenize(
 
     with TerminalProgress() as progress:
         shuffle_seed = None if no_shuffle else seed
-        manifest = run_tokenize(
-            inputs, output, shard_tokens, val_tokens, shuffle_seed, workers, text_column, overwrite, progress
-        )
+        settings = dict(shard_tokens=shard_tokens, val_tokens=val_tokens, seed=shuffle_seed, text_column=text_column)
+        manifest = run_tokenize(inputs, output, workers, overwrite, progress, **settings)
     for split in ("train", "val"):
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]

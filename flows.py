@@ -53,16 +53,18 @@ from orchestration.reports import report_link
 from orchestration.run_lock import exclusive_run_dir
 from pipelines.ablate.record import record_path
 from pipelines.ablate.spec import AblationSpec
+from pipelines.common.layout import DatasetLayout
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import StopRequested
 from pipelines.common.run_record import recorded_run
 from pipelines.common.stage import StepRunner, run_stage
 from pipelines.quality.config import ClassifierSettings, QualityConfig
 from pipelines.shards import MANIFEST_NAME
-from pipelines.tokenize.job import MIN_SHARD_TOKENS
+from pipelines.tokenize.settings import TokenizeSettings
 
 SHARDS_READY = "fineforge.shards.ready"
 TRAINING_LIMIT = "fineforge-training"  # global concurrency limit held by every ablation training run
+_TOKENIZE_FIELDS = TokenizeSettings.model_fields
 
 
 class CurateParams(BaseModel):
@@ -109,7 +111,7 @@ class CurateParams(BaseModel):
 
     def output_dir(self) -> Path:
         """The curated output folder, absolute."""
-        return Path(self.output).resolve() if self.output else layout.dataset_dir(self.dataset) / "curated"
+        return Path(self.output).resolve() if self.output else DatasetLayout.home(self.dataset).curated
 
     def config_overrides(self) -> dict[str, Any]:
         """The settings this form changes over the config file (nested like the YAML)."""
@@ -148,14 +150,17 @@ class QualityTrainParams(BaseModel):
 
 
 class TokenizeOptions(BaseModel):
-    """How to cut token shards."""
+    """How to cut token shards: the fields of `TokenizeSettings` as declared there (default, range, description),
+    without `text_column` (curated folders hold `text`), plus the tokenizer processes."""
 
-    shard_tokens: int = Field(
-        100_000_000, ge=MIN_SHARD_TOKENS, description="Tokens per shard (every shard but the last)."
-    )
-    val_tokens: int | None = Field(None, ge=0, description="Validation tokens (whole documents); default: tokenize's.")
-    seed: int | None = Field(0, description="Document shuffle seed; empty keeps the input order.")
+    shard_tokens: int = _TOKENIZE_FIELDS["shard_tokens"]
+    val_tokens: int | None = _TOKENIZE_FIELDS["val_tokens"]
+    seed: int | None = _TOKENIZE_FIELDS["seed"]
     workers: int = Field(1, ge=1, description="Tokenizer processes.")
+
+    def settings(self) -> TokenizeSettings:
+        """The stage settings these options stand for."""
+        return TokenizeSettings(**self.model_dump(include=set(TokenizeSettings.model_fields)))
 
 
 class TokenizeParams(TokenizeOptions):
@@ -167,7 +172,7 @@ class TokenizeParams(TokenizeOptions):
 
     def output_dir(self) -> Path:
         """The shard folder, absolute."""
-        return Path(self.output).resolve() if self.output else layout.dataset_dir(self.dataset) / "shards"
+        return Path(self.output).resolve() if self.output else DatasetLayout.home(self.dataset).shards
 
 
 class TrainSettings(BaseModel):
@@ -332,13 +337,13 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
     Returns:
         The manifest.
     """
-    from pipelines.tokenize import TokenizeSettings, TokenizeStage
+    from pipelines.tokenize import TokenizeStage
 
     logger = get_run_logger()
     out = params.output_dir()
-    settings = TokenizeSettings(shard_tokens=params.shard_tokens, val_tokens=params.val_tokens, seed=params.seed)
     progress = ArtifactProgress("tokenize", params.dataset)
     # overwrite: a flow run into a dataset's shard folder replaces the shards of its earlier inputs
+    settings = params.settings()
     stage = TokenizeStage(params.inputs, out, settings, workers=params.workers, overwrite=True, on_progress=progress)
     outcome = run_stage(stage, _steps_as_tasks("tokenize"))
     manifest = outcome.result
@@ -398,12 +403,14 @@ def train(
     Returns:
         The final run.json contents.
     """
+    from trainer.launch import config_from_args
     from trainer.stage import TrainStage
 
     settings = settings or TrainSettings()
     rd = layout.train_run_dir(manifest, run_dir)
     progress = ArtifactProgress("train", rd.name)
-    stage = TrainStage(["--data", manifest, "--out", str(rd), *settings.args()], _log_line, on_progress=progress)
+    config, nproc = config_from_args(["--data", manifest, "--out", str(rd), *settings.args()])
+    stage = TrainStage(config, nproc, _log_line, on_progress=progress)
     with exclusive_run_dir(rd, wait_s, get_run_logger()):
         outcome = run_stage(stage, _steps_as_tasks("train"))
     if outcome.reused:
@@ -535,7 +542,9 @@ def ablation_run(spec: AblationSpec, variant: str, seed: int) -> dict:
 
     ablation_ = _ablation(spec)
     progress = ArtifactProgress("ablation", f"{ablation_.out.name}-{variant}-seed-{seed}")
-    stage = TrainStage(ablation_.train_args(variant, seed), _log_line, env=ablation_.train_env(), on_progress=progress)
+    stage = TrainStage(
+        ablation_.train_config(variant, seed), on_output=_log_line, env=ablation_.train_env(), on_progress=progress
+    )
     with concurrency(TRAINING_LIMIT, occupy=1):
         if run_stage(stage, _steps_as_tasks("train")).reused:
             get_run_logger().info("run %s already completed: skipped", stage.run_dir)

@@ -6,7 +6,7 @@ Stages, each into its own folder of OUT (the layout the report discovers by line
 2. `curated/`: `CurateStage` with the default FineWeb config (about 100 documents survive).
 3. `shards/`: `TokenizeStage` into one train and one val shard (about 38k + 4k tokens).
 4. `run/`: the `tiny` GPT-2 preset (3.3M parameters, mostly the 50,257 x 64 embedding) trained by
-   `TrainStage`, exactly as `fineforge train` trains it (a supervised `python -m trainer` process). 300 steps
+   `TrainStage`, exactly as `fineforge train` trains it (a supervised `python -m trainer.child` process). 300 steps
    of 512 tokens (the preset's own recipe) is about 4 passes over the train split, with train and val loss
    falling smoothly from 10.8 to about 3.9 (`tests/test_trainer_smooth.py` checks the first 80 steps).
 5. a few samples from the trained model (`model.sampling`), then `report.html` (`build_report` of the curated
@@ -31,6 +31,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.common.layout import DatasetLayout
 from pipelines.common.metrics import read_metrics
 from pipelines.common.run_record import run_path
 from pipelines.common.stage import run_stage
@@ -63,6 +64,7 @@ def _curate(inputs: list[str], curated: Path, log_path: Path) -> dict[str, Any]:
 
 def _train(shards: Path, run_dir: Path, steps: int, config_path: Path, console: Console) -> dict[str, Any]:
     """Train the demo model with `TrainStage`; print its validation losses as they come."""
+    from trainer.config import build_config
     from trainer.stage import TrainerExit, TrainStage
 
     settings = {
@@ -81,7 +83,7 @@ def _train(shards: Path, run_dir: Path, steps: int, config_path: Path, console: 
         if line and ("val loss" in line or "resuming from" in line):
             console.print("  " + line, markup=False, highlight=False)
 
-    stage = TrainStage(["--data", str(shards), "--out", str(run_dir), "--config", str(config_path)], show)
+    stage = TrainStage(build_config({"data": str(shards), "out": str(run_dir)}, config_path), on_output=show)
     try:
         outcome = run_stage(stage)
     except TrainerExit as e:
@@ -138,11 +140,12 @@ def run_demo(out_dir: Path, steps: int = DEMO_STEPS, console: Console | None = N
     console = console or Console()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    folders = DatasetLayout.demo(out_dir)
     paths = {
         "crawl": out_dir / "crawl",
-        "curated": out_dir / "curated",
-        "shards": out_dir / "shards",
-        "run": out_dir / "run",
+        "curated": folders.curated,
+        "shards": folders.shards,
+        "run": folders.run(),
         "report": out_dir / "report.html",
     }
     paths |= {

@@ -1,4 +1,4 @@
-"""Default folders of the UI path: datasets and runs under the FineForge home.
+"""Default folders of the UI path, through `pipelines.common.layout.DatasetLayout.home`.
 
 `FINEFORGE_HOME/datasets/<dataset>/{curated,shards}` and `FINEFORGE_HOME/runs/<dataset>`; every flow also takes
 explicit folders, and the dataset of a folder is read back from this layout (the report of a curated folder
@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.common.home import fineforge_home
+from pipelines.common.layout import SHARDS, DatasetLayout, dataset_name
 
-
-def dataset_dir(dataset: str) -> Path:
-    """Return `FINEFORGE_HOME/datasets/<dataset>`, where a dataset's curated folder and shards live by default."""
-    return fineforge_home() / "datasets" / dataset
-
-
-def dataset_name(folder: Path, layout_name: str) -> str:
-    """The dataset a stage folder belongs to: its parent's name in the default layout
-    `datasets/<dataset>/<layout_name>`, else the folder's own name."""
-    return folder.parent.name if folder.name == layout_name else folder.name
+__all__ = ["dataset_name", "report_inputs", "train_run_dir"]
 
 
 def train_run_dir(manifest: str, run_dir: str | None = None) -> Path:
@@ -39,14 +30,13 @@ def train_run_dir(manifest: str, run_dir: str | None = None) -> Path:
     shards = Path(manifest).expanduser().resolve()
     if shards.suffix == ".json":
         shards = shards.parent
-    name = dataset_name(shards, "shards")
-    return fineforge_home() / "runs" / (name or "default")
+    return DatasetLayout.home(dataset_name(shards, SHARDS) or "default").run()
 
 
 def report_inputs(curated: Path) -> tuple[Path | None, Path | None]:
-    """The shard folder and training run a report of `curated` includes: the shards beside it, the run beside
-    the shards (`fineforge demo`'s layout) or at `FINEFORGE_HOME/runs/<dataset>` (this layout), each only when
-    its contract names what it was made from.
+    """The shard folder and training run a report of `curated` includes: the shards beside it, and the run that
+    `pipelines.report.downstream.find_training` finds for them (beside the shards, or where a `DatasetLayout`
+    puts it), each only when its contract names what it was made from.
 
     Args:
         curated: a curate output folder.
@@ -59,4 +49,4 @@ def report_inputs(curated: Path) -> tuple[Path | None, Path | None]:
     shards = find_shards(Path(curated))
     if shards is None:
         return None, None
-    return shards, find_training(shards, [train_run_dir(str(shards))])
+    return shards, find_training(shards)

@@ -358,7 +358,7 @@ def test_no_training_tokens_is_a_clear_error(tmp_path):
     shards.mkdir(parents=True)
     (shards / "manifest.json").write_text(json.dumps({"total_tokens": {"train": 100, "val": 0}}))
     with pytest.raises(AblationError, match="variant 'fineweb' kept 100 training tokens"):
-        ablation.train_args("fineweb", 0)
+        ablation.train_config("fineweb", 0)
 
 
 @pytest.mark.slow
@@ -381,7 +381,7 @@ def test_a_run_whose_trainer_still_runs_is_refused(small_ablation):
     try:
         (run_dir / PGID_FILE).write_text(str(orphan.pid))
         with pytest.raises(TrainerBusy, match=f"process group {orphan.pid}"):
-            run_stage(TrainStage(ablation.train_args("fineweb", 5)))
+            run_stage(TrainStage(ablation.train_config("fineweb", 5)))
     finally:
         stop_process(orphan, grace=1)
     assert not (run_dir / "checkpoints").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,9 @@ from orchestration.demo_data import demo_texts
 from pipelines.common.hashing import file_sha256
 from pipelines.common.stage import run_stage
 from pipelines.tokenize import TokenizeSettings, TokenizeStage
+from tests.trainer_helpers import TINY_FLAGS, TINY_YAML
+from trainer.config import build_config
+from trainer.process import PGID_FILE
 from trainer.stage import TrainStage
 
 
@@ -54,7 +58,7 @@ def test_train_is_complete_for_same_manifest_and_steps_only(docs_jsonl, tmp_path
     (run_dir / "run.json").write_text(json.dumps(run))
 
     def complete(data: str, steps: int = 7) -> bool:
-        stage = TrainStage(["--data", data, "--out", str(run_dir), "--model", "tiny", "--steps", str(steps)])
+        stage = TrainStage(build_config({"data": data, "out": str(run_dir), "model": "tiny", "steps": steps}))
         stage.plan()
         return stage.is_complete()
 
@@ -66,3 +70,31 @@ def test_train_is_complete_for_same_manifest_and_steps_only(docs_jsonl, tmp_path
     (run_dir / "run.json").write_text(json.dumps(run))
     manifest.write_text(manifest.read_text().replace('"created"', '"created" ', 1))  # new manifest bytes
     assert not complete(str(manifest))
+
+
+def test_trainer_child_reads_its_settings_from_the_config_file_only(trainer_shards, tmp_path):
+    """The parent builds the TrainConfig once and writes RUN_DIR/config.yaml; the child's argv names that file and
+    no training flag, and the run trains exactly the settings of the file (the flags' precedence applied once)."""
+    import yaml
+
+    config_file = tmp_path / "train.yaml"
+    config_file.write_text(TINY_YAML + "steps: 9\nlr: 0.002\n")
+    flags = dict(zip(TINY_FLAGS[::2], TINY_FLAGS[1::2], strict=True))
+    flags = {key.removeprefix("--").replace("-", "_"): value for key, value in flags.items()}
+    run_dir = tmp_path / "run"
+    overrides = {**flags, "data": str(trainer_shards), "out": str(run_dir), "steps": 2, "eval_every": 0}
+    cfg = build_config({**overrides, "hf_export": False, "tensorboard": False}, config_file)
+    assert (cfg.steps, cfg.lr, cfg.seq_len) == (2, 0.002, 32)  # flag > file > preset
+    argvs: list[list[str]] = []
+
+    def record_argv(line: str | None) -> None:
+        if not argvs:
+            pid = int((run_dir / PGID_FILE).read_text())
+            argvs.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1])
+
+    result = run_stage(TrainStage(cfg, on_output=record_argv)).result
+    assert argvs[0][1:] == ["-m", "trainer.child", str(run_dir / "config.yaml")]
+    written = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert written == cfg.model_copy(update={"data": str(trainer_shards), "out": str(run_dir)}).model_dump()
+    assert result["status"] == "completed" and result["step"] == 2
+    assert result["config"] == written

@@ -1,9 +1,11 @@
 """The trainer's configuration: one validated pydantic model, built from presets, YAML and CLI flags.
 
 Precedence, lowest first: the field defaults below, the training preset of the chosen model (a small table,
-`TRAIN_PRESETS`), a YAML file (`--config`), then explicit flags. The effective config is printed by rank 0
-and saved as `RUN_DIR/config.yaml` and inside `run.json` and every checkpoint, so a run can be repeated
-from its own directory.
+`TRAIN_PRESETS`), a YAML file (`--config`), then explicit flags. `build_config` composes them once, in the
+process that the user (or a flow) called; the effective config is saved as `RUN_DIR/config.yaml`, and the trainer
+child reads that one file back with `load_config`, which applies no preset, defaults or flags of its own. Rank 0
+prints the config and saves it again (unchanged) in `config.yaml`, inside `run.json` and every checkpoint, so a
+run can be repeated from its own directory.
 
 Defaults for `gpt2`/`d12` follow llm.c's GPT-2 124M recipe (`train_gpt2.cu` README: 0.5M-token batches,
 lr 6e-4, 700 warmup steps, 10B tokens = 19,073 steps); the tiny presets are sized for a CPU in minutes.
@@ -122,3 +124,21 @@ def build_config(overrides: dict[str, Any], config_file: str | Path | None = Non
     except ValidationError as err:
         source = f"{config_file} and the flags" if config_file else "the flags"
         raise ValueError(f"invalid train settings in {source}:\n{err}") from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read an effective config written by `TrainConfig.to_yaml` (a run's config.yaml), as it stands.
+
+    Args:
+        path: the YAML file; it holds every setting, so no preset or flag is layered under or over it.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ValueError: an unreadable file or an invalid value, naming the file.
+    """
+    try:
+        return TrainConfig(**read_yaml_mapping(path))
+    except ValidationError as err:
+        raise ValueError(f"invalid train settings in {path}:\n{err}") from None

@@ -1,12 +1,17 @@
-"""The `train` command's flags, defined once, and the two ways to run them.
+"""The `train` command's flags, defined once, and the ways to run a config built from them.
 
-`python -m trainer` (the torchrun entry point) trains in this process (`run_here`); with `--nproc N` it
-re-launches itself as `torchrun --standalone --nproc_per_node N -m trainer <same flags>` and waits, forwarding
-SIGTERM/SIGINT to torchrun (which passes them to every rank, so each rank checkpoints and exits). Multi-node jobs
-call torchrun on `python -m trainer` directly with their own rendezvous flags.
+Settings come in through one door: the flags are parsed once (click), composed once into a `TrainConfig`
+(`trainer.config.build_config`), and every process below that reads the config, not the flags.
 
-`fineforge train` takes the same flags and runs them as a stage (`trainer.stage.TrainStage`): a completed run is
-reported, not redone; otherwise `python -m trainer` runs as a supervised child and its lines are printed.
+`python -m trainer` (the torchrun entry point for multi-node jobs) trains in this process (`run_here`); with
+`--nproc N` it writes the config to a temporary YAML file and launches
+`torchrun --standalone --nproc_per_node N -m trainer.child FILE`, waiting and forwarding SIGTERM/SIGINT to torchrun
+(which passes them to every rank, so each rank checkpoints and exits). Multi-node jobs call torchrun on
+`python -m trainer` directly with their own rendezvous flags.
+
+`fineforge train` takes the same flags and runs the config as a stage (`trainer.stage.TrainStage`): a completed
+run is reported, not redone; otherwise the stage writes `RUN_DIR/config.yaml` and runs
+`python -m trainer.child RUN_DIR/config.yaml` as a supervised child, printing its lines.
 
 Exit codes: 0 completed, 2 bad settings or data (before step 1), 128 + signal number when stopped by
 SIGTERM (143) or SIGINT (130) after writing a checkpoint.
@@ -18,26 +23,29 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from trainer.config import TrainConfig, build_config
+
 # (flags, config file, nproc) -> exit code
 Runner = Callable[[dict[str, Any], Path | None, int | None], int]
 
 
-def torchrun_command(nproc: int, args: list[str]) -> list[str]:
-    """Build `torchrun --standalone --nproc_per_node N -m trainer ARGS` (torchrun from this environment).
+def torchrun_command(nproc: int, config_file: Path) -> list[str]:
+    """Build `torchrun --standalone --nproc_per_node N -m trainer.child CONFIG_FILE` (torchrun from this environment).
 
     Args:
         nproc: processes on this node.
-        args: the trainer flags, without --nproc.
+        config_file: the effective config every rank reads (`trainer.config.load_config`).
     """
     exe = Path(sys.executable).with_name("torchrun")
     torchrun = [str(exe)] if exe.exists() else [shutil.which("torchrun") or "torchrun"]
-    return [*torchrun, "--standalone", "--nproc_per_node", str(nproc), "-m", "trainer", *args]
+    return [*torchrun, "--standalone", "--nproc_per_node", str(nproc), "-m", "trainer.child", str(config_file)]
 
 
 def flags_to_args(flags: dict[str, Any], config: Path | None = None) -> list[str]:
@@ -59,13 +67,13 @@ def flags_to_args(flags: dict[str, Any], config: Path | None = None) -> list[str
     return args + (["--config", str(config)] if config else [])
 
 
-def run_torchrun(nproc: int, args: list[str]) -> int:
-    """Run the trainer under torchrun and return its exit code; SIGTERM/SIGINT are passed on to torchrun.
+def run_torchrun(nproc: int, config_file: Path) -> int:
+    """Run the trainer under torchrun on a config file and return its exit code; SIGTERM/SIGINT are passed on.
 
     torchrun exits 1 when its workers stop on a signal, so a forwarded signal is reported as 128 + its
     number, as a single-process run reports it.
     """
-    proc = subprocess.Popen(torchrun_command(nproc, args))
+    proc = subprocess.Popen(torchrun_command(nproc, config_file))
     received: list[int] = []
 
     def forward(signum: int, frame) -> None:
@@ -82,16 +90,38 @@ def run_torchrun(nproc: int, args: list[str]) -> int:
 
 
 def run_here(flags: dict[str, Any], config: Path | None, nproc: int | None) -> int:
-    """Train in this process (or under torchrun for nproc > 1); return the exit code."""
+    """`python -m trainer`: build the config once and train it here (or under torchrun for nproc > 1).
+
+    Returns:
+        The exit code.
+    """
+    try:
+        cfg = build_config(flags, config)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    if not (nproc and nproc > 1):
+        return train_config(cfg)
     from trainer.dist import under_torchrun  # torch loads only when a command runs
 
-    if nproc is not None and nproc > 1 and not under_torchrun():
-        return run_torchrun(nproc, flags_to_args(flags, config))
-    from trainer.config import build_config
-    from trainer.train import train
+    if under_torchrun():
+        return train_config(cfg)
+    with tempfile.TemporaryDirectory(prefix="fineforge-train-") as tmp:
+        config_file = Path(tmp) / "config.yaml"
+        config_file.write_text(cfg.to_yaml(), encoding="utf-8")
+        return run_torchrun(nproc, config_file)
+
+
+def train_config(cfg: TrainConfig) -> int:
+    """Train `cfg` in this process (one rank under torchrun) and return the exit code.
+
+    Returns:
+        0 completed, 2 bad settings or data, 128 + signal number when stopped by a signal.
+    """
+    from trainer.train import train  # torch loads only when a run starts
 
     try:
-        result = train(build_config(flags, config))
+        result = train(cfg)
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         return 2
@@ -155,6 +185,22 @@ def parse_train_args(args: list[str]) -> tuple[dict[str, Any], Path | None, int 
     except click.ClickException as e:
         raise ValueError(f"trainer flags {' '.join(args)}: {e.format_message()}") from None
     return params["flags"], params["config"], params["nproc"]
+
+
+def config_from_args(args: list[str]) -> tuple[TrainConfig, int]:
+    """Parse `train` flags as a user types them (a flow's form) and build the config from them, once.
+
+    Args:
+        args: the flags, `--data` and `--out` included.
+
+    Returns:
+        (the effective config, training processes on this machine).
+
+    Raises:
+        ValueError: an unknown flag, a bad value or an invalid setting.
+    """
+    flags, config_file, nproc = parse_train_args(args)
+    return build_config(flags, config_file), nproc or 1
 
 
 def _single_command(command: Callable[..., None]) -> typer.Typer:

@@ -25,18 +25,18 @@ PGID_FILE = "trainer.pgid"
 STOP_GRACE_S = 25.0
 
 
-def trainer_command(args: list[str], nproc: int = 1) -> list[str]:
-    """Build the trainer command line, `python -m trainer ARGS` (which starts torchrun itself when nproc > 1).
+def trainer_command(config_file: Path, nproc: int = 1) -> list[str]:
+    """Build the trainer command line, `python -m trainer.child CONFIG_FILE` (torchrun itself when nproc > 1).
 
     Args:
-        args: trainer flags (`--data`, `--out`, `--config`, ...).
+        config_file: the effective config, the child's only source of settings (`trainer.child`).
         nproc: training processes on this machine.
 
     Returns:
         The argv list.
     """
     nproc_flag = ["--nproc", str(nproc)] if nproc > 1 else []
-    return [sys.executable, "-m", "trainer", *args, *nproc_flag]
+    return [sys.executable, "-m", "trainer.child", str(config_file), *nproc_flag]
 
 
 class TrainerProcess:

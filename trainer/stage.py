@@ -1,15 +1,17 @@
 """Training as a stage (`pipelines.common.stage`): what `fineforge train`, `fineforge demo` and the flows run.
 
-- plan: parse the trainer flags into the effective `TrainConfig` and read the manifest's sha256;
+- plan: resolve the given `TrainConfig` (built once by the caller: `trainer.config.build_config`) to absolute
+  paths and read the manifest's sha256;
 - is-complete: `RUN_DIR/run.json` says "completed", at the planned number of steps, on these exact shards
   (same manifest bytes); a larger `--steps` is not complete and continues the run;
 - claim: create the run directory, refuse one trained on other shards or whose recorded trainer is still
   running (a supervisor killed with SIGKILL leaves its trainer to die of a broken pipe at its next log line),
   write the effective `config.yaml`;
-- the one step, `train`: `python -m trainer --config RUN_DIR/config.yaml` as a supervised child process group
-  (`trainer.process`); every output line goes to `RUN_DIR/train.log` and to `on_output` (None once a second
-  of silence, for progress refreshes). Any exception in the supervisor, a Prefect cancellation or Ctrl-C
-  included, stops the trainer with SIGTERM first: it finishes its step and checkpoints, and a rerun resumes.
+- the one step, `train`: `python -m trainer.child RUN_DIR/config.yaml` as a supervised child process group
+  (`trainer.process`), which takes every setting from that file and no flag; every output line goes to
+  `RUN_DIR/train.log` and to `on_output` (None once a second of silence, for progress refreshes). Any exception
+  in the supervisor, a Prefect cancellation or Ctrl-C included, stops the trainer with SIGTERM first: it
+  finishes its step and checkpoints, and a rerun resumes.
   With each line (and each second of silence) `on_progress` gets a `pipelines.common.progress.Progress` built
   from the records appended to `metrics.jsonl`: steps done of the planned steps, steps/s, ETA, the latest loss.
   While it runs, the supervisor holds an exclusive lock on `RUN_DIR/train.lock` (naming its host and pid), so
@@ -38,7 +40,6 @@ from pipelines.common.stage import Stage, Step
 from pipelines.shards import manifest_path
 from trainer.config import TrainConfig, build_config
 from trainer.data import DataError
-from trainer.launch import parse_train_args
 from trainer.lineage import check_same_data
 from trainer.process import PGID_FILE, TrainerProcess, trainer_command
 
@@ -133,10 +134,11 @@ class TrainProgress:
 
 
 class TrainStage(Stage):
-    """One training run, given as trainer flags (`--data`, `--out`, `--model`, ..., `--nproc`).
+    """One training run of a `TrainConfig` (see `trainer.config.build_config`).
 
     Args:
-        args: the flags, exactly as `fineforge train` takes them.
+        config: the effective settings, `data` and `out` included.
+        nproc: training processes on this machine (torchrun when > 1).
         on_output: called with each trainer output line, and with None after each second of silence.
         env: environment of the trainer process (default: this process's).
         on_progress: called with a progress snapshot with each output line and each second of silence.
@@ -146,30 +148,30 @@ class TrainStage(Stage):
 
     def __init__(
         self,
-        args: list[str],
+        config: TrainConfig,
+        nproc: int = 1,
         on_output: OutputHandler = _print_line,
         env: dict[str, str] | None = None,
         on_progress: ProgressCallback = ignore_progress,
     ):
-        self.args = list(args)
+        self.settings = config
+        self.nproc = nproc
         self.on_output = on_output
         self.env = env
         self.on_progress = on_progress
 
     def plan(self) -> None:
-        """Resolve the flags into the effective config and fingerprint the shards' manifest.
+        """Resolve the config's `data` and `out` to absolute paths and fingerprint the shards' manifest.
 
         Raises:
-            ValueError: bad flags or settings; DataError: no manifest where `--data` points.
+            DataError: no manifest where `data` points.
         """
-        flags, config_file, nproc = parse_train_args(self.args)
-        self.config: TrainConfig = build_config(flags, config_file)
-        self.nproc = nproc or 1
-        self.run_dir = Path(self.config.out).expanduser().resolve()
-        self.manifest_path = manifest_path(self.config.data).expanduser().resolve()
+        self.run_dir = Path(self.settings.out).expanduser().resolve()
+        self.manifest_path = manifest_path(self.settings.data).expanduser().resolve()
         if not self.manifest_path.is_file():
             raise DataError(f"{self.manifest_path}: no manifest; the shard set is missing or incomplete")
         self.manifest_sha256 = file_sha256(str(self.manifest_path))
+        self.config = self.settings.model_copy(update={"data": str(self.manifest_path), "out": str(self.run_dir)})
 
     def is_complete(self) -> bool:
         """True when run.json records a completed run of the planned steps on these exact shards."""
@@ -195,9 +197,8 @@ class TrainStage(Stage):
         make_output_dir(self.run_dir)
         check_same_data(self.run_dir, self.manifest_path, self.manifest_sha256)
         self._check_not_running()
-        settings = self.config.model_copy(update={"data": str(self.manifest_path), "out": str(self.run_dir)})
         with atomic_write(self.config_path, "w") as f:
-            f.write(settings.to_yaml())
+            f.write(self.config.to_yaml())
 
     def _check_not_running(self) -> None:
         try:
@@ -212,7 +213,7 @@ class TrainStage(Stage):
 
     @property
     def config_path(self) -> Path:
-        """The effective config the trainer process reads (and writes back unchanged)."""
+        """The effective config, the trainer process's only source of settings (it writes it back unchanged)."""
         return self.run_dir / "config.yaml"
 
     def steps(self) -> list[Step]:
@@ -220,7 +221,7 @@ class TrainStage(Stage):
         return [("train", self.train)]
 
     def train(self) -> None:
-        """Run `python -m trainer` on the effective config, supervised; stop it with a checkpoint on any exit.
+        """Run `python -m trainer.child` on the effective config, supervised; stop it with a checkpoint on any exit.
 
         Raises:
             TrainerExit: the trainer failed or was stopped (its exit code says which).
@@ -231,9 +232,8 @@ class TrainStage(Stage):
             self._supervise()
 
     def _supervise(self) -> None:
-        args = ["--data", str(self.manifest_path), "--out", str(self.run_dir), "--config", str(self.config_path)]
         progress = TrainProgress(self.run_dir, self.config.steps)
-        proc = TrainerProcess(trainer_command(args, self.nproc), self.run_dir, self.env)
+        proc = TrainerProcess(trainer_command(self.config_path, self.nproc), self.run_dir, self.env)
         with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as log, signals_raise((signal.SIGTERM,)):
             try:
                 for line in proc.lines():
@@ -259,7 +259,7 @@ class TrainStage(Stage):
 def run_train_command(
     flags: dict[str, Any], config: Path | None, nproc: int | None, on_progress: ProgressCallback = ignore_progress
 ) -> int:
-    """`fineforge train`: run the flags as a TrainStage, printing the trainer's lines; return the exit code.
+    """`fineforge train`: build the config once and run it as a TrainStage, printing the trainer's lines.
 
     A completed run on the same shards is reported, not redone; Ctrl-C or SIGTERM stop the trainer with a
     checkpoint first. Exit codes as `python -m trainer`: 0, 2 for bad settings or data, 128 + signal.
@@ -274,11 +274,9 @@ def run_train_command(
         The exit code.
     """
     from pipelines.common.stage import run_stage
-    from trainer.launch import flags_to_args
 
-    args = flags_to_args(flags, config) + (["--nproc", str(nproc)] if nproc else [])
     try:
-        outcome = run_stage(TrainStage(args, on_progress=on_progress))
+        outcome = run_stage(TrainStage(build_config(flags, config), nproc or 1, on_progress=on_progress))
     except TrainerExit as e:
         return e.code
     except StopRequested as e:

@@ -58,6 +58,7 @@ from pipelines.ablate.spec import (
 from pipelines.common.files import atomic_write, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.inputs import discover_inputs
+from pipelines.common.layout import DatasetLayout
 from pipelines.common.locks import LOCK_FILE, folder_lock
 from pipelines.common.processes import signals_raise
 from pipelines.common.run_record import recorded_run
@@ -67,6 +68,7 @@ from pipelines.curate import summary as curate_summary
 from pipelines.curate.logs import datatrove_logs_to
 from pipelines.shards import MANIFEST_NAME
 from pipelines.tokenize import TokenizeSettings, TokenizeStage
+from trainer.config import TrainConfig, build_config
 
 VARIANT_FILE = "variant.json"
 EVALS_FILE = "evals.json"
@@ -129,9 +131,13 @@ class Ablation:
         """DIR/<variant>."""
         return self.out / name
 
+    def layout(self, name: str) -> DatasetLayout:
+        """The folders of one variant: DIR/<variant>/{curated,shards,runs/seed-<s>}."""
+        return DatasetLayout.variant(self.variant_dir(name))
+
     def run_dir(self, name: str, seed: int) -> Path:
         """DIR/<variant>/runs/seed-<seed>."""
-        return self.variant_dir(name) / "runs" / f"seed-{seed}"
+        return self.layout(name).run(seed)
 
     def claim(self) -> None:
         """Make DIR this ablation's, or refuse (naming what is in the way) before anything is written.
@@ -202,11 +208,11 @@ class Ablation:
         Steps that another variant already finished with the same inputs and settings (the same step keys: say
         two quality thresholds over one filter pass) are linked from it, not recomputed.
         """
-        others = [self.variant_dir(other) / "curated" for other in self.configs if other != name]
+        others = [self.layout(other).curated for other in self.configs if other != name]
         return CurateStage(
             self.configs[name],
             self.spec.inputs,
-            self.variant_dir(name) / "curated",
+            self.layout(name).curated,
             workers=self.spec.workers,
             share_from=others,
         )
@@ -218,11 +224,11 @@ class Ablation:
         output of the variant are replaced rather than refused; a run trained on them then refuses to resume.
         """
         settings = TokenizeSettings(val_tokens=0)
-        folder = self.variant_dir(name)
-        return TokenizeStage([str(folder / "curated")], folder / "shards", settings, self.spec.workers, overwrite=True)
+        folders = self.layout(name)
+        return TokenizeStage([str(folders.curated)], folders.shards, settings, self.spec.workers, overwrite=True)
 
-    def train_args(self, name: str, seed: int) -> list[str]:
-        """The trainer flags of one run: the shared DIR/train.yaml plus its shards, folder and seed.
+    def train_config(self, name: str, seed: int) -> TrainConfig:
+        """The config of one run: the shared DIR/train.yaml plus its shards, folder and seed.
 
         Raises:
             AblationError: the variant's shards hold less than one training sequence.
@@ -235,16 +241,8 @@ class Ablation:
                 f"{self.spec.sequence_length + 1}: its recipe dropped (nearly) everything; see "
                 f"{curate_summary.summary_path(self.variant_dir(name) / 'curated')}"
             )
-        return [
-            "--data",
-            str(self.variant_dir(name) / "shards"),
-            "--out",
-            str(self.run_dir(name, seed)),
-            "--config",
-            str(self.out / TRAIN_FILE),
-            "--seed",
-            str(seed),
-        ]
+        flags = {"data": str(self.layout(name).shards), "out": str(self.run_dir(name, seed)), "seed": seed}
+        return build_config(flags, self.out / TRAIN_FILE)
 
     def train_env(self) -> dict[str, str] | None:
         """The environment of each trainer: with N runs at once, each gets 1/N of this machine's cores as OpenMP
@@ -323,9 +321,8 @@ class Ablation:
         record_file.write(self.out, record)
         record = record.model_dump()
         for variant in self.spec.variants:
-            folder = self.variant_dir(variant.name)
-            first_run = self.run_dir(variant.name, self.spec.seeds[0])
-            build_report(folder / "curated", shards=folder / "shards", train=first_run)
+            folders = self.layout(variant.name)
+            build_report(folders.curated, shards=folders.shards, train=folders.run(self.spec.seeds[0]))
         write_ablation_report(self.out, record)
         return record
 
@@ -450,9 +447,8 @@ def train_runs(ablation: Ablation, name: str, echo: Echo) -> None:
 
     def train(seed: int) -> None:
         label = f"{name} seed {seed}"
-        stage = TrainStage(
-            ablation.train_args(name, seed), TrainPrinter(label, spec.steps, echo), ablation.train_env()
-        )
+        printer = TrainPrinter(label, spec.steps, echo)
+        stage = TrainStage(ablation.train_config(name, seed), on_output=printer, env=ablation.train_env())
         _stage(stage, f"train {label}", echo)
 
     workers = min(spec.training_concurrency, len(spec.seeds))

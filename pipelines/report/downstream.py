@@ -5,13 +5,15 @@ Both are optional inputs of the report. They are taken from explicit paths when 
 
 - shards: a sibling folder of the curate dir (same parent) whose `manifest.json` has `source.path`
   resolving to the curate dir (the tokenize contract records it);
-- training: a sibling folder holding `metrics.jsonl` and a `run.json` that names that manifest or its
-  folder anywhere among its string values (the train contract records the manifest path), or a folder the
-  caller names (`orchestration.layout` gives the UI's `FINEFORGE_HOME/runs/<dataset>`).
+- training: a folder holding `metrics.jsonl` and a `run.json` that names that manifest or its folder anywhere
+  among its string values (the train contract records the manifest path): first a sibling of the shards, then
+  where a `pipelines.common.layout.DatasetLayout` puts runs (an ablation variant's `runs/seed-<s>`, the UI's
+  `FINEFORGE_HOME/runs/<dataset>`).
 
-So the layout `RUN/curated`, `RUN/shards`, `RUN/train` (what `fineforge demo` writes) is found from
-`RUN/curated` alone. A curate dir that is a variant of an ablation (`DIR/<variant>/curated` with
-`DIR/ablation.json` listing the variant) links to the ablation's comparison report. Tokens per document come
+So the layout `RUN/curated`, `RUN/shards`, `RUN/run` (what `fineforge demo` writes) is found from
+`RUN/curated` alone, and so are a UI dataset's and an ablation variant's. A curate dir that is a variant of an
+ablation (`DIR/<variant>/curated` with `DIR/ablation.json` listing the variant) links to the ablation's
+comparison report. Tokens per document come
 from the shards themselves: every document is preceded by EOT (50256), so document lengths are the gaps between
 EOT positions, one vectorised pass per shard.
 """
@@ -19,13 +21,13 @@ EOT positions, one vectorised pass per shard.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipelines.common.files import read_json
+from pipelines.common.layout import run_candidates
 from pipelines.common.metrics import MetricsError, read_metrics
 from pipelines.common.run_record import RUN_FILE, recorded_run, run_path
 from pipelines.report.data import ReportError
@@ -62,16 +64,16 @@ def _strings(obj: Any) -> list[str]:
     return []
 
 
-def find_training(shard_dir: Path, candidates: Iterable[Path] = ()) -> Path | None:
+def find_training(shard_dir: Path) -> Path | None:
     """Return the training run whose run.json names `shard_dir` or its manifest, or None.
 
     Args:
-        shard_dir: the shard folder.
-        candidates: run folders to try after the shards' siblings (where a layout puts runs elsewhere).
+        shard_dir: the shard folder; its siblings are tried first, then the layouts' runs (`run_candidates`).
     """
     shard_dir = Path(shard_dir).resolve()
     targets = {shard_dir, shard_dir / MANIFEST_NAME}
-    for run_json in [*sorted(shard_dir.parent.glob(f"*/{RUN_FILE}")), *(run_path(c) for c in candidates)]:
+    candidates = [*sorted(shard_dir.parent.glob(f"*/{RUN_FILE}")), *(run_path(c) for c in run_candidates(shard_dir))]
+    for run_json in candidates:
         if not (run_json.parent / "metrics.jsonl").is_file():
             continue
         values = _strings(recorded_run(run_json.parent))

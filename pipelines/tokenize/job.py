@@ -55,7 +55,7 @@ import multiprocessing
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,6 @@ import numpy as np
 
 from model.tokenizer import EOT_TOKEN, VOCAB_SIZE, get_encoding
 from pipelines.common.files import TMP_PATTERN, atomic_write, make_output_dir, read_json, write_json_atomic
-from pipelines.common.hashing import stable_hash
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, ignore_progress, overall_fraction
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.shards import (
@@ -81,6 +80,7 @@ from pipelines.shards import (
     write_shard,
 )
 from pipelines.tokenize.inputs import count_documents, iter_text_batches, resolve_inputs
+from pipelines.tokenize.settings import TokenizeError, TokenizeSettings
 
 log = logging.getLogger(__name__)
 
@@ -88,54 +88,12 @@ BATCH_DOCS = 256  # documents per pool task: large enough to amortize pickling, 
 CHUNK_TOKENS = 1 << 25  # tokens per scratch chunk (64 MiB); bounds memory and the work lost to a crash
 PARALLEL_SHARD_TOKENS = 500_000_000  # shard writing uses one more process per this many tokens (about 5 s each)
 DEFAULT_VAL_FRACTION = 0.01  # llm.c fineweb.py: the first 100M-token shard of FineWeb-10B is validation
-# A training window is seq_len + 1 tokens inside one shard (trainer.data): a shard of fewer than 1,025 tokens holds
-# no window of a GPT-2 context, and `--shard-tokens 1` wrote 42,585 files for a small corpus.
-MIN_SHARD_TOKENS = 1025
 MAX_SHARDS = 100_000  # per split; llm.c's FineWeb-10B has 103 shards of 100M tokens
-ORDER_VERSION = 1  # bump whenever the shuffle or split rule changes: it is part of the config hash
 WORK_DIR = ".tokenize"
 SHARD_FILE = re.compile(rf"(train|val)_\d{{6}}\.bin({TMP_PATTERN}|\.tmp)?")  # plain `.tmp`: older FineForge
 # Share of a run's time per step: BPE runs at 2-4 M tokens/s per core, gathering shards at about 100 M tokens/s
 # (see above), and ordering is one argsort over the documents.
 STEP_WEIGHTS = {"tokenize": 0.97, "order": 0.01, "shards": 0.02}
-
-
-class TokenizeError(ValueError):
-    """Bad settings, or an output folder holding another run's shards (input errors are `InputError`)."""
-
-
-@dataclass(frozen=True)
-class TokenizeSettings:
-    """Everything that decides the output bytes (so not `workers`).
-
-    Attributes:
-        shard_tokens: tokens per shard; every shard but the last of a split holds exactly this many.
-        val_tokens: validation tokens wanted (whole documents, so slightly more); None means 1% of all
-            tokens, 0 means no validation split.
-        seed: seed of the document shuffle; None keeps the input order.
-        text_column: the column (Parquet) or field (JSONL) holding the text.
-    """
-
-    shard_tokens: int = 100_000_000
-    val_tokens: int | None = None
-    seed: int | None = 0
-    text_column: str = "text"
-
-    def __post_init__(self) -> None:
-        if self.shard_tokens < MIN_SHARD_TOKENS:
-            raise TokenizeError(
-                f"shard_tokens must be >= {MIN_SHARD_TOKENS:,} (one GPT-2 context and its next token), "
-                f"got {self.shard_tokens:,}"
-            )
-        if self.val_tokens is not None and self.val_tokens < 0:
-            raise TokenizeError(f"val_tokens must be >= 0 or None, got {self.val_tokens}")
-        if self.seed is not None and not 0 <= self.seed < 2**64:
-            raise TokenizeError(f"seed must be in [0, 2**64) or None, got {self.seed}")
-
-    def config_hash(self) -> str:
-        """Return a 16-hex-digit hash of these settings, the format and the ordering rule."""
-        spec = {**asdict(self), "format": MANIFEST_FORMAT, "tokenizer": "gpt2", "eot": EOT_TOKEN}
-        return stable_hash({**spec, "order_version": ORDER_VERSION})
 
 
 def _encode_text(text: str) -> np.ndarray:
@@ -411,7 +369,7 @@ class TokenizeStage(Stage):
         self.source = resolve_inputs(self.inputs)
         self.job = {
             "config_hash": self.settings.config_hash(),
-            "settings": asdict(self.settings),
+            "settings": self.settings.model_dump(),
             "source": self.source.manifest_entry(),
             "inputs": [asdict(f) for f in self.source.files],
         }
@@ -623,27 +581,22 @@ class TokenizeStage(Stage):
 def run_tokenize(
     inputs: list[str],
     output_dir: Path,
-    shard_tokens: int = 100_000_000,
-    val_tokens: int | None = None,
-    seed: int | None = 0,
     workers: int = 1,
-    text_column: str = "text",
     overwrite: bool = False,
     on_progress: ProgressCallback = ignore_progress,
+    **settings: Any,
 ) -> dict:
     """Tokenize documents into llm.c GPT-2 shards plus `manifest.json`; resumes an interrupted run.
 
     Args:
         inputs: curate output folders, Parquet/JSONL files, folders, globs or fsspec URLs.
         output_dir: folder for `train_*.bin`, `val_*.bin`, `manifest.json` (and `.tokenize/` work state).
-        shard_tokens: tokens per shard; every shard but the last of a split holds exactly this many.
-        val_tokens: validation tokens (whole documents from the front of the order); None: 1% of all, 0: none.
-        seed: document shuffle seed; None keeps the input order.
         workers: tokenizer processes; the output is identical for any count.
-        text_column: the text column (Parquet) or field (JSONL).
         overwrite: replace another run's shards in `output_dir` (only shard files, manifest.json and
             `.tokenize/` are deleted) instead of refusing.
         on_progress: called with progress snapshots while the steps run.
+        **settings: fields of `TokenizeSettings` (shard_tokens, val_tokens, seed, text_column); unset ones take
+            its defaults.
 
     Returns:
         The manifest dict, as written to `output_dir/manifest.json`.
@@ -652,6 +605,7 @@ def run_tokenize(
         TokenizeError: bad settings, or an output folder holding another run's shards (without `overwrite`).
         InputError: an unreadable input, naming the file and the record.
     """
-    settings = TokenizeSettings(shard_tokens=shard_tokens, val_tokens=val_tokens, seed=seed, text_column=text_column)
-    stage = TokenizeStage(inputs, output_dir, settings, workers=workers, overwrite=overwrite, on_progress=on_progress)
+    stage = TokenizeStage(
+        inputs, output_dir, TokenizeSettings(**settings), workers=workers, overwrite=overwrite, on_progress=on_progress
+    )
     return run_stage(stage).result
