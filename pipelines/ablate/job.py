@@ -85,7 +85,7 @@ class Ablation:
     Like a stage, the constructor only stores the spec; `plan()` reads and checks the configs, `claim()` makes
     DIR this ablation's, and each piece of work is a method the CLI (`run_ablation`) and the `ablation` flow call
     in turn: `prepare_eval_sets`, then per variant `curate_stage`, `tokenize_stage`, and per seed a
-    `trainer.stage.TrainStage` over `train_args` and `evaluate_run`; `finish` writes ablation.json and the reports.
+    `trainer.stage.TrainStage` over `train_config` and `evaluate_run`; `finish` writes ablation.json and the reports.
 
     Args:
         spec: the ablation's arguments.
