@@ -139,7 +139,8 @@ def test_rerun_of_a_finished_run_keeps_its_summary(crawl: Path, tmp_path: Path, 
     again = curate(*args, config=config)
     assert again.exit_code == 0, again.output
     assert (out / "summary.json").read_bytes() == first
-    assert f'"duration_s": {json.loads(first)["duration_s"]}' in again.output
+    recorded = json.loads(first)
+    assert f"in {recorded['duration_s']:.1f} s" in again.output and f"run {recorded['run_id']}" in again.output
 
 
 @pytest.mark.parametrize("compressed", [True, False], ids=["warc.gz", "warc"])
