@@ -23,6 +23,7 @@ SOURCES = ["builtin", "corpora"]
 # Bound of every wait for a server, cluster or worker to come up; each returns as soon as it is up. On a busy
 # 2-core machine (load 5-13) a fresh Prefect database's migrations alone took over 60 s.
 STARTUP_S = 600.0
+STOP_S = 300.0  # how long a server or serve process may take to stop after a signal, on a loaded machine
 
 
 def corpora_path() -> Path:

@@ -24,7 +24,7 @@ from orchestration import server
 from pipelines.common.metrics import read_metrics
 from pipelines.common.processes import group_alive, stop_process
 from tests.conftest import REPO_ROOT as REPO
-from tests.conftest import STARTUP_S, ChainRun, every_deployment_served, wait_for
+from tests.conftest import STARTUP_S, STOP_S, ChainRun, every_deployment_served, wait_for
 from trainer.process import PGID_FILE
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -279,7 +279,7 @@ def test_up_starts_and_stops_cleanly(tmp_path):
         wait_for(lambda: every_deployment_served(url), STARTUP_S, "every deployment of fineforge up to be served")
         assert (tmp_path / "prefect" / "prefect.db").exists()
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=40)
+        out, _ = proc.communicate(timeout=STOP_S)  # a loaded 2-core machine took over 40 s to stop both
         assert b"http://127.0.0.1:" in out
         assert not group_alive(proc.pid)
     finally:
