@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import make_output_dir, read_json, write_json_atomic
+from pipelines.common.files import TMP_PATTERN, make_output_dir, read_json, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.locks import LOCK_FILE
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.mix import plan as mix_plan
-from pipelines.mix.sources import MixError, Source, SourceSpec, SourceStream, check_compatible, load_source
+from pipelines.mix.sources import NAME, MixError, Source, SourceSpec, SourceStream, check_compatible, load_source
 from pipelines.shards import (
     HEADER_BYTES,
     MANIFEST_FORMAT,
@@ -50,6 +51,7 @@ from pipelines.shards import (
 )
 
 WORK_DIR = ".mix"
+LEFTOVER = re.compile(rf"(train|val_{NAME.pattern})_\d{{6}}\.bin{TMP_PATTERN}")
 MIX_VERSION = 1  # bump whenever the picking or ordering rule changes: it is part of the config hash
 DEFAULT_SHARD_TOKENS = 100_000_000  # llm.c's FineWeb shard size, as tokenize's default
 
@@ -158,6 +160,9 @@ class MixStage(Stage):
         if recorded is None:
             (self.work / "done").mkdir(parents=True, exist_ok=True)
             write_json_atomic(job_path, self.job)
+        for leftover in self.output_dir.glob("*.bin.*.tmp"):  # a shard this mix was writing when it was killed
+            if LEFTOVER.fullmatch(leftover.name):
+                leftover.unlink()
 
     def steps(self) -> list[Step]:
         """Return the steps in order: `order`, `shards`, `val`; each skips work already done."""
