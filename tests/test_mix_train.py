@@ -38,9 +38,7 @@ def test_eval_events_and_lineage_name_every_source(tmp_path: Path) -> None:
             min(event["val_loss_by_source"].values()) <= event["val_loss"] <= max(event["val_loss_by_source"].values())
         )
     assert evals[-1]["val_loss_by_source"]["web"] < evals[0]["val_loss_by_source"]["web"]  # it learned
-    assert evals[-1]["val_loss_by_source"] != evals[-1]["val_loss_by_source"] | {
-        "web": evals[-1]["val_loss_by_source"]["edu"]
-    }
+    assert len(set(evals[-1]["val_loss_by_source"].values())) == 2  # scored apart, not one number twice
     log = (out / "train.log").read_text() if (out / "train.log").exists() else result.output
     assert "val loss" in log and "by_source" not in log  # the llm.c-style line stays as it was
 
