@@ -572,14 +572,16 @@ def _ablation(spec: AblationSpec) -> Any:
 
 @flow(name="ablation-variant", flow_run_name="{variant}")
 def ablation_variant(spec: AblationSpec, variant: str) -> dict:
-    """Curate and tokenize one variant of an ablation (one task per stage step).
+    """Curate and tokenize one variant of an ablation, or make a mixture variant's shards (one task per stage step).
 
     Returns:
         The variant's shard manifest.
     """
     ablation_ = _ablation(spec)
-    run_stage(ablation_.curate_stage(variant), _steps_as_tasks("curate"))
-    return run_stage(ablation_.tokenize_stage(variant), _steps_as_tasks("tokenize")).result
+    manifest: dict = {}
+    for _, stage in ablation_.data_stages(variant):  # curate, tokenize; a mixture variant's sources, then mix
+        manifest = run_stage(stage, _steps_as_tasks(stage.name)).result
+    return manifest
 
 
 @flow(name="ablation-run", flow_run_name="{variant}-seed-{seed}")
