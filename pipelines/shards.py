@@ -119,13 +119,13 @@ def write_shard(path: str | Path, tokens: np.ndarray) -> str:
         raise ShardError(f"{path}: token ids must fit in uint16")
     header = np.zeros(HEADER_WORDS, dtype="<i4")
     header[:3] = (MAGIC, VERSION, tokens.size)
-    body = tokens.astype(TOKEN_DTYPE, copy=False)
+    body = memoryview(np.ascontiguousarray(tokens.astype(TOKEN_DTYPE, copy=False))).cast("B")  # no copy
     digest = hashlib.sha256()
     digest.update(header.tobytes())
-    digest.update(body.tobytes())
+    digest.update(body)
     with atomic_write(path) as f:
         f.write(header.tobytes())
-        f.write(body.tobytes())
+        f.write(body)
     return digest.hexdigest()
 
 

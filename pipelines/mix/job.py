@@ -268,30 +268,36 @@ def _write_group(args: tuple[str, str, list[str], int, list[dict[str, Any]]]) ->
     streams = [SourceStream(Path(m).parent, load_manifest(m)) for m in manifests]
     units = np.load(Path(work) / "units.npy", mmap_mode="r")
     starts = unit_starts(np.asarray(units[:, 2]))
+    buffer = np.empty(max(s["tokens"] for s in shards), dtype=TOKEN_DTYPE)  # reused: fresh pages fault on each touch
     for shard in shards:
-        tokens = gather(streams, units, starts, shard["index"] * shard_tokens, shard["tokens"])
+        tokens = gather(streams, units, starts, shard["index"] * shard_tokens, buffer[: shard["tokens"]])
         sha = write_shard(Path(output) / shard["path"], tokens)
         write_json_atomic(Path(work) / "done" / f"{shard['path']}.json", {**shard, "sha256": sha})
 
 
-def gather(streams: list[SourceStream], units: np.ndarray, starts: np.ndarray, lo: int, size: int) -> np.ndarray:
-    """The tokens `[lo, lo + size)` of the mixture's stream, copied unit by unit from the sources.
+def gather(streams: list[SourceStream], units: np.ndarray, starts: np.ndarray, lo: int, out: np.ndarray) -> np.ndarray:
+    """Fill `out` with the tokens `[lo, lo + out.size)` of the mixture's stream, copied unit by unit; return it.
 
     Args:
         streams: each source's train stream.
         units: the plan's rows (source, offset, length), in mixture order.
         starts: `unit_starts` of their lengths.
         lo: first token of the window in the mixture's stream.
-        size: tokens in the window.
+        out: uint16 array of the window's size.
     """
-    out = np.empty(size, dtype=TOKEN_DTYPE)
-    hi = lo + size
+    hi = lo + out.size
     first = int(np.searchsorted(starts, lo, side="right")) - 1
     last = int(np.searchsorted(starts, hi, side="left"))
-    for unit in range(first, last):
-        source, offset, _ = (int(v) for v in units[unit])
-        a, b = max(int(starts[unit]), lo), min(int(starts[unit + 1]), hi)
-        streams[source].copy(out[a - lo : b - lo], offset + a - int(starts[unit]))
+    rows, bounds = np.asarray(units[first:last]), starts[first : last + 1]
+    a, b = np.maximum(bounds[:-1], lo), np.minimum(bounds[1:], hi)  # each unit's part inside the window
+    offsets, counts = rows[:, 1] + (a - bounds[:-1]), b - a
+    # Views of every unit's tokens, then one copy into `out` (a per-unit copy in Python costs more than the bytes).
+    pieces: list[np.ndarray] = [out[:0]] * rows.shape[0]
+    for source, stream in enumerate(streams):
+        mine = np.flatnonzero(rows[:, 0] == source)
+        for index, piece in zip(mine.tolist(), stream.pieces(offsets[mine], counts[mine]), strict=True):
+            pieces[index] = piece
+    np.concatenate(pieces, out=out)
     return out
 
 
