@@ -266,8 +266,8 @@ def serve_command(
         None, help="report server for report links (default FINEFORGE_REPORTS_URL; with a local server: port + 1)"
     ),
 ) -> None:
-    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train,
-    ablation)."""
+    """Serve every FineForge deployment (curate, tokenize, mix, train, train-on-shards, report, pipeline,
+    quality-train, ablation)."""
     from orchestration.reports import REPORTS_ENV, reports_url_for
     from orchestration.server import default_api_url
 

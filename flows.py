@@ -10,6 +10,8 @@ Chaining: `curate` runs `tokenize` as a subflow when it finishes (`then_tokenize
 deployment `train-on-shards` carries a trigger on that event and takes `manifest` from the payload, so
 training starts by itself. `pipeline` runs all four stages in one flow run and does not announce its shards,
 so it never starts a second, event-triggered training.
+`mix` (issue 22) mixes tokenized shard sets by weight (`pipelines.mix`) and announces its shards the same way,
+so training on a mixture starts by itself too.
 
 Where runs happen: `fineforge up` serves every deployment from one process on this machine (`serve_all`);
 `fineforge deploy` registers the same deployments on Prefect process work pools (`orchestration.pools`) with
