@@ -14,8 +14,6 @@ documents of the mixture, not to its tokens.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from pipelines.common.hashing import stable_hash
@@ -85,5 +83,5 @@ def mixture_units(sources: list[Source], picks: list[np.ndarray], seed: int) -> 
 
 
 def epochs(taken: int, source: Source) -> float:
-    """Passes over the source's train tokens that `taken` tokens amount to (rounded to 3 places)."""
-    return round(taken / source.stream.size, 3) if source.stream.size else math.nan
+    """Passes over the source's train tokens (never empty: `load_source`) that `taken` amounts to, to 3 places."""
+    return round(taken / source.stream.size, 3)
