@@ -159,12 +159,13 @@ def test_resume_after_kill_9_redoes_only_missing_shards(sources: dict[str, Path]
     verify(out)
 
 
-def _other_tokenizer(source: Path, dest: Path) -> Path:
+def _relabelled(source: Path, dest: Path, **fields: object) -> Path:
+    """A copy of a shard set whose manifest claims another tokenizer or vocabulary."""
     dest.mkdir()
     manifest = json.loads((source / "manifest.json").read_text())
     for entry in manifest["shards"]:
         (dest / entry["path"]).write_bytes((source / entry["path"]).read_bytes())
-    (dest / "manifest.json").write_text(json.dumps({**manifest, "tokenizer": "cl100k_base"}))
+    (dest / "manifest.json").write_text(json.dumps({**manifest, **fields}))
     return dest
 
 
@@ -175,6 +176,7 @@ BAD = {
     "duplicate name": (["web={web}:1", "web={edu}:1"], "--source names must be unique; repeated: web"),
     "not a shard set": (["web={web}:1", "raw={raw}:1"], "manifest.json: missing; no manifest"),
     "other tokenizer": (["web={web}:1", "odd={odd}:1"], "tokenizer 'cl100k_base', but source 'web'"),
+    "other vocabulary": (["web={web}:1", "wide={wide}:1"], "vocab_size 50304, but source 'web'"),
     "share no source can fill": (["wiki={wiki}:1"], "more than --max-epochs 4"),
 }
 
@@ -185,7 +187,9 @@ def test_bad_input_is_one_error_line_and_writes_nothing(case: str, sources: dict
     (tmp_path / "raw" / "notes.txt").write_text("not shards")
     folders = {**{k: str(v) for k, v in sources.items()}, "raw": str(tmp_path / "raw")}
     if case == "other tokenizer":
-        folders["odd"] = str(_other_tokenizer(sources["edu"], tmp_path / "odd"))
+        folders["odd"] = str(_relabelled(sources["edu"], tmp_path / "odd", tokenizer="cl100k_base"))
+    if case == "other vocabulary":
+        folders["wide"] = str(_relabelled(sources["edu"], tmp_path / "wide", vocab_size=50304))
     specs, message = BAD[case]
     args = ["mix", "--tokens", "1000000", "--output", str(tmp_path / "out")]
     for spec in specs:
