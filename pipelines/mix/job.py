@@ -49,6 +49,7 @@ from pipelines.shards import (
     write_manifest,
     write_shard,
 )
+from pipelines.tokenize.settings import SEED_LIMIT
 
 WORK_DIR = ".mix"
 LEFTOVER = re.compile(rf"(train|val_{NAME.pattern})_\d{{6}}\.bin{TMP_PATTERN}")
@@ -99,6 +100,8 @@ class MixStage(Stage):
                                  ("--shard-tokens", self.shard_tokens, 1025)):  # fmt: skip
             if value < low:
                 raise MixError(f"{what} must be >= {low}, got {value}")
+        if self.seed >= SEED_LIMIT:
+            raise MixError(f"--seed must be below 2**64 (the order hashes it as a 64-bit word), got {self.seed}")
         if not self.specs:
             raise MixError("give at least one --source NAME=SHARDS:WEIGHT")
         names = [s.name for s in self.specs]
@@ -107,7 +110,6 @@ class MixStage(Stage):
         total = sum(s.weight for s in self.specs)
         self.sources: list[Source] = [load_source(s, s.weight / total) for s in self.specs]
         check_compatible(self.sources)
-        self.weights_sum = total
         self.shares = mix_plan.shares(self.tokens, [s.weight for s in self.sources])
         for source, share in zip(self.sources, self.shares, strict=True):
             mix_plan.check_fillable(source, share, self.max_epochs)
