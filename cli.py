@@ -266,8 +266,8 @@ def serve_command(
         None, help="report server for report links (default FINEFORGE_REPORTS_URL; with a local server: port + 1)"
     ),
 ) -> None:
-    """Serve every FineForge deployment (curate, tokenize, train, train-on-shards, report, pipeline, quality-train,
-    ablation)."""
+    """Serve every FineForge deployment (curate, tokenize, mix, train, train-on-shards, report, pipeline,
+    quality-train, ablation)."""
     from orchestration.reports import REPORTS_ENV, reports_url_for
     from orchestration.server import default_api_url
 
@@ -416,6 +416,41 @@ def tokenize(
         shards = sum(s["split"] == split for s in manifest["shards"])
         docs, tokens = manifest["documents"][split], manifest["total_tokens"][split]
         typer.echo(f"{split} {tokens:,} tokens, {docs:,} documents, {shards} shards")
+    typer.echo(f"manifest: {(output / MANIFEST_NAME).resolve()}")
+
+
+@app.command("mix")
+def mix_command(
+    sources: list[str] = typer.Option(
+        ..., "--source", help="NAME=SHARDS:WEIGHT, a tokenize shard set and its share of the tokens (repeatable)"
+    ),
+    tokens: int = typer.Option(..., help="train tokens of the mixture"),
+    output: Path = typer.Option(..., "--output", "-o", help="new folder for the mixture's shards and manifest.json"),
+    seed: int = typer.Option(0, help="seed of the documents picked and their order"),
+    max_epochs: int = typer.Option(4, help="most passes over any source's train tokens (upsampling limit)"),
+    shard_tokens: int = typer.Option(100_000_000, help="tokens per train shard, >= 1025"),
+    workers: int = typer.Option(1, help="processes writing shards (the output is the same for any count)"),
+) -> None:
+    """Mix tokenized shard sets by weight into one shard set of whole documents; rerun to resume after a crash.
+
+    Each source gives its share of the train tokens in whole documents, repeated up to --max-epochs when it is
+    smaller; each source's val shards are kept apart (val_NAME_*.bin) so training reports a val loss per source.
+    """
+    from pipelines.mix import parse_source, run_mix
+    from pipelines.shards import MANIFEST_NAME
+
+    specs = [parse_source(s) for s in sources]
+    settings = dict(seed=seed, max_epochs=max_epochs, shard_tokens=shard_tokens, workers=workers)
+    manifest = run_mix(specs, output, tokens, **settings)
+    if abs((total := sum(s.weight for s in specs)) - 1) > 1e-9:
+        typer.echo(f"weights sum to {total:g}; normalised to shares of 1")
+    for source in manifest["sources"]:
+        typer.echo(
+            f"{source['name']}: weight {source['weight']:.4g}, {source['train_tokens']:,} train tokens, "
+            f"{source['documents']:,} documents, {source['epochs']:g} epochs"
+        )
+    train, val = manifest["total_tokens"]["train"], manifest["total_tokens"]["val"]
+    typer.echo(f"train {train:,} tokens, val {val:,} tokens, {len(manifest['shards'])} shards")
     typer.echo(f"manifest: {(output / MANIFEST_NAME).resolve()}")
 
 

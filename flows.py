@@ -10,6 +10,8 @@ Chaining: `curate` runs `tokenize` as a subflow when it finishes (`then_tokenize
 deployment `train-on-shards` carries a trigger on that event and takes `manifest` from the payload, so
 training starts by itself. `pipeline` runs all four stages in one flow run and does not announce its shards,
 so it never starts a second, event-triggered training.
+`mix` (issue 22) mixes tokenized shard sets by weight (`pipelines.mix`) and announces its shards the same way,
+so training on a mixture starts by itself too.
 
 Where runs happen: `fineforge up` serves every deployment from one process on this machine (`serve_all`);
 `fineforge deploy` registers the same deployments on Prefect process work pools (`orchestration.pools`) with
@@ -358,16 +360,71 @@ def tokenize(params: TokenizeParams, announce: bool = True) -> dict:
         f"{manifest['total_tokens']['val']} val tokens",
     )
     if announce:
-        emit_event(
-            event=SHARDS_READY,
-            resource={
-                "prefect.resource.id": f"fineforge.shards.{params.dataset}",
-                "prefect.resource.name": params.dataset,
-            },
-            payload={"manifest": str(out / MANIFEST_NAME), "train_tokens": manifest["total_tokens"]["train"]},
-        )
-        logger.info("emitted %s for %s", SHARDS_READY, out / MANIFEST_NAME)
+        _announce_shards(params.dataset, out, manifest)
     return manifest
+
+
+def _announce_shards(dataset: str, out: Path, manifest: dict) -> None:
+    """Emit `fineforge.shards.ready` for a finished shard set (tokenize's or mix's): it starts `train-on-shards`."""
+    emit_event(
+        event=SHARDS_READY,
+        resource={"prefect.resource.id": f"fineforge.shards.{dataset}", "prefect.resource.name": dataset},
+        payload={"manifest": str(out / MANIFEST_NAME), "train_tokens": manifest["total_tokens"]["train"]},
+    )
+    get_run_logger().info("emitted %s for %s", SHARDS_READY, out / MANIFEST_NAME)
+
+
+# --- mix (issue 22) ---
+
+
+class MixParams(BaseModel):
+    """Which tokenized shard sets to mix, by weight, and where the mixture goes (`fineforge mix`)."""
+
+    dataset: str = Field("mix", description="Dataset name; names the shards event `fineforge.shards.{dataset}`.")
+    sources: list[str] = Field(
+        min_length=1, description="One NAME=SHARDS:WEIGHT per source: a tokenize shard folder and its share."
+    )
+    tokens: int = Field(ge=1, description="Train tokens of the mixture.")
+    output: str | None = Field(None, description="Mixture folder (default FINEFORGE_HOME/datasets/{dataset}/shards).")
+    seed: int = Field(0, ge=0, description="Seed of the documents picked and their order.")
+    max_epochs: int = Field(4, ge=1, description="Most passes over any source's train tokens (upsampling limit).")
+    shard_tokens: int = Field(100_000_000, ge=1025, description="Tokens per train shard.")
+    workers: int = Field(1, ge=1, description="Processes writing shards (the output is the same for any count).")
+
+    def output_dir(self) -> Path:
+        """The mixture folder, absolute."""
+        return Path(self.output).resolve() if self.output else DatasetLayout.home(self.dataset).shards
+
+
+@flow(name="mix", log_prints=True)
+def mix(params: MixParams, announce: bool = True) -> dict:
+    """Mix tokenized shard sets by weight into one shard set, publish its shard table, then announce it.
+
+    Args:
+        params: sources, tokens, folder and settings.
+        announce: emit `fineforge.shards.ready` (which starts `train-on-shards`, as after tokenize).
+
+    Returns:
+        The mixture's manifest.
+    """
+    from pipelines.mix import MixStage, parse_source
+
+    out = params.output_dir()
+    settings = params.model_dump(include={"seed", "max_epochs", "shard_tokens", "workers"})
+    stage = MixStage([parse_source(s) for s in params.sources], out, params.tokens, **settings)
+    manifest = run_stage(stage, _steps_as_tasks("mix")).result
+    shares = ", ".join(f"{s['name']} {s['train_tokens']:,} ({s['epochs']:g} epochs)" for s in manifest["sources"])
+    create_table_artifact(
+        art.shard_rows(manifest),
+        key=art.artifact_key("mix-shards", params.dataset),
+        description=f"Mixture: {manifest['total_tokens']['train']} train tokens: {shares}",
+    )
+    if announce:
+        _announce_shards(params.dataset, out, manifest)
+    return manifest
+
+
+# --- end mix ---
 
 
 def _stop_trainer_hook(flow: Any, flow_run: Any, state: Any) -> None:
@@ -517,14 +574,16 @@ def _ablation(spec: AblationSpec) -> Any:
 
 @flow(name="ablation-variant", flow_run_name="{variant}")
 def ablation_variant(spec: AblationSpec, variant: str) -> dict:
-    """Curate and tokenize one variant of an ablation (one task per stage step).
+    """Curate and tokenize one variant of an ablation, or make a mixture variant's shards (one task per stage step).
 
     Returns:
         The variant's shard manifest.
     """
     ablation_ = _ablation(spec)
-    run_stage(ablation_.curate_stage(variant), _steps_as_tasks("curate"))
-    return run_stage(ablation_.tokenize_stage(variant), _steps_as_tasks("tokenize")).result
+    manifest: dict = {}
+    for _, stage in ablation_.data_stages(variant):  # curate, tokenize; a mixture variant's sources, then mix
+        manifest = run_stage(stage, _steps_as_tasks(stage.name)).result
+    return manifest
 
 
 @flow(name="ablation-run", flow_run_name="{variant}-seed-{seed}")
@@ -638,7 +697,7 @@ def deployments(
             whose workers import the flows from their own install.
 
     Returns:
-        Runner deployments: curate, tokenize, train, train-on-shards, report, pipeline, quality-train, ablation;
+        Runner deployments: curate, tokenize, mix, train, train-on-shards, report, pipeline, quality-train, ablation;
         their run forms open optional fields on their input (`orchestration.forms`).
     """
     settings = (train_settings or TrainSettings()).model_dump(exclude_none=True)  # a None opens a form field empty
@@ -654,6 +713,9 @@ def deployments(
             name="curate", description="Curate raw crawl, then tokenize it (announces the shards).", **kind
         ),
         tokenize.to_deployment(name="tokenize", description="Tokenize a curated folder into llm.c shards.", **kind),
+        mix.to_deployment(
+            name="mix", description="Mix tokenized shard sets by weight (announces the shards).", **kind
+        ),
         train.to_deployment(
             name="train", parameters={"settings": settings}, description="Train GPT-2 on shards.", **kind
         ),

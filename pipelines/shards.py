@@ -22,6 +22,7 @@ Every failure raises `ShardError` with the offending file in the message.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,35 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}_{index:06d}.bin"
 
 
+def unit_starts(unit_tokens: np.ndarray) -> np.ndarray:
+    """Start offset of each [EOT, doc...] unit in its split's token stream, plus the total at the end (int64)."""
+    starts = np.zeros(unit_tokens.size + 1, dtype=np.int64)
+    np.cumsum(unit_tokens, out=starts[1:])
+    return starts
+
+
+def plan_split(split: str, starts: np.ndarray, shard_tokens: int) -> list[dict[str, Any]]:
+    """Cut one split's stream into shards of `shard_tokens` (the last one shorter), as the format prescribes.
+
+    Args:
+        split: "train" or "val" (the file name's prefix).
+        starts: `unit_starts` of the split's units, in shard order.
+        shard_tokens: tokens per shard.
+
+    Returns:
+        One record per shard: `path`, `split`, `index`, `tokens`, `documents` (units starting in it).
+    """
+    total = int(starts[-1])
+    shards = []
+    for index in range(math.ceil(total / shard_tokens)):
+        lo, hi = index * shard_tokens, min((index + 1) * shard_tokens, total)
+        docs = int(np.searchsorted(starts[:-1], hi) - np.searchsorted(starts[:-1], lo))
+        shards.append(
+            {"path": shard_name(split, index), "split": split, "index": index, "tokens": hi - lo, "documents": docs}
+        )
+    return shards
+
+
 def write_shard(path: str | Path, tokens: np.ndarray) -> str:
     """Write `tokens` as one shard, atomically (temporary file, then rename).
 
@@ -89,13 +119,13 @@ def write_shard(path: str | Path, tokens: np.ndarray) -> str:
         raise ShardError(f"{path}: token ids must fit in uint16")
     header = np.zeros(HEADER_WORDS, dtype="<i4")
     header[:3] = (MAGIC, VERSION, tokens.size)
-    body = tokens.astype(TOKEN_DTYPE, copy=False)
+    body = memoryview(np.ascontiguousarray(tokens.astype(TOKEN_DTYPE, copy=False))).cast("B")  # no copy
     digest = hashlib.sha256()
     digest.update(header.tobytes())
-    digest.update(body.tobytes())
+    digest.update(body)
     with atomic_write(path) as f:
         f.write(header.tobytes())
-        f.write(body.tobytes())
+        f.write(body)
     return digest.hexdigest()
 
 

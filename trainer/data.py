@@ -50,6 +50,7 @@ class ShardSet:
     val: list[np.memmap]
     train_paths: list[Path]
     val_paths: list[Path]
+    val_by_source: dict[str, list[np.memmap]]  # a mixture's val shards per source (`pipelines.mix`); else empty
 
 
 def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> ShardSet:
@@ -88,10 +89,13 @@ def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> Sh
     except (ShardError, OSError) as e:
         raise DataError(str(e)) from e
     splits: dict[str, list[Path]] = {"train": [], "val": []}
+    by_source: dict[str, list[Path]] = {s["name"]: [] for s in manifest.get("sources") or []}
     for i, entry in enumerate(manifest["shards"]):
         if entry.get("split") not in splits:
             raise DataError(f"{path}: shard record {i} has split {entry.get('split')!r}, expected 'train' or 'val'")
         splits[entry["split"]].append(path.parent / entry["path"])
+        if entry["split"] == "val" and entry.get("source") in by_source:
+            by_source[entry["source"]].append(path.parent / entry["path"])
     if not splits["train"]:
         raise DataError(f"{path}: the manifest lists no train shards")
     return ShardSet(
@@ -102,6 +106,7 @@ def open_shards(data: str | Path, vocab_size: int, checksums: bool = True) -> Sh
         val=[read_shard(p) for p in splits["val"]],
         train_paths=splits["train"],
         val_paths=splits["val"],
+        val_by_source={name: [read_shard(p) for p in paths] for name, paths in by_source.items() if paths},
     )
 
 

@@ -43,8 +43,10 @@ HELLASWAG_URL_ENV = "FINEFORGE_HELLASWAG_URL"  # a mirror of the file, where Git
 
 
 @torch.no_grad()
-def val_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], info: DistInfo, autocast) -> float:
-    """Mean validation loss over every rank's batches, weighted by sequences.
+def val_sums(
+    model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], info: DistInfo, autocast
+) -> tuple[float, float]:
+    """Summed validation loss and sequence count over every rank's batches (what `val_loss` averages).
 
     Args:
         model: the (possibly wrapped) model; it is put back in train mode afterwards.
@@ -53,7 +55,7 @@ def val_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
         autocast: a context manager factory for mixed precision (a no-op on CPU).
 
     Returns:
-        The mean loss, identical on every rank.
+        (sum of per-sequence mean losses, sequences), identical on every rank.
     """
     model.eval()
     total, count = 0.0, 0.0
@@ -65,6 +67,16 @@ def val_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
         count += x.size(0)
     model.train()
     total, count = all_reduce_sum([total, count], info)
+    return total, count
+
+
+def val_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], info: DistInfo, autocast) -> float:
+    """Mean validation loss over every rank's batches, weighted by sequences (arguments as `val_sums`).
+
+    Returns:
+        The mean loss, identical on every rank.
+    """
+    total, count = val_sums(model, batches, info, autocast)
     return total / max(count, 1.0)
 
 

@@ -61,12 +61,21 @@ def run_record(
             "config_hash": manifest.get("config_hash"),  # the tokenize settings' hash, when recorded
         },
         "source": {k: (manifest.get("source") or {}).get(k) for k in ("run_id", "config_hash")},
+        **_mixture_sources(manifest),
         "config": config,
         **extra,
         "fineforge_version": metadata.version("fineforge"),
         "git_commit": git_commit(),
         "started": datetime.now(UTC).isoformat(),
     }
+
+
+def _mixture_sources(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`sources` of a mixture's manifest (`pipelines.mix`) as run.json names them; nothing for one source."""
+    if not manifest.get("sources"):
+        return {}
+    keys = ("name", "weight", "manifest", "sha256", "run_id", "config_hash", "train_tokens")
+    return {"sources": [{k: s.get(k) for k in keys} for s in manifest["sources"]]}
 
 
 def check_same_data(run_dir: Path, manifest_path: Path, manifest_sha256: str) -> None:

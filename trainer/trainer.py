@@ -36,7 +36,7 @@ from trainer import checkpoint as ckpt
 from trainer import dist
 from trainer.config import TrainConfig
 from trainer.data import ShardSet, TrainLoader, val_batches
-from trainer.evaluate import val_loss
+from trainer.evaluate import val_loss, val_sums
 from trainer.weights import unwrap_key
 
 
@@ -114,6 +114,11 @@ class Trainer:
         self.loader = TrainLoader(shards.train, cfg.seq_len, cfg.micro_batch, info.rank, info.world_size, cfg.seed)
         self.has_val = bool(shards.val)
         self.val = val_batches(shards.val, cfg.seq_len, cfg.micro_batch, cfg.eval_tokens, info.rank, info.world_size)
+        share = max(1, cfg.eval_tokens // max(1, len(shards.val_by_source)))  # a mixture: the same tokens in all
+        self.val_by_source = {
+            name: val_batches(maps, cfg.seq_len, cfg.micro_batch, share, info.rank, info.world_size)
+            for name, maps in shards.val_by_source.items()
+        }
         self.model: nn.Module = (
             torch.compile(self.raw) if (cfg.compile if cfg.compile is not None else cuda) else self.raw
         )
@@ -177,13 +182,25 @@ class Trainer:
         return record, bool(reduced[1])
 
     def evaluate(self) -> dict[str, Any] | None:
-        """Return the validation event (mean loss over all ranks' batches), or None without a val split."""
+        """Return the validation event (mean loss over all ranks' batches), or None without a val split.
+
+        On a mixture (`val_by_source`) each source's val shards are scored apart on an equal share of
+        `eval_tokens`: the event adds `val_loss_by_source` {name: loss}, and `val_loss` is the mean over all of them.
+        """
         if not self.has_val:
             return None
+        if not self.val_by_source:
+            return {
+                "type": "eval",
+                "step": self.step,
+                "val_loss": val_loss(self.model, self.val, self.info, self.autocast),
+            }
+        sums = {name: val_sums(self.model, b, self.info, self.autocast) for name, b in self.val_by_source.items()}
         return {
             "type": "eval",
             "step": self.step,
-            "val_loss": val_loss(self.model, self.val, self.info, self.autocast),
+            "val_loss": sum(t for t, _ in sums.values()) / max(1.0, sum(c for _, c in sums.values())),
+            "val_loss_by_source": {name: total / max(count, 1.0) for name, (total, count) in sums.items()},
         }
 
     def sample(self) -> list[dict[str, Any]]:

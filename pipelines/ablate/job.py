@@ -45,6 +45,7 @@ import yaml
 from pipelines.ablate import evalsets
 from pipelines.ablate import record as record_file
 from pipelines.ablate.evalsets import EvalSet, prepare_eval_set
+from pipelines.ablate.mixture import mixture_identity, read_mixture, source_specs
 from pipelines.ablate.results import results_rows, summary_rows, verdicts
 from pipelines.ablate.spec import (
     ABLATION_PROMPTS,
@@ -62,10 +63,11 @@ from pipelines.common.layout import DatasetLayout
 from pipelines.common.locks import LOCK_FILE, folder_lock
 from pipelines.common.processes import signals_raise
 from pipelines.common.run_record import recorded_run
-from pipelines.common.stage import StageOutcome, run_stage
+from pipelines.common.stage import Stage, StageOutcome, run_stage
 from pipelines.curate import CurateStage, config_hash, load_config
 from pipelines.curate import summary as curate_summary
 from pipelines.curate.logs import datatrove_logs_to
+from pipelines.mix import MixStage
 from pipelines.shards import MANIFEST_NAME
 from pipelines.tokenize import TokenizeSettings, TokenizeStage
 from trainer.config import TrainConfig, build_config
@@ -105,16 +107,21 @@ class Ablation:
             EvalSetError: an evaluation set that is not one readable JSONL or Parquet file, or cannot be scored.
             InputError: inputs that do not exist or hold no input file.
         """
-        self.configs, self.config_hashes = {}, {}
+        self.configs, self.config_hashes, self.mixtures, self.source_configs = {}, {}, {}, {}
         for variant in self.spec.variants:
             path = Path(variant.config).expanduser()
             if not path.is_file():
                 raise AblationError(f"variant {variant.name!r}: config file {path} not found")
             try:
-                self.configs[variant.name] = load_config(path)
+                if (mixture := read_mixture(path)) is None:
+                    self.configs[variant.name] = load_config(path)
+                    self.config_hashes[variant.name] = config_hash(self.configs[variant.name])
+                else:
+                    self.mixtures[variant.name] = mixture
+                    self.config_hashes[variant.name], configs = mixture_identity(mixture)
+                    self.source_configs.update({(variant.name, src): cfg for src, cfg in configs.items()})
             except ValueError as e:
                 raise AblationError(f"variant {variant.name!r}: {e}") from None
-            self.config_hashes[variant.name] = config_hash(self.configs[variant.name])
         self.train_settings = self.spec.train_settings()
         self.identity = self.spec.identity()
         self.eval_names = [evalsets.eval_set_name(p) for p in self.spec.eval_data]
@@ -134,6 +141,10 @@ class Ablation:
     def layout(self, name: str) -> DatasetLayout:
         """The folders of one variant: DIR/<variant>/{curated,shards,runs/seed-<s>}."""
         return DatasetLayout.variant(self.variant_dir(name))
+
+    def source_layout(self, name: str, source: str) -> DatasetLayout:
+        """The folders of a mixture variant's `config` source: DIR/<variant>/sources/<source>/{curated,shards}."""
+        return DatasetLayout.variant(self.variant_dir(name) / "sources" / source)
 
     def run_dir(self, name: str, seed: int) -> Path:
         """DIR/<variant>/runs/seed-<seed>."""
@@ -205,27 +216,58 @@ class Ablation:
     def curate_stage(self, name: str) -> CurateStage:
         """The curate stage of a variant: its config over the shared inputs, into DIR/<variant>/curated.
 
-        Steps that another variant already finished with the same inputs and settings (the same step keys: say
-        two quality thresholds over one filter pass) are linked from it, not recomputed.
+        Steps that another curation of this ablation already finished with the same inputs and settings (the same
+        step keys: say two quality thresholds over one filter pass) are linked from it, not recomputed.
         """
-        others = [self.layout(other).curated for other in self.configs if other != name]
-        return CurateStage(
-            self.configs[name],
-            self.spec.inputs,
-            self.layout(name).curated,
-            workers=self.spec.workers,
-            share_from=others,
-        )
+        return self._curate(self.configs[name], self.layout(name).curated)
+
+    def _curate(self, config: Any, folder: Path) -> CurateStage:
+        curated = [self.layout(v).curated for v in self.configs]
+        curated += [self.source_layout(v, src).curated for v, src in self.source_configs]
+        others = [other for other in curated if other != folder]
+        return CurateStage(config, self.spec.inputs, folder, workers=self.spec.workers, share_from=others)
 
     def tokenize_stage(self, name: str) -> TokenizeStage:
-        """The tokenize stage of a variant: all curated documents into train shards (no val split).
+        """The tokenize stage of a variant: all curated documents into train shards (no val split)."""
+        return self._tokenize(self.layout(name))
 
-        The shard folder is this ablation's own (the variant folder was claimed), so shards of an earlier curate
-        output of the variant are replaced rather than refused; a run trained on them then refuses to resume.
-        """
+    def _tokenize(self, folders: DatasetLayout) -> TokenizeStage:
+        """Curated documents into train shards. The shard folder is this ablation's own (the variant folder was
+        claimed), so shards of an earlier curate output are replaced rather than refused; a run trained on them
+        then refuses to resume."""
         settings = TokenizeSettings(val_tokens=0)
-        folders = self.layout(name)
         return TokenizeStage([str(folders.curated)], folders.shards, settings, self.spec.workers, overwrite=True)
+
+    def data_stages(self, name: str) -> list[tuple[str, Stage]]:
+        """The stages that make a variant's training shards, in order, each with a label for the log.
+
+        A curate recipe: `curate`, `tokenize`. A mixture (`pipelines.ablate.mixture`): `curate <source>` and
+        `tokenize <source>` for each `config` source, then `mix` into DIR/<variant>/shards with exactly the
+        ablation's training tokens, so every source gives its weight's share of what each run trains on.
+        """
+        if name not in self.mixtures:
+            return [("curate", self.curate_stage(name)), ("tokenize", self.tokenize_stage(name))]
+        mixture, stages, shards_of = self.mixtures[name], [], {}
+        for src in (s.name for s in mixture.sources if s.config is not None):
+            folders = self.source_layout(name, src)
+            stages += [(f"curate {src}", self._curate(self.source_configs[(name, src)], folders.curated)),
+                       (f"tokenize {src}", self._tokenize(folders))]  # fmt: skip
+            shards_of[src] = folders.shards
+        mix = MixStage(
+            source_specs(mixture, shards_of),
+            self.layout(name).shards,
+            self.spec.tokens_trained,
+            seed=mixture.seed,
+            max_epochs=mixture.max_epochs,
+            workers=self.spec.workers,
+        )
+        return [*stages, ("mix", mix)]
+
+    def curated_data(self, name: str) -> list[Path]:
+        """The `data/` folders of a variant's curated text (a mixture's `config` sources; shard sets have none)."""
+        if name not in self.mixtures:
+            return [self.layout(name).curated / "data"]
+        return [self.source_layout(name, src).curated / "data" for v, src in self.source_configs if v == name]
 
     def train_config(self, name: str, seed: int) -> TrainConfig:
         """The config of one run: the shared DIR/train.yaml plus its shards, folder and seed.
@@ -322,7 +364,11 @@ class Ablation:
         record = record.model_dump()
         for variant in self.spec.variants:
             folders = self.layout(variant.name)
-            build_report(folders.curated, shards=folders.shards, train=folders.run(self.spec.seeds[0]))
+            if variant.name not in self.mixtures:
+                build_report(folders.curated, shards=folders.shards, train=folders.run(self.spec.seeds[0]))
+            for name, src in (key for key in self.source_configs if key[0] == variant.name):
+                sources = self.source_layout(name, src)
+                build_report(sources.curated, shards=sources.shards)
         write_ablation_report(self.out, record)
         return record
 
@@ -347,9 +393,10 @@ class Ablation:
                     "docs_out": summary.get("docs_out"),
                     "train_tokens": train_tokens,
                     "epochs": round(tokens_trained / train_tokens, 3) if train_tokens else None,
+                    **({"sources": manifest.get("sources")} if variant.name in self.mixtures else {}),
                 }
             )
-            found = evalsets.data_hashes(folder / "curated" / "data")
+            found = set().union(*(evalsets.data_hashes(data) for data in self.curated_data(variant.name)))
             for eval_set in self.eval_sets:
                 hits = sum(h in found for h in evalsets.load_hashes(eval_set))
                 overlap.append(
@@ -503,12 +550,15 @@ def _run_claimed(ablation: Ablation, echo: Echo) -> dict[str, Any]:
          f"eval sets: {', '.join(f'{s.name} ({s.kind}, {s.size})' for s in eval_sets)}")  # fmt: skip
     for variant in spec.variants:
         name = variant.name
-        echo(f"variant {name}: curate ({variant.config})")
-        with datatrove_logs_to(_log_file(ablation.variant_dir(name) / "curate.log")):
-            summary = _stage(ablation.curate_stage(name), "curate", echo).result
-        echo(f"  {summary['docs_in']} documents in, {summary['docs_out']} kept")
-        manifest = _stage(ablation.tokenize_stage(name), "tokenize", echo).result
-        echo(f"  {manifest['total_tokens']['train']:,} training tokens")
+        for label, stage in ablation.data_stages(name):
+            if stage.name == "curate":
+                echo(f"variant {name}: {label} ({variant.config})")
+                with datatrove_logs_to(_log_file(stage.output_folder().parent / "curate.log")):
+                    summary = _stage(stage, label, echo).result
+                echo(f"  {summary['docs_in']} documents in, {summary['docs_out']} kept")
+                continue
+            manifest = _stage(stage, label, echo).result
+            echo(f"  {manifest['total_tokens']['train']:,} training tokens" + _shares(manifest))
         train_runs(ablation, name, echo)
         for seed in spec.seeds:
             record = ablation.evaluate_run(name, seed)
@@ -519,6 +569,17 @@ def _run_claimed(ablation: Ablation, echo: Echo) -> dict[str, Any]:
         echo(verdict["text"])
     echo(f"report: {ablation.out / REPORT_FILE}")
     return record
+
+
+def _shares(manifest: dict[str, Any]) -> str:
+    """`, mixed: web 70.0%, edu 30.0%` for a mixture's manifest; nothing for one source."""
+    sources = manifest.get("sources") or []
+    total = sum(s["train_tokens"] for s in sources)
+    return (
+        ", mixed: " + ", ".join(f"{s['name']} {100 * s['train_tokens'] / total:.1f}%" for s in sources)
+        if total
+        else ""
+    )
 
 
 def _log_file(path: Path) -> Path:

@@ -182,9 +182,15 @@ def _data(record: dict[str, Any], summaries: dict[str, dict[str, Any]], out: Pat
         "drops-variants", [("stage", "stage", "text"), ("reason", "reason", "mono"), *[(n, n, "int") for n in names]],
         drops,
     )  # fmt: skip
+    for v in record["variants"]:  # a mixture variant (`pipelines.ablate.mixture`) has no curate summary of its own
+        if v.get("sources"):
+            parts = [f"{s['name']} {s['weight']:.3g} ({s['train_tokens']:,} tokens, {s['epochs']:g} epochs)"
+                     for s in v["sources"]]  # fmt: skip
+            html += f'<p class="muted">{escape(v["name"])} mixes {escape(", ".join(parts))}.</p>'
     for name in names[1:]:
-        html += f"<h3>Compare: {escape(name)} against {escape(names[0])}</h3>"
-        html += compare_section(compare_tables(summaries[name], summaries[names[0]]))
+        if summaries[name] and summaries[names[0]]:
+            html += f"<h3>Compare: {escape(name)} against {escape(names[0])}</h3>"
+            html += compare_section(compare_tables(summaries[name], summaries[names[0]]))
     return html
 
 

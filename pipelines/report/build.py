@@ -209,7 +209,7 @@ def write_report(
     if tokens:
         images["tokens"] = plots.tokens_png(tokens["doc_tokens"])
     if training and (training["steps"] or training["evals"]):
-        images["training"] = plots.training_png(training["steps"], training["evals"])
+        images["training"] = plots.training_png(training["steps"], training["evals"], training["by_source"])
     html = render_html(tables, curate.samples, images)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(html_path, "w") as f:

@@ -167,7 +167,8 @@ def load_training(train_dir: Path) -> dict[str, Any]:
     """Read a training run's `metrics.jsonl` (step and eval events).
 
     Returns:
-        {"dir", "steps": [(step, loss)], "evals": [(step, val_loss)], "last": {...}, "status"}.
+        {"dir", "steps": [(step, loss)], "evals": [(step, val_loss)], "by_source": {name: [(step, val_loss)]} (a
+        mixture's val loss per source, `pipelines.mix`; empty otherwise), "last": {...}, "status"}.
 
     Raises:
         ReportError: a line that is not JSON, naming the file and line.
@@ -177,6 +178,7 @@ def load_training(train_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReportError(f"{path}: missing; {train_dir} is not a training run")
     steps, evals, last = [], [], {}
+    by_source: dict[str, list[tuple[int, float]]] = {}
     try:
         records = read_metrics(path)
     except MetricsError as e:
@@ -187,6 +189,15 @@ def load_training(train_dir: Path) -> dict[str, Any]:
             last = event
         elif event.get("type") == "eval" and "val_loss" in event:
             evals.append((int(event["step"]), float(event["val_loss"])))
+            for name, loss in (event.get("val_loss_by_source") or {}).items():
+                by_source.setdefault(name, []).append((int(event["step"]), float(loss)))
     run = recorded_run(train_dir)
     status = run.get("status") if run is not None else None
-    return {"dir": str(train_dir), "steps": steps, "evals": evals, "last": last, "status": status}
+    return {
+        "dir": str(train_dir),
+        "steps": steps,
+        "evals": evals,
+        "by_source": by_source,
+        "last": last,
+        "status": status,
+    }

@@ -141,8 +141,12 @@ def tokens_png(doc_tokens: np.ndarray) -> bytes:
     return _png(fig)
 
 
-def training_png(steps: Sequence[tuple[int, float]], evals: Sequence[tuple[int, float]]) -> bytes:
-    """Training loss per step and validation loss at each evaluation."""
+def training_png(
+    steps: Sequence[tuple[int, float]],
+    evals: Sequence[tuple[int, float]],
+    by_source: dict[str, Sequence[tuple[int, float]]] | None = None,
+) -> bytes:
+    """Training loss per step and validation loss at each evaluation; on a mixture, one val curve per source."""
     fig = _figure(7.5, 3.0)
     ax = fig.add_subplot()
     _style(ax)
@@ -152,6 +156,9 @@ def training_png(steps: Sequence[tuple[int, float]], evals: Sequence[tuple[int, 
     if evals:
         x, y = zip(*evals, strict=True)
         ax.plot(x, y, color=VAL, marker="o", markersize=3, linewidth=1.2, label="val loss")
+    for name, points in (by_source or {}).items():
+        x, y = zip(*points, strict=True)
+        ax.plot(x, y, marker=".", markersize=3, linewidth=1.0, linestyle="--", label=f"val loss {name}")
     ax.set_xlabel("step", fontsize=8)
     ax.set_ylabel("loss", fontsize=8)
     ax.legend(fontsize=8, frameon=False)

@@ -74,7 +74,8 @@ from pipelines.shards import (
     Manifest,
     ShardError,
     load_manifest,
-    shard_name,
+    plan_split,
+    unit_starts,
     verify,
     write_manifest,
     write_shard,
@@ -250,13 +251,6 @@ def validation_documents(unit_tokens: np.ndarray, val_tokens: int | None) -> int
     raise TokenizeError(f"val_tokens={val_tokens} leaves no training documents (the corpus has {total} tokens)")
 
 
-def _unit_starts(unit_tokens: np.ndarray) -> np.ndarray:
-    """Start offset of each [EOT, doc...] unit in its split's token stream, plus the total at the end."""
-    starts = np.zeros(unit_tokens.size + 1, dtype=np.int64)
-    np.cumsum(unit_tokens, out=starts[1:])
-    return starts
-
-
 class _ShardBuilder:
     """Assembles planned shards from the chunk store (one per process, loaded once)."""
 
@@ -274,7 +268,7 @@ class _ShardBuilder:
         order = np.load(work / "order.npy")
         k = plan["val_documents"]
         self.docs = {"val": order[:k], "train": order[k:]}
-        self.starts = {split: _unit_starts(self.lengths[d] + 1) for split, d in self.docs.items()}
+        self.starts = {split: unit_starts(self.lengths[d] + 1) for split, d in self.docs.items()}
 
     def tokens(self, split: str, index: int) -> np.ndarray:
         """Return the tokens of shard `index` of `split`: a window of the split's [EOT, doc...] stream."""
@@ -486,25 +480,14 @@ class TokenizeStage(Stage):
         size = self.settings.shard_tokens
         shards = []
         for split, split_units in (("train", units[n_val:]), ("val", units[:n_val])):
-            starts = _unit_starts(split_units)
+            starts = unit_starts(split_units)
             total = int(starts[-1])
             if math.ceil(total / size) > MAX_SHARDS:
                 raise TokenizeError(
                     f"shard_tokens {size:,} would cut {total:,} {split} tokens into {math.ceil(total / size):,} "
                     f"shards (at most {MAX_SHARDS:,}); raise shard_tokens"
                 )
-            for index in range(math.ceil(total / size)):
-                lo, hi = index * size, min((index + 1) * size, total)
-                docs = int(np.searchsorted(starts[:-1], hi) - np.searchsorted(starts[:-1], lo))
-                shards.append(
-                    {
-                        "path": shard_name(split, index),
-                        "split": split,
-                        "index": index,
-                        "tokens": hi - lo,
-                        "documents": docs,
-                    }
-                )
+            shards += plan_split(split, starts, size)
         _save_npy(self.work / "order.npy", order)
         plan = {"shard_tokens": size, "documents": int(lengths.size), "val_documents": n_val, "shards": shards}
         write_json_atomic(self.work / "plan.json", plan)
