@@ -24,6 +24,7 @@ from pipelines.curate.clusters import EXPORT_DIR, EXPORT_FILE
 from pipelines.curate.dedup import DedupConfig
 from pipelines.curate.dedup_index import INDEX_DIR
 from pipelines.curate.prior_dedup import cache_folder
+from pipelines.report.build import report_data
 from tests.quality_helpers import texts_jsonl
 from tests.test_curate import assert_accounting
 
@@ -129,6 +130,20 @@ def test_prior_duplicates_dropped_attributed_and_exported(runs: dict[str, Path],
     # the new run's own index holds exactly its kept documents, for the next crawl
     meta = json.loads((out / INDEX_DIR / "meta.json").read_text())
     assert meta["documents"] == summary["docs_out"]
+
+    # the report: drops per earlier run, and pairs side by side (each kept text that of the dropped one's source)
+    report = report_data(out)["duplicates"]
+    assert report["runs"] == prior["runs"]
+    assert {row["reason"]: row["docs"] for row in report["reasons"]} == {
+        "exact_duplicate": 3,
+        "prior_exact_duplicate": 25,
+        "prior_minhash_duplicate": 10,
+    }
+    assert {row["reason"] for row in report["pairs"]} == {r["reason"] for r in report["reasons"]}
+    for row in report["pairs"]:
+        source = TEXTS[CRAWL2[int(row["id"].removeprefix("two-"))]]
+        assert row["kept_text"] and " ".join(source.split()).startswith(row["kept_text"].rstrip("…")), row
+    assert hashes(cur1) == before[cur1]
 
 
 def test_index_built_for_an_older_output_outside_it(runs: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
