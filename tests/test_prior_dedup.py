@@ -199,8 +199,9 @@ def test_changed_list_reruns_from_dedup_and_config_carries_it(runs: dict[str, Pa
 
 
 def test_bad_prior_folders_are_one_error_line(runs: dict[str, Path], tmp_path: Path) -> None:
-    """Not a curate output, an unfinished run, an index of other settings, the output itself, a missing folder:
-    one `error:` line naming the folder, exit code 2, and nothing written into the earlier output."""
+    """Not a curate output, an unfinished run, an index of other settings, a damaged index, the output itself, a
+    missing folder: one `error:` line naming the folder, exit code 2, nothing written into the earlier output and
+    no output folder made."""
     root = runs["root"]
     cur1 = root / "cur1"
     before = hashes(cur1)
@@ -210,6 +211,10 @@ def test_bad_prior_folders_are_one_error_line(runs: dict[str, Path], tmp_path: P
     unfinished = tmp_path / "unfinished"
     shutil.copytree(cur1, unfinished)
     (unfinished / "summary.json").unlink()
+    damaged = tmp_path / "damaged"
+    shutil.copytree(cur1, damaged)
+    with (damaged / INDEX_DIR / "minhash_keys.npy").open("r+b") as f:
+        f.truncate(200)
     other = tmp_path / "other.yaml"
     other.write_text(FAST_CONFIG + "dedup:\n  n_grams: 3\n")
     out = tmp_path / "out"
@@ -217,6 +222,7 @@ def test_bad_prior_folders_are_one_error_line(runs: dict[str, Path], tmp_path: P
         ([str(notes)], [], f"{notes}: not a curate output"),
         ([str(unfinished)], [], f"{unfinished / 'summary.json'}: missing; an unfinished curate run"),
         ([str(cur1)], ["-c", str(other)], f"{cur1 / INDEX_DIR}: dedup index made with other settings: n_grams 5"),
+        ([str(damaged)], [], f"{damaged / INDEX_DIR}: damaged dedup index"),
         ([str(out)], [], f"{out}: is this run's own --output"),
         ([str(tmp_path / "nowhere")], [], f"{tmp_path / 'nowhere'}: --dedup-against needs a curate output folder"),
     ]
@@ -226,4 +232,5 @@ def test_bad_prior_folders_are_one_error_line(runs: dict[str, Path], tmp_path: P
         assert result.exit_code == 2, (message, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (message, lines)
+        assert not out.exists()
     assert hashes(cur1) == before
