@@ -13,14 +13,16 @@ summary status and published folders derive (add a step there and nowhere else).
 3. `select` (quality stage on): the cut by threshold or keep_fraction over the stored scores.
 4. `screen` (decontaminate stage on): documents sharing an n-gram with an eval set are dropped or flagged
    (pipelines.curate.decontam), after the quality cut so that a new index or action reuses the scores.
-5. `dedup`: exact then MinHash dedup (pipelines.curate.dedup, several passes), whose last pass counts the
-   anonymised survivors (or, with `pii.raw_rejects`, anonymises them: pipelines.curate.pii, FineWeb's last step)
-   and writes them, flattened to the `data/` columns (plus `quality_score` when the quality gate is on), as
-   Parquet.
+5. `dedup`: with `dedup_against`, first the documents earlier runs kept are dropped (pipelines.curate.prior_dedup);
+   then exact and MinHash dedup (pipelines.curate.dedup, several passes), whose last pass counts the
+   anonymised survivors (or, with `pii.raw_rejects`, anonymises them: pipelines.curate.pii, FineWeb's last step),
+   records their dedup keys (pipelines.curate.dedup_index) and writes them, flattened to the `data/` columns
+   (plus `quality_score` when the quality gate is on), as Parquet; then the run's `dedup_index/` and the
+   duplicate-cluster export `clusters/duplicates.parquet` (pipelines.curate.clusters).
 
-`finish()` reads every step's counts, checks the accounting invariants, publishes `data/`, `rejects/`,
-`quarantine/` (and `quality/scores.parquet`: every scored document with its score, GPT-2 tokens and whether it
-passed) into the output folder and writes `summary.json` last, atomically.
+`finish()` reads every step's counts, checks the accounting invariants, publishes `data/`, `rejects/`, `quarantine/`,
+`dedup_index/`, `clusters/` (and `quality/scores.parquet`: every scored document with its score, GPT-2 tokens and
+whether it passed) into the output folder and writes `summary.json` last, atomically.
 
 Run identity, reuse and resume (pipelines.curate.work): each step's key hashes the input files with their sizes,
 the task count, `--limit` and the settings of that step and every step before it (files the config names count by
