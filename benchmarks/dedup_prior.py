@@ -13,9 +13,13 @@ a subprocess whose whole process tree is sampled every 0.2 s (`benchmarks.curate
 document, wall time, the dedup step's seconds, and peak resident memory; then the ratios (target: peak memory with
 the prior <= 1.5x without), and the index size on disk per million documents (the prior's, and the crawl run's own).
 
+`--lookups N ...` times the lookups alone (5,000 crawl documents' keys computed beforehand) against indexes of N
+random-key documents (a real index's layout and size, built in seconds): microseconds per document and the
+resident memory they add, anonymous and memory-mapped, to show how both scale with the history.
+
 Run: `.venv/bin/python -m benchmarks.dedup_prior --crawl 100000 --prior 1000000` (the issue's size; here it takes
 about 10 minutes to build the prior's index and 2 x 6 minutes of curate on a quiet machine); `--crawl 10000
---prior 100000` is a quick look.
+--prior 100000` is a quick look; `--lookups 10000 100000 1000000` takes 20 s.
 """
 
 from __future__ import annotations
@@ -26,16 +30,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from benchmarks.curate import ROOT, TreeSampler, replicated_records, write_replicated_corpus
 from pipelines.common.files import write_json_atomic
 from pipelines.curate.dedup import DedupConfig
-from pipelines.curate.dedup_index import INDEX_DIR, PART_SCHEMA, DocumentKeys, build_index
+from pipelines.curate.dedup_index import INDEX_DIR, PART_SCHEMA, DedupIndex, DocumentKeys, build_index
 
 CHUNK = 20_000  # prior documents per worker task
 
@@ -106,6 +112,50 @@ def run_measured(label: str, corpus: Path, out: Path, extra: list[str]) -> Measu
                     sampler.cpu_seconds(), dedup["duration_s"], sampler.peak / 2**20)  # fmt: skip
 
 
+def synthetic_index(n_docs: int, seed: int = 0) -> Iterator[pa.Table]:
+    """An index of `n_docs` documents with random keys (the layout and size of a real one, built in seconds)."""
+    rng = np.random.default_rng(seed)
+    buckets = DedupConfig().num_buckets
+    for start in range(0, n_docs, 1_000_000):
+        n = min(1_000_000, n_docs - start)
+        offsets = pa.array(np.arange(0, (n + 1) * buckets, buckets, dtype=np.int32))
+        keys = pa.ListArray.from_arrays(offsets, pa.array(rng.integers(0, 2**64, n * buckets, dtype=np.uint64)))
+        ids = [f"syn-{start + i}" for i in range(n)]
+        exact = pa.array(rng.integers(0, 2**64, n, dtype=np.uint64))
+        yield pa.table({"id": ids, "exact": exact, "keys": keys, "minhash_cluster": [None] * n}, schema=PART_SCHEMA)
+
+
+def _resident_mib() -> tuple[float, float]:
+    """(anonymous, file-backed) resident memory of this process in MiB, from /proc/self/status (Linux)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return tuple(int(fields[key].split()[0]) / 1024 for key in ("RssAnon", "RssFile"))
+
+
+def bench_lookups(sizes: list[int], n_docs: int = 5_000) -> None:
+    """Prior-run lookups alone (keys computed beforehand) against indexes of each size: us per document, and the
+    resident memory the lookups added: anonymous (heap) and file-backed (the memory-mapped index pages they
+    touched: clean page cache, shared and reclaimable, at most the index's size)."""
+    keys_of = DocumentKeys(DedupConfig())
+    keys = [keys_of(record["text"]) for record in replicated_records(n_docs, seed=2)]
+    print(f"\n{'index documents':>16}{'MiB on disk':>12}{'us/doc':>8}{'anon MiB added':>15}{'mapped MiB added':>17}")
+    with tempfile.TemporaryDirectory(prefix="ff-lookup-") as tmp:
+        for size in sizes:
+            folder = Path(tmp) / str(size)
+            build_index(synthetic_index(size), folder, DedupConfig())
+            index = DedupIndex(folder, DedupConfig())
+            anon, mapped = _resident_mib()
+            start = time.process_time()
+            for digest, buckets in keys:
+                index.exact_match(digest)
+                if buckets is not None:
+                    index.near_match(buckets)
+            cpu = time.process_time() - start
+            anon_after, mapped_after = _resident_mib()
+            print(f"{size:>16,}{folder_bytes(folder) / 2**20:>12.0f}{1e6 * cpu / n_docs:>8.0f}"
+                  f"{anon_after - anon:>15.1f}{mapped_after - mapped:>17.1f}")  # fmt: skip
+            del index
+
+
 def folder_bytes(folder: Path) -> int:
     """Bytes of the files under a folder."""
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
@@ -116,7 +166,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--crawl", type=int, default=10_000, help="documents of the new crawl")
     parser.add_argument("--prior", type=int, default=100_000, help="documents the earlier run kept")
+    parser.add_argument("--lookups", type=int, nargs="*", default=[], help="only time lookups in indexes this big")
     args = parser.parse_args()
+    if args.lookups:
+        bench_lookups(args.lookups)
+        return
     with tempfile.TemporaryDirectory(prefix="ff-prior-") as tmp:
         root = Path(tmp)
         build_s = build_prior(root / "prior", args.prior)

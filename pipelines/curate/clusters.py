@@ -45,14 +45,7 @@ LOG_SCHEMA = pa.schema(
         ("prior_doc", pa.int64()),
     ]
 )
-LOG_COLUMNS = {
-    "id": pl.String,
-    "reason": pl.String,
-    "cluster_id": pl.String,
-    "exact": pl.UInt64,
-    "prior_run": pl.String,
-    "prior_doc": pl.Int64,
-}
+LOG_COLUMNS = dict(pl.from_arrow(LOG_SCHEMA.empty_table()).schema)  # the same columns, for reading back
 EXPORT_SCHEMA = {
     "id": pl.String,
     "reason": pl.String,
