@@ -234,3 +234,19 @@ def test_bad_prior_folders_are_one_error_line(runs: dict[str, Path], tmp_path: P
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (message, lines)
         assert not out.exists()
     assert hashes(cur1) == before
+
+
+def test_exact_copy_of_a_near_duplicate_maps_to_its_cluster_keeper(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Within one run: B, A, A' with B a near copy of A and A' an exact copy of A. Exact dedup drops A', MinHash
+    then drops A in favour of B; the export maps A' to B (through A's cluster), and A to B as a near copy."""
+    a = TEXTS[60]
+    crawl = texts_jsonl(tmp_path / "crawl" / "c.jsonl", [near_copy(a), a, a]).parent
+    out = tmp_path / "out"
+    result = curate("-i", str(crawl), "-o", str(out), "-c", str(runs["config"]))
+    assert result.exit_code == 0, result.output
+    clusters = pl.read_parquet(out / EXPORT_DIR / EXPORT_FILE).sort("id")
+    run_id = summary_of(out)["run_id"]
+    assert clusters.select("id", "reason", "kept_id", "kept_run", "similarity").rows() == [
+        ("c-001", "minhash_duplicate", "c-000", run_id, None),
+        ("c-002", "exact_duplicate", "c-000", run_id, 1.0),
+    ]
