@@ -13,6 +13,11 @@ Two curate stages, run in this order over the filtered documents (datatrove JSON
   count as the signatures, as datatrove requires), which also pipes the survivors through `final_steps`.
   Datatrove's union-find keeps one document per cluster; which one depends only on the input, not on timing.
 
+With earlier runs to deduplicate against (`--dedup-against`), a first pass runs the caller's prior filter
+(`pipelines.curate.prior_dedup`) and exact dedup reads its survivors. Every dropped duplicate also goes to the
+caller's `cluster_log` (all of them, where rejects keep a sample), from which `pipelines.curate.clusters` exports
+the duplicate clusters.
+
 Each sub-stage is its own executor from the caller's `make_executor(pipeline, name, tasks)`, which must give each
 name its own fixed logging dir so that datatrove's completion markers make a rerun redo only unfinished tasks.
 Counts come from the merged `stats/*.json` of those dirs (a resumed run's `stats.json` covers only its own tasks).
@@ -398,6 +403,7 @@ class DedupResult:
         stages: StageStats of `exact_dedup` and `minhash_dedup`.
         final_counts: the summed counters of each of the caller's `final_steps`, in order; None when no
             document reached them (every document was filtered out before dedup).
+        prior_counts: the summed counters of the prior filter; None when there was none or no document.
     """
 
     stages: list[StageStats]
