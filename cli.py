@@ -495,11 +495,16 @@ def curate_command(
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="show datatrove's log here instead of appending it to OUTPUT/curate.log"
     ),
+    dedup_against: list[str] = typer.Option(
+        [],
+        "--dedup-against",
+        help="an earlier curate output: drop what it kept (repeatable; replaces the config's dedup_against)",
+    ),
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     from orchestration.progress import TerminalProgress
     from pipelines.curate import load_config, run_curate
-    from pipelines.curate.config import with_ray_address
+    from pipelines.curate.config import with_overrides, with_ray_address
     from pipelines.curate.output import LOG_FILE
     from pipelines.curate.pii import privacy_warning
     from pipelines.curate.summary import summary_path
@@ -509,6 +514,8 @@ def curate_command(
     if ray_address is not None and executor != "ray":
         raise ValueError(f"--ray-address needs --executor ray (got --executor {executor})")
     cfg = with_ray_address(load_config(config), ray_address)
+    if dedup_against:  # issue 24: absolute, so the config hash does not depend on the working directory
+        cfg = with_overrides(cfg, {"dedup_against": [str(Path(p).expanduser().resolve()) for p in dedup_against]})
     warning = privacy_warning(cfg.pii)
     if warning:  # before the run and again under its summary, so it is not lost above the progress
         typer.secho(warning, fg="red", bold=True, err=True)

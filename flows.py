@@ -103,6 +103,10 @@ class CurateParams(BaseModel):
     decontaminate_action: Literal["drop", "flag"] = Field(
         "drop", description="With an index: drop contaminated documents, or keep them flagged in metadata."
     )
+    dedup_against: list[str] = Field(
+        default_factory=list,
+        description="Earlier curate output folders: drop documents they kept (exact or MinHash); empty: the config's.",
+    )
 
     @model_validator(mode="after")
     def _ray_address_needs_ray(self) -> CurateParams:
@@ -129,6 +133,8 @@ class CurateParams(BaseModel):
             overrides["quality"] = self.quality.model_dump(mode="json")  # the whole section, as the form shows it
         if self.ray_address:
             overrides["run"] = {"ray": {"address": self.ray_address.strip()}}
+        if self.dedup_against:
+            overrides["dedup_against"] = [str(Path(p).expanduser().resolve()) for p in self.dedup_against]
         return overrides
 
     def curate_config(self) -> Any:

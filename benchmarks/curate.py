@@ -405,6 +405,26 @@ def bench_e2e_warc(sizes: list[int]) -> None:
                 )
 
 
+def replicated_records(n_docs: int, seed: int = 0, start: int = 0) -> Iterable[dict]:
+    """Documents `start` to `n_docs - 1` of the web texts cycled, each copy edited (see write_replicated_corpus)."""
+    rng = random.Random(seed)
+    base = web_records()
+    vocab = [w for r in base[:50] for w in r["text"].split()]
+    for i in range(start, n_docs):
+        rec = base[i % len(base)]
+        copy = i // len(base)
+        text = rec["text"]
+        if copy:
+            words = text.split(" ")
+            for _ in range(max(1, len(words) // 20)):
+                words[rng.randrange(len(words))] = rng.choice(vocab)
+            sentences = " ".join(words).split(". ")
+            if len(sentences) > 2:
+                del sentences[rng.randrange(len(sentences))]
+            text = ". ".join(sentences)
+        yield {"id": f"{rec['id']}-{copy}", "url": f"{rec['url']}#{copy}", "text": text}
+
+
 def write_replicated_corpus(folder: Path, n_docs: int, files: int = 8, seed: int = 0) -> None:
     """Write `n_docs` JSONL documents in `files` gzip files: the web texts cycled, each copy edited.
 
@@ -412,27 +432,13 @@ def write_replicated_corpus(folder: Path, n_docs: int, files: int = 8, seed: int
     corpus keeps web-like statistics while exact dedup sees distinct documents (MinHash still clusters some).
     Several files let several tasks share the input (one task reads whole files).
     """
-    rng = random.Random(seed)
-    base = web_records()
-    vocab = [w for r in base[:50] for w in r["text"].split()]
     folder.mkdir(parents=True, exist_ok=True)
     per_file = -(-n_docs // files)
+    records = iter(replicated_records(n_docs, seed))
     for start in range(0, n_docs, per_file):
         with gzip.open(folder / f"part-{start // per_file:03d}.jsonl.gz", "wt") as f:
-            for i in range(start, min(start + per_file, n_docs)):
-                rec = base[i % len(base)]
-                copy = i // len(base)
-                text = rec["text"]
-                if copy:
-                    words = text.split(" ")
-                    for _ in range(max(1, len(words) // 20)):
-                        words[rng.randrange(len(words))] = rng.choice(vocab)
-                    sentences = " ".join(words).split(". ")
-                    if len(sentences) > 2:
-                        del sentences[rng.randrange(len(sentences))]
-                    text = ". ".join(sentences)
-                record = {"id": f"{rec['id']}-{copy}", "url": f"{rec['url']}#{copy}", "text": text}
-                f.write(json.dumps(record) + "\n")
+            for _ in range(start, min(start + per_file, n_docs)):
+                f.write(json.dumps(next(records)) + "\n")
 
 
 @dataclass

@@ -11,9 +11,11 @@ case here is about URLs.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
+import shutil
 import zlib
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from orchestration.demo_data import demo_texts, write_demo_crawl
+from pipelines.curate.dedup_index import INDEX_DIR
 from tests.test_curate import assert_accounting
 
 FAST_CONFIG = "filters:\n  url:\n    enabled: false\n"
@@ -415,3 +418,44 @@ def test_warc_records_over_the_cap_are_skipped_unread(crawl: Path, tmp_path: Pat
     counts = {key: int(metric.total) for key, metric in reader.stats.stats.items()}
     assert counts["records"] == 181 == counts["quarantined"] + counts["skipped"] + counts["total"]
     assert len(docs) == counts["forwarded"] > 0
+
+
+def test_bad_dedup_against_folders_are_one_error_line(crawl: Path, tmp_path: Path, config: Path) -> None:
+    """`--dedup-against` (issue 24) naming no curate output, an unfinished run, an index of other settings, a
+    damaged index, the output itself or a missing folder: one `error:` line naming the folder, exit code 2,
+    nothing written into the earlier output and no output folder made."""
+    prior = tmp_path / "prior"
+    assert curate("--input", str(crawl / "docs.jsonl"), "--output", str(prior), config=config).exit_code == 0
+
+    def hashes(folder: Path) -> dict[str, str]:
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    before = hashes(prior)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("hello")
+    unfinished, damaged = tmp_path / "unfinished", tmp_path / "damaged"
+    shutil.copytree(prior, unfinished)
+    (unfinished / "summary.json").unlink()
+    shutil.copytree(prior, damaged)
+    with (damaged / INDEX_DIR / "minhash_keys.npy").open("r+b") as f:
+        f.truncate(200)
+    other = tmp_path / "other.yaml"
+    other.write_text(FAST_CONFIG + "dedup:\n  n_grams: 3\n")
+    out = tmp_path / "out"
+    cases = [
+        (notes, config, f"{notes}: not a curate output"),
+        (unfinished, config, f"{unfinished / 'summary.json'}: missing; an unfinished curate run"),
+        (prior, other, f"{prior / INDEX_DIR}: dedup index made with other settings: n_grams 5 (this run: 3)"),
+        (damaged, config, f"{damaged / INDEX_DIR}: damaged dedup index"),
+        (out, config, f"{out}: is this run's own --output"),
+        (tmp_path / "nowhere", config, f"{tmp_path / 'nowhere'}: --dedup-against needs a curate output folder"),
+    ]
+    for earlier, settings, message in cases:
+        args = ["--input", str(crawl / "docs.jsonl"), "--output", str(out), "--dedup-against", str(earlier)]
+        result = curate(*args, config=settings)
+        assert result.exit_code == 2, (message, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (message, lines)
+        assert not out.exists()
+    assert hashes(prior) == before

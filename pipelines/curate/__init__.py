@@ -3,7 +3,8 @@
 Modules, in the order documents meet them: `read` (records -> documents, quarantine), `extract` (trafilatura or
 resiliparse), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`), the optional
 `quality` stage (in `pipelines.quality`, its datatrove steps in `pipelines.quality.steps`), `decontam` (eval-set
-n-grams; the index in `decontam_index`), `dedup` (exact and MinHash), `pii` (emails and public IPs); `stages` is the
+n-grams; the index in `decontam_index`), `prior_dedup` (against earlier runs, by their `dedup_index`), `dedup` (exact
+and MinHash; the duplicate clusters exported by `clusters`), `pii` (emails and public IPs); `stages` is the
 ordered stage list, `config` the settings, `stats` the accounting read back from datatrove, `executors` where tasks
 run, `work` the step keys and folders that let a run reuse an earlier run's finished steps, `summary` the contract
 `summary.json` (its fields, reader, writer and invariants), and `job` the `CurateStage` that ties them together;

@@ -3,8 +3,8 @@
 `CurateConfig` = read + extract (`pipelines.curate.extract.ExtractConfig`) + filters
 (`pipelines.curate.filters.FilterConfig`) + quality (`pipelines.quality.config.QualityConfig`, off by default) +
 decontaminate (`pipelines.curate.decontam.DecontamConfig`, off by default) + dedup
-(`pipelines.curate.dedup.DedupConfig`) + pii (`pipelines.curate.pii.PiiConfig`) + rejects + run (executor
-settings) + `expected_drop`. Every model forbids
+(`pipelines.curate.dedup.DedupConfig`) + `dedup_against` (earlier runs, `pipelines.curate.prior_dedup`) + pii
+(`pipelines.curate.pii.PiiConfig`) + rejects + run (executor settings) + `expected_drop`. Every model forbids
 unknown keys, so a typo in a YAML file is an error naming the key, not a silently ignored threshold.
 `configs/fineweb.yaml` writes the defaults out; `fineforge config show` prints the effective config.
 
@@ -84,6 +84,9 @@ class CurateConfig(BaseModel):
     run: RunConfig = RunConfig()
     # Stages allowed to drop >= 99% of >= 100 documents (otherwise the run fails, naming the stage).
     expected_drop: list[str] = []
+    # Earlier curate outputs whose kept documents this run drops again (`--dedup-against`, issue 24;
+    # pipelines.curate.prior_dedup). Empty: dedup within this run only, FineWeb's per-crawl choice.
+    dedup_against: list[str] = []
 
     @field_validator("expected_drop")
     @classmethod
@@ -168,7 +171,8 @@ def config_hash(cfg: CurateConfig) -> str:
     Returns:
         16 hex characters of the SHA-256 of the canonical JSON.
     """
-    return stable_hash(cfg.model_dump(mode="json", exclude={"run", "expected_drop"}))
+    exclude = {"run", "expected_drop"} | (set() if cfg.dedup_against else {"dedup_against"})  # older hashes stay
+    return stable_hash(cfg.model_dump(mode="json", exclude=exclude))
 
 
 def config_yaml(cfg: CurateConfig) -> str:

@@ -13,6 +13,11 @@ Two curate stages, run in this order over the filtered documents (datatrove JSON
   count as the signatures, as datatrove requires), which also pipes the survivors through `final_steps`.
   Datatrove's union-find keeps one document per cluster; which one depends only on the input, not on timing.
 
+With earlier runs to deduplicate against (`--dedup-against`), a first pass runs the caller's prior filter
+(`pipelines.curate.prior_dedup`) and exact dedup reads its survivors. Every dropped duplicate also goes to the
+caller's `cluster_log` (all of them, where rejects keep a sample), from which `pipelines.curate.clusters` exports
+the duplicate clusters.
+
 Each sub-stage is its own executor from the caller's `make_executor(pipeline, name, tasks)`, which must give each
 name its own fixed logging dir so that datatrove's completion markers make a rerun redo only unfinished tasks.
 Counts come from the merged `stats/*.json` of those dirs (a resumed run's `stats.json` covers only its own tasks).
@@ -75,7 +80,7 @@ ExclusionWriterFactory = Callable[[str], DiskWriter | None]
 
 EXACT_REASON = "exact_duplicate"
 MINHASH_REASON = "minhash_duplicate"
-_EXACT_HASH = HashConfig(precision=64, hash_fc="xxhash")
+EXACT_HASH = HashConfig(precision=64, hash_fc="xxhash")
 CLUSTER_SIZES_FILE = "cluster_sizes.bin"
 INPUT_GLOB = "*.jsonl.gz"  # what datatrove's JsonlWriter writes
 
@@ -225,7 +230,7 @@ class ExactClusterSizes(PipelineStep):
     type = "🫂 - DEDUPS"
     name = "💥 exact-deduplication cluster sizes"
 
-    def __init__(self, sig_folder: str, output_folder: str, hash_config: HashConfig = _EXACT_HASH):
+    def __init__(self, sig_folder: str, output_folder: str, hash_config: HashConfig = EXACT_HASH):
         super().__init__()
         self.sig_folder = get_datafolder(sig_folder)
         self.output_folder = get_datafolder(output_folder)
@@ -258,7 +263,7 @@ def _cluster_dtype(hash_config: HashConfig) -> np.dtype:
 class ExactClusterOf:
     """Maps a dropped exact copy to its cluster id and size, reading ExactClusterSizes' table on first use."""
 
-    def __init__(self, sizes_folder: str, hash_config: HashConfig = _EXACT_HASH):
+    def __init__(self, sizes_folder: str, hash_config: HashConfig = EXACT_HASH):
         self.sizes_folder = sizes_folder
         self.hash_config = hash_config
         self._hash = create_hash_func(hash_config, str)
@@ -280,34 +285,66 @@ def minhash_cluster_of(doc: Document) -> tuple[str, int]:
 
 
 class DuplicateExclusionWriter:
-    """Wraps an exclusion writer: tags each dropped duplicate with its reason and cluster, then writes it."""
+    """Wraps exclusion writers: tags each dropped duplicate with its reason and cluster, then writes it to each.
 
-    def __init__(self, writer: DiskWriter, reason: str, cluster_of: Callable[[Document], tuple[str, int]]):
-        self.writer = writer
+    Args:
+        writers: the writers (the sampled rejects, the cluster log of `pipelines.curate.clusters`).
+        reason: the drop reason to set; None keeps the one the filter set (`prior_dedup` has two).
+        cluster_of: `doc -> (cluster id, cluster size)`; None when the filter already set them.
+    """
+
+    def __init__(
+        self,
+        writers: Sequence[DiskWriter],
+        reason: str | None,
+        cluster_of: Callable[[Document], tuple[str, int]] | None,
+    ):
+        self.writers = list(writers)
         self.reason = reason
         self.cluster_of = cluster_of
 
     def __enter__(self) -> DuplicateExclusionWriter:
-        self.writer.__enter__()
+        for writer in self.writers:
+            writer.__enter__()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self.writer.__exit__(*exc_info)
+        for writer in self.writers:
+            writer.__exit__(*exc_info)
 
     def write(self, document: Document, rank: int = 0, **kwargs: Any) -> None:
         """Set `filter_reason`, `dedup_cluster_id` and `dedup_cluster_size`, then hand the document on."""
-        cluster_id, cluster_size = self.cluster_of(document)
-        document.metadata["filter_reason"] = self.reason
-        document.metadata["dedup_cluster_id"] = cluster_id
-        document.metadata["dedup_cluster_size"] = cluster_size
-        self.writer.write(document, rank, **kwargs)
+        if self.reason is not None:
+            document.metadata["filter_reason"] = self.reason
+        if self.cluster_of is not None:
+            cluster_id, cluster_size = self.cluster_of(document)
+            document.metadata["dedup_cluster_id"] = cluster_id
+            document.metadata["dedup_cluster_size"] = cluster_size
+        for writer in self.writers:
+            writer.write(document, rank, **kwargs)
 
 
-def _wrap(
-    exclusion_writer: ExclusionWriterFactory, stage: str, reason: str, cluster_of: Callable
+def duplicate_writer(
+    exclusion_writer: ExclusionWriterFactory,
+    cluster_log: ExclusionWriterFactory | None,
+    stage: str,
+    reason: str | None,
+    cluster_of: Callable | None,
 ) -> DuplicateExclusionWriter | None:
-    writer = exclusion_writer(stage)
-    return DuplicateExclusionWriter(writer, reason, cluster_of) if writer is not None else None
+    """The exclusion writer of a dedup gate: its sampled rejects and its cluster log, whichever exist.
+
+    Args:
+        exclusion_writer: `stage -> writer or None` for the rejects.
+        cluster_log: `stage -> writer` for every dropped duplicate (None: no cluster log).
+        stage: the gate.
+        reason: see DuplicateExclusionWriter.
+        cluster_of: see DuplicateExclusionWriter.
+
+    Returns:
+        The writer, or None when there is nothing to write to.
+    """
+    writers = [w for w in (exclusion_writer(stage), cluster_log(stage) if cluster_log else None) if w is not None]
+    return DuplicateExclusionWriter(writers, reason, cluster_of) if writers else None
 
 
 def docs_reader(folder: Path) -> JsonlReader:
@@ -366,10 +403,12 @@ class DedupResult:
         stages: StageStats of `exact_dedup` and `minhash_dedup`.
         final_counts: the summed counters of each of the caller's `final_steps`, in order; None when no
             document reached them (every document was filtered out before dedup).
+        prior_counts: the summed counters of the prior filter; None when there was none or no document.
     """
 
     stages: list[StageStats]
     final_counts: list[dict[str, int]] | None
+    prior_counts: dict[str, int] | None = None
 
 
 def run_dedup(
@@ -380,8 +419,10 @@ def run_dedup(
     make_executor: MakeExecutor,
     tasks: int,
     exclusion_writer: ExclusionWriterFactory,
+    prior_filter: Callable[[DiskWriter | None], PipelineStep] | None = None,
+    cluster_log: ExclusionWriterFactory | None = None,
 ) -> DedupResult:
-    """Run exact dedup, then MinHash near-dedup, then pipe the survivors through `final_steps`.
+    """Run prior-run dedup (if given), exact dedup, then MinHash near-dedup; pipe the survivors through `final_steps`.
 
     Resumable: rerunning with the same arguments redoes only tasks without a completion marker.
 
@@ -393,10 +434,13 @@ def run_dedup(
         make_executor: `(pipeline, name, tasks) -> executor`; each name needs its own fixed logging dir.
         tasks: tasks of the document-level sub-stages.
         exclusion_writer: `stage -> writer or None` for the dropped documents.
+        prior_filter: `exclusion writer -> filter` dropping duplicates of earlier runs' kept documents
+            (`pipelines.curate.prior_dedup`), run in a pass of its own before exact dedup; None: no earlier runs.
+        cluster_log: `stage -> writer` that records every dropped duplicate (`pipelines.curate.clusters`).
 
     Returns:
-        StageStats for "exact_dedup" and "minhash_dedup" (a disabled stage passes every document on), and the
-        counters of the final steps.
+        StageStats for "exact_dedup" and "minhash_dedup" (a disabled stage passes every document on), the
+        counters of the final steps, and the prior filter's counters (None without one).
     """
     input_dir, work_dir = Path(input_dir), Path(work_dir)
     if not input_dir.is_dir():
@@ -405,18 +449,28 @@ def run_dedup(
         return DedupResult([passthrough("exact_dedup", 0), passthrough("minhash_dedup", 0)], None)  # all filtered out
     _check_work_dir(work_dir, cfg, input_dir, tasks)
     seen_dirs: set[str] = set()
+    prior_counts = None
+    if prior_filter is not None:
+        writer = duplicate_writer(exclusion_writer, cluster_log, "prior_dedup", None, None)
+        output = work_dir / "prior" / "output"
+        pipeline = [docs_reader(input_dir), prior_filter(writer), JsonlWriter(str(output))]
+        prior_counts = _run(make_executor, pipeline, "prior_filter", tasks, seen_dirs)[1]
+        input_dir = output
+        if not has_documents(input_dir):  # every document was an earlier run's
+            empty = [passthrough("exact_dedup", 0), passthrough("minhash_dedup", 0)]
+            return DedupResult(empty, None, prior_counts)
     source = input_dir
     exact_stats = None
     if cfg.exact:
         source = work_dir / "exact" / "output"
         exact_stats = _exact_dedup(
-            input_dir, work_dir / "exact", source, make_executor, tasks, exclusion_writer, seen_dirs
+            input_dir, work_dir / "exact", source, make_executor, tasks, exclusion_writer, cluster_log, seen_dirs
         )
 
     last = [docs_reader(source)]
     if cfg.minhash:
         clusters = _minhash_clusters(source, work_dir / "minhash", cfg, make_executor, tasks, seen_dirs)
-        writer = _wrap(exclusion_writer, "minhash_dedup", MINHASH_REASON, minhash_cluster_of)
+        writer = duplicate_writer(exclusion_writer, cluster_log, "minhash_dedup", MINHASH_REASON, minhash_cluster_of)
         last.append(
             MinhashDedupFilter(str(clusters), exclusion_writer=writer, load_cluster_ids=True, load_cluster_sizes=True)
         )
@@ -430,7 +484,8 @@ def run_dedup(
         if cfg.minhash
         else passthrough("minhash_dedup", docs_read)
     )
-    return DedupResult([exact_stats or passthrough("exact_dedup", docs_read), minhash_stats], stats[len(last) :])
+    stages = [exact_stats or passthrough("exact_dedup", docs_read), minhash_stats]
+    return DedupResult(stages, stats[len(last) :], prior_counts)
 
 
 def _exact_dedup(
@@ -440,9 +495,10 @@ def _exact_dedup(
     make_executor: MakeExecutor,
     tasks: int,
     exclusion_writer: ExclusionWriterFactory,
+    cluster_log: ExclusionWriterFactory | None,
     seen_dirs: set[str],
 ) -> StageStats:
-    config = ExactDedupConfig(content_getter=document_text, hash_config=_EXACT_HASH)
+    config = ExactDedupConfig(content_getter=document_text, hash_config=EXACT_HASH)
     sigs, dups, sizes = root / "signatures", root / "duplicates", root / "clusters"
     _run(
         make_executor,
@@ -453,7 +509,7 @@ def _exact_dedup(
     )
     find = [ExactFindDedups(str(sigs), str(dups), config), ExactClusterSizes(str(sigs), str(sizes))]
     _run(make_executor, find, "exact_find", 1, seen_dirs)
-    writer = _wrap(exclusion_writer, "exact_dedup", EXACT_REASON, ExactClusterOf(str(sizes)))
+    writer = duplicate_writer(exclusion_writer, cluster_log, "exact_dedup", EXACT_REASON, ExactClusterOf(str(sizes)))
     keep = [
         docs_reader(input_dir),
         ExactDedupFilter(str(dups), config, exclusion_writer=writer),

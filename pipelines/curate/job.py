@@ -13,14 +13,16 @@ summary status and published folders derive (add a step there and nowhere else).
 3. `select` (quality stage on): the cut by threshold or keep_fraction over the stored scores.
 4. `screen` (decontaminate stage on): documents sharing an n-gram with an eval set are dropped or flagged
    (pipelines.curate.decontam), after the quality cut so that a new index or action reuses the scores.
-5. `dedup`: exact then MinHash dedup (pipelines.curate.dedup, several passes), whose last pass counts the
-   anonymised survivors (or, with `pii.raw_rejects`, anonymises them: pipelines.curate.pii, FineWeb's last step)
-   and writes them, flattened to the `data/` columns (plus `quality_score` when the quality gate is on), as
-   Parquet.
+5. `dedup`: with `dedup_against`, first the documents earlier runs kept are dropped (pipelines.curate.prior_dedup);
+   then exact and MinHash dedup (pipelines.curate.dedup, several passes), whose last pass counts the
+   anonymised survivors (or, with `pii.raw_rejects`, anonymises them: pipelines.curate.pii, FineWeb's last step),
+   records their dedup keys (pipelines.curate.dedup_index) and writes them, flattened to the `data/` columns
+   (plus `quality_score` when the quality gate is on), as Parquet; then the run's `dedup_index/` and the
+   duplicate-cluster export `clusters/duplicates.parquet` (pipelines.curate.clusters).
 
-`finish()` reads every step's counts, checks the accounting invariants, publishes `data/`, `rejects/`,
-`quarantine/` (and `quality/scores.parquet`: every scored document with its score, GPT-2 tokens and whether it
-passed) into the output folder and writes `summary.json` last, atomically.
+`finish()` reads every step's counts, checks the accounting invariants, publishes `data/`, `rejects/`, `quarantine/`,
+`dedup_index/`, `clusters/` (and `quality/scores.parquet`: every scored document with its score, GPT-2 tokens and
+whether it passed) into the output folder and writes `summary.json` last, atomically.
 
 Run identity, reuse and resume (pipelines.curate.work): each step's key hashes the input files with their sizes,
 the task count, `--limit` and the settings of that step and every step before it (files the config names count by
@@ -71,17 +73,20 @@ from pipelines.common.hashing import file_sha256, stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs, iter_json_lines
 from pipelines.common.progress import ProgressCallback, ignore_progress
 from pipelines.common.stage import Stage, Step, run_stage
+from pipelines.curate import clusters
 from pipelines.curate import summary as curate_summary
 from pipelines.curate.config import CurateConfig, config_hash
 from pipelines.curate.decontam import Decontaminator, decontam_stage_stats
 from pipelines.curate.decontam_index import load_index
 from pipelines.curate.dedup import docs_reader, has_documents, run_dedup
+from pipelines.curate.dedup_index import INDEX_DIR, IndexRecorder, build_from_parts
 from pipelines.curate.executors import ExecutorKind, executor_factory
 from pipelines.curate.extract import HtmlExtractor, make_engine
 from pipelines.curate.filters import build_filter_steps
 from pipelines.curate.logs import datatrove_logs_to
 from pipelines.curate.output import LOG_FILE, CurateOutput
 from pipelines.curate.pii import PiiAnonymizer, PiiStep, PiiTally, pii_stage_stats, privacy_record
+from pipelines.curate.prior_dedup import PriorDedupFilter, ensure_index, prior_stage_stats, resolve_priors
 from pipelines.curate.progress import CurateWatcher
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stages import (
@@ -89,6 +94,7 @@ from pipelines.curate.stages import (
     FILTER_STAGES,
     FIRST_PASS,
     OUTPUT_STAGES,
+    PRIOR_STAGES,
     QUALITY_STAGES,
     READ_STAGES,
     SCREEN_STAGES,
@@ -392,6 +398,7 @@ class CurateStage(Stage):
         quality = self.config.quality
         self.model_card: ModelCard | None = check_model(quality.model_path()) if quality.enabled else None
         self.index_path = self._check_index()
+        self.priors = resolve_priors(self.config.dedup_against, self.config.dedup, self.output_dir)
         inputs = {"files": [[f.url, f.size] for f in self.files], "tasks": self.tasks, "limit": self.limit}
         self.planned = [step for step in CURATE_STEPS if step.enabled(self)]
         cfg = self.config.model_dump(mode="json")
@@ -545,8 +552,13 @@ class CurateStage(Stage):
         return {"stages": [stage.to_dict()]}
 
     def run_dedup(self, work: StepWork) -> dict[str, Any]:
-        """Exact and MinHash dedup, then PII anonymisation; the survivors are written to the step's `data/`."""
+        """Prior-run, exact and MinHash dedup, then PII anonymisation; the survivors are written to the step's `data/`.
+
+        Also writes the run's dedup index of its kept documents (`dedup_index/`) and the duplicate-cluster export
+        (`clusters/duplicates.parquet`), both published with `data/`.
+        """
         scored = self.model_card is not None
+        dedup = self.config.dedup
         data_writer = ParquetWriter(
             str(work.dir / "data"),
             adapter=scored_data_row if scored else data_row,
@@ -555,21 +567,34 @@ class CurateStage(Stage):
         pii = [PiiStep(self.config.pii)] if self.config.pii.enabled else []
         if self._anonymizer is not None:  # anonymised at the end of the filter step; count the kept ones here
             pii = [PiiTally()]
+        indexes = {prior.run_id: ensure_index(prior, dedup) for prior in self.priors}
+        prior_filter = None
+        if self.priors:
+            runs = [(prior.run_id, index.folder) for prior, index in zip(self.priors, indexes.values(), strict=True)]
+            prior_filter = functools.partial(PriorDedupFilter, runs, dedup)
+        log_root = work.dir / "cluster_log"
         result = run_dedup(
             self._documents_before("dedup"),
             work.dir / "dedup",
-            self.config.dedup,
-            final_steps=[*pii, data_writer],
+            dedup,
+            final_steps=[*pii, IndexRecorder(work.dir / "index_parts", dedup), data_writer],
             make_executor=self._executor_factory(work),
             tasks=self.tasks,
             exclusion_writer=functools.partial(self._rejects_writer, work, scored),
+            prior_filter=prior_filter,
+            cluster_log=lambda stage: clusters.ClusterLog(str(log_root / stage)),
         )
+        index = build_from_parts(work.dir / "index_parts", work.dir / INDEX_DIR, dedup)
+        export = work.dir / clusters.EXPORT_DIR / clusters.EXPORT_FILE
+        duplicates = clusters.export([log_root], work.dir / "index_parts", self.run_id, indexes, export)
         docs_out = result.stages[-1].docs_out
         if pii:
             pii_stats = pii_stage_stats(result.final_counts[0] if result.final_counts else None, docs_out)
         else:
             pii_stats = passthrough("pii", docs_out)
-        return {"stages": [s.to_dict() for s in [*result.stages, pii_stats]]}
+        prior = [prior_stage_stats(result.prior_counts, 0, self.priors)] if self.priors else []
+        stages = [s.to_dict() for s in [*prior, *result.stages, pii_stats]]
+        return {"stages": stages, "dedup_index": index, "duplicates": duplicates}
 
     def _documents_before(self, step: str) -> Path:
         """The documents a step reads: those the step before it in this run left."""
@@ -615,6 +640,7 @@ class CurateStage(Stage):
             workers=self.workers,
             executor=self.executor,
             limit=self.limit,
+            dedup_against=[prior.record() for prior in self.priors],
         )
         record = summary.model_dump()
         curate_summary.check(record, parquet_rows(self.work["dedup"].dir / "data"))
@@ -742,9 +768,19 @@ class CurateStep:
     publishes: tuple[str, ...] = ()
 
 
+def _dedup_settings(stage: CurateStage, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The dedup step's key settings; the earlier runs (by run_id, in order) only when there are any, so the keys
+    of runs without --dedup-against stay what they were."""
+    settings = {"dedup": cfg["dedup"], "pii": cfg["pii"], "rejects": cfg["rejects"]}
+    if stage.priors:
+        settings["dedup_against"] = [prior.run_id for prior in stage.priors]
+    return settings
+
+
 def _dedup_gates_on(stage: CurateStage, _done: dict[str, Any]) -> list[str]:
     """The dedup step's gates that the config turns on (pii counts here even when the filter step anonymised)."""
     on = {"exact_dedup": stage.config.dedup.exact, "minhash_dedup": stage.config.dedup.minhash}
+    on |= dict.fromkeys(PRIOR_STAGES, bool(stage.priors))
     on |= dict.fromkeys(OUTPUT_STAGES, stage.config.pii.enabled)
     return [name for name, enabled in on.items() if enabled]
 
@@ -798,12 +834,12 @@ CURATE_STEPS: tuple[CurateStep, ...] = (
     ),
     CurateStep(
         "dedup",
-        gates=DEDUP_STAGES + OUTPUT_STAGES,
+        gates=PRIOR_STAGES + DEDUP_STAGES + OUTPUT_STAGES,
         enabled=lambda stage: True,
-        settings=lambda stage, cfg: {"dedup": cfg["dedup"], "pii": cfg["pii"], "rejects": cfg["rejects"]},
+        settings=_dedup_settings,
         gates_on=_dedup_gates_on,
         run=CurateStage.run_dedup,
-        publishes=("rejects", "data"),
+        publishes=("rejects", "data", INDEX_DIR, clusters.EXPORT_DIR),
     ),
 )
 

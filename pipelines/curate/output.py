@@ -34,12 +34,14 @@ from pipelines.curate.summary import FILENAME as SUMMARY_FILE
 
 OWNER_FILE = ".fineforge-curate.json"
 LOG_FILE = "curate.log"  # datatrove's log of this folder's runs, appended (`fineforge curate` without --verbose)
-PUBLISHED_DIRS = ("data", "rejects", "quarantine", "quality")
+PUBLISHED_DIRS = ("data", "rejects", "quarantine", "quality", "dedup_index", "clusters")
 _OWN_KINDS = {
     "data": ("*.parquet",),
     "rejects": ("*/*.parquet",),
     "quarantine": ("*.jsonl",),
     "quality": ("*.parquet",),
+    "dedup_index": ("*.npy", "ids.parquet", "meta.json"),
+    "clusters": ("*.parquet",),
 }
 _SHOWN = 5  # file names quoted in an error
 

@@ -45,6 +45,7 @@ PROBE_INTERVAL_S = 1.0  # how often a task writes its counters
 POLL_INTERVAL_S = 1.0  # how often the watcher reads them
 # The dedup sub-stages in the order `pipelines.curate.dedup` runs them (disabled ones are skipped).
 DEDUP_PHASES = (
+    "prior_filter",
     "exact_signature",
     "exact_find",
     "exact_filter",
@@ -58,6 +59,7 @@ DEDUP_PHASES = (
 PHASE_STAGE = {
     "select": "quality",
     "screen": "decontaminate",
+    "prior_filter": "prior_dedup",
     "exact_filter": "exact_dedup",
     "minhash_filter": "minhash_dedup",
 }

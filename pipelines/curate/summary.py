@@ -64,6 +64,7 @@ class CurateSummary(BaseModel):
     workers: int
     executor: str
     limit: int | None
+    dedup_against: list[dict[str, Any]] = []  # earlier runs deduplicated against: path, run_id, documents, index
 
 
 def summary_path(folder: str | Path) -> Path:

@@ -15,6 +15,7 @@ from pipelines.common.files import atomic_write, check_replaceable
 from pipelines.report import plots
 from pipelines.report.data import FEATURES, CurateData, ReportError, compare_tables, load_curate, load_summary
 from pipelines.report.downstream import find_ablation, find_shards, find_training, load_tokens, load_training
+from pipelines.report.duplicates import duplicates_table
 from pipelines.report.quality import load_quality
 from pipelines.report.recipe import decontam_table, pii_table
 from pipelines.report.render import is_report, render_html
@@ -56,6 +57,7 @@ def _collect(
     curate.samples.update(quality_samples)
     tables["decontamination"] = decontam_table(curate.summary)
     tables["pii"] = pii_table(run_dir, curate.summary)
+    tables["duplicates"] = duplicates_table(run_dir, curate.summary)
     shard_dir = Path(shards) if shards else find_shards(run_dir)
     tokens = load_tokens(shard_dir) if shard_dir else None
     tables["tokens"] = _token_table(tokens) if tokens else None
@@ -102,8 +104,9 @@ def report_data(
 
     Returns:
         {"run", "totals", "funnel", "drops", "checks", "quarantine", "medians", "domains_kept", "domains_dropped",
-        "languages", "minhash_cluster_sizes", "exact_cluster_sizes", "quality", "decontamination", "pii", "tokens",
-        "training", "compare", "ablation"}; `quality` is None unless the run's quality stage scored documents.
+        "languages", "minhash_cluster_sizes", "exact_cluster_sizes", "quality", "decontamination", "pii",
+        "duplicates", "tokens", "training", "compare", "ablation"}; `quality` is None unless the run's quality stage
+        scored documents.
     """
     return _collect(Path(run_dir), compare, shards, train)[0]
 
@@ -128,7 +131,8 @@ def tables_of(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     if data.get("quality"):
         tables["quality_curve"] = data["quality"]["curve"]
         tables["quality_bands"] = data["quality"]["bands"]
-    for section, key in (("decontamination", "sets"), ("decontamination", "ngrams"), ("pii", "samples")):
+    sections = (("decontamination", "sets"), ("decontamination", "ngrams"), ("pii", "samples"), ("duplicates", "runs"))
+    for section, key in sections:
         if data.get(section) and data[section][key]:
             tables[f"{section}_{key}"] = data[section][key]
     if data.get("tokens"):

@@ -424,6 +424,40 @@ def _pii(p: dict[str, Any]) -> str:
     return counts + (note + samples if p["samples"] else "")
 
 
+def _duplicates(d: dict[str, Any]) -> str:
+    runs = table(
+        "duplicates-runs",
+        [
+            ("run_id", "earlier run", "mono"),
+            ("path", "folder", "mono"),
+            ("exact", "exact copies dropped", "int"),
+            ("minhash", "near copies dropped", "int"),
+        ],
+        d["runs"],
+    )
+    reasons = table(
+        "duplicates-reasons", [("reason", "reason", "mono"), ("docs", "dropped docs", "int")], d["reasons"]
+    )
+    pairs = table(
+        "duplicates-pairs",
+        [
+            ("reason", "reason", "mono"),
+            ("text", "dropped", "text"),
+            ("kept_text", "kept (the document it duplicates)", "text"),
+            ("kept_run", "kept by run", "mono"),
+            ("similarity", "similarity", "float"),
+        ],
+        d["pairs"],
+    )
+    head = (
+        '<p class="muted">Every dropped duplicate and the document it duplicates are in '
+        "<code>clusters/duplicates.parquet</code>; a few are shown side by side (near copies have no similarity: "
+        "MinHash says only that they share a bucket).</p>"
+    )
+    earlier = "<h3>Dropped as copies of earlier runs</h3>" + runs if d["runs"] else ""
+    return head + earlier + "<h3>Duplicates by reason</h3>" + reasons + "<h3>Clusters side by side</h3>" + pairs
+
+
 def _quarantine(t: dict[str, Any]) -> str:
     cols = [("error", "error", "text"), ("file", "file", "mono"), ("records", "records", "int")]
     return table("quarantine", cols, t["quarantine"])
@@ -621,6 +655,8 @@ def render_html(tables: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
         sections.append(("decontamination", "Decontamination", _decontamination(tables["decontamination"])))
     if tables.get("pii"):
         sections.append(("pii", "PII", _pii(tables["pii"])))
+    if tables.get("duplicates"):
+        sections.append(("duplicates", "Duplicates", _duplicates(tables["duplicates"])))
     if tables["quarantine"]:
         sections.append(("quarantine-section", "Quarantine", _quarantine(tables)))
     if tables.get("tokens"):
