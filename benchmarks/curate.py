@@ -544,16 +544,15 @@ def run_e2e(corpus: Path, out: Path, workers: int, ray: Any = None) -> E2eRun:
         env.update(ray.env)
         extra_pgid = ray.pgid
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sampler = TreeSampler(psutil.Process(proc.pid), extra_pgid)
     while proc.poll() is None:
         sampler.sample()
         time.sleep(0.2)
     wall = time.perf_counter() - start
-    lines = [line for line in proc.stdout.read().splitlines() if line.startswith('{"run_id"')]
-    if proc.returncode != 0 or not lines:
+    if proc.returncode != 0 or not (out / "summary.json").exists():
         raise RuntimeError(f"curate of {corpus} failed with exit code {proc.returncode}")
-    summary = json.loads(lines[-1])
+    summary = json.loads((out / "summary.json").read_text())
     executor = "ray" if ray else "local"
     share = filter_share(out)
     peak_mb, cpu = sampler.peak / 2**20, sampler.cpu_seconds()
