@@ -79,12 +79,46 @@ def eval_hellaswag(
     data: Path | None = typer.Option(None, help="HellaSwag JSONL (default: the official val file, downloaded)"),
     limit: int | None = typer.Option(None, help="score only the first N items"),
 ) -> None:
-    """HellaSwag accuracy by completion scoring (mean token loss of each ending, as llm.c)."""
+    """HellaSwag accuracy by completion scoring: the suite's hellaswag task (`fineforge eval suite`) alone."""
     import json
 
-    from trainer.evaluate import run_hellaswag
+    from trainer.evals.suite import run_suite
 
-    typer.echo(json.dumps(run_hellaswag(checkpoint, data, limit)))
+    result = run_suite(checkpoint, ["hellaswag"], limit=limit, files={"hellaswag": data} if data else None)
+    task = result["tasks"]["hellaswag"]
+    summary = {"items": task["n"], "acc": task["acc"], "acc_norm": task["acc_norm"], "data": task["data"]}
+    typer.echo(json.dumps({**summary, "checkpoint": str(checkpoint)}))
+
+
+@eval_app.command("suite")
+def eval_suite(
+    checkpoint: Path = typer.Option(..., help="run folder, training checkpoint (.pt) or Hugging Face GPT-2 folder"),
+    tasks: str = typer.Option(..., help="TASK[,TASK...] or early-signal (all nine)"),
+    data_dir: Path | None = typer.Option(
+        None, help="folder of <task>.jsonl|.parquet (default: FINEFORGE_HOME/evals/, downloaded once)"
+    ),
+    limit: int | None = typer.Option(None, min=1, help="score only the first N items of each task"),
+    out: Path | None = typer.Option(None, help="also write the result as JSON to this new file"),
+) -> None:
+    """The early-signal suite (HellaSwag, ARC, PIQA, SIQA, WinoGrande, OpenBookQA, CommonsenseQA, MMLU) as cloze
+    tasks: acc, acc_norm and chance per task and the centred aggregate, as a table (and JSON with --out)."""
+    from pipelines.common.files import read_json, write_json_atomic
+    from trainer.evals.suite import format_table, run_suite
+    from trainer.evals.tasks import parse_tasks
+
+    names = parse_tasks(tasks)
+    recorded = read_json(out) if out is not None and out.exists() else {}
+    if (
+        out is not None
+        and out.exists()
+        and not (isinstance(recorded, dict) and {"tasks", "centered"} <= recorded.keys())
+    ):
+        raise FileExistsError(f"{out}: exists and is not a suite result; FineForge does not overwrite it")
+    result = run_suite(checkpoint, names, data_dir, limit)
+    typer.echo(format_table(result))
+    if out is not None:
+        write_json_atomic(out, result)
+        typer.echo(f"wrote {out}")
 
 
 @eval_app.command("text")
