@@ -142,7 +142,13 @@ def ablate_command(
     inputs: list[str] = typer.Option(..., "--input", "-i", help="raw input every variant curates (repeatable)"),
     variants: list[str] = typer.Option(..., "--variant", help="NAME=CONFIG.yaml, a curate recipe (repeatable)"),
     eval_data: list[str] = typer.Option(
-        ..., "--eval-data", help="evaluation set: text JSONL/Parquet or HellaSwag JSONL (repeatable)"
+        [], "--eval-data", help="evaluation set: text JSONL/Parquet or HellaSwag JSONL (repeatable)"
+    ),
+    eval_suite: str | None = typer.Option(
+        None, help="early-signal suite tasks scored on every checkpoint: TASK[,TASK...] or early-signal"
+    ),
+    eval_suite_dir: str | None = typer.Option(
+        None, help="folder of <task>.jsonl|.parquet for --eval-suite (default: FINEFORGE_HOME/evals/, downloaded)"
     ),
     out: Path = typer.Option(..., "--out", "-o", help="output folder; rerun the same command to resume"),
     model: str | None = typer.Option(None, help="model preset trained for every run (default: tiny)"),
@@ -175,6 +181,8 @@ def ablate_command(
         "batch_tokens": batch_tokens,
         "lr": lr,
         "eval_points": eval_points,
+        "eval_suite": eval_suite,
+        "eval_suite_dir": eval_suite_dir,
     }
     spec = AblationSpec(
         inputs=inputs,

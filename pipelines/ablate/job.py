@@ -44,7 +44,8 @@ import yaml
 
 from pipelines.ablate import evalsets
 from pipelines.ablate import record as record_file
-from pipelines.ablate.evalsets import EvalSet, prepare_eval_set
+from pipelines.ablate.evalsets import LOWER_IS_BETTER, EvalSet, prepare_eval_set
+from pipelines.ablate.plan import build_plan
 from pipelines.ablate.results import results_rows, summary_rows, verdicts
 from pipelines.ablate.spec import (
     ABLATION_PROMPTS,
@@ -125,7 +126,25 @@ class Ablation:
             )
         for path in self.spec.eval_data:  # read whole: a set that cannot be scored fails now, not after training
             evalsets.read_eval_set(evalsets.check_eval_file(path))
+        self.suite_files = self.suite_task_files()
+        if clash := sorted(set(self.eval_names) & {*self.suite_files, evalsets.AGGREGATE}):
+            raise AblationError(f"--eval-data: {', '.join(clash)} is the name of a suite task or its aggregate")
+        for task, path in self.suite_files.items():
+            evalsets.read_eval_set(evalsets.check_eval_file(str(path)), task)
         discover_inputs(self.spec.inputs, exclude=[self.out])
+
+    def suite_task_files(self) -> dict[str, Path]:
+        """The file of every `--eval-suite` task: in `--eval-suite-dir`, or downloaded once (`trainer.evals.data`).
+
+        Raises:
+            FileNotFoundError: a task without a file; the message names the task and how to provide it.
+        """
+        from trainer.evals.data import task_file
+        from trainer.evals.tasks import TASKS, parse_tasks
+
+        if not self.spec.eval_suite:
+            return {}
+        return {t: task_file(TASKS[t], self.spec.eval_suite_dir) for t in parse_tasks(self.spec.eval_suite)}
 
     def variant_dir(self, name: str) -> Path:
         """DIR/<variant>."""
@@ -200,6 +219,8 @@ class Ablation:
             prepare_eval_set(path, name, self.out / EVAL_DIR / name)
             for path, name in zip(self.spec.eval_data, self.eval_names, strict=True)
         ]
+        suite = [prepare_eval_set(str(p), t, self.out / EVAL_DIR / t, t) for t, p in self.suite_files.items()]
+        self.eval_sets += suite + ([evalsets.aggregate_set(suite)] if suite else [])
         return self.eval_sets
 
     def curate_stage(self, name: str) -> CurateStage:
@@ -291,6 +312,7 @@ class Ablation:
             if missing or (final and not samples):
                 model = load_model(path, self._scorer.device)
                 point["values"].update(self._scorer.score(model, missing))
+                evalsets.add_aggregate(point["values"], self.eval_sets)
                 if final and not samples:
                     samples = [
                         {"prompt": prompt, "text": sample_text(model, prompt, 1, SAMPLE_TOKENS, 0.8, seed=i)[0]}
@@ -350,7 +372,7 @@ class Ablation:
                 }
             )
             found = evalsets.data_hashes(folder / "curated" / "data")
-            for eval_set in self.eval_sets:
+            for eval_set in (s for s in self.eval_sets if s.kind != "aggregate"):
                 hits = sum(h in found for h in evalsets.load_hashes(eval_set))
                 overlap.append(
                     {
@@ -384,6 +406,7 @@ class Ablation:
             results=results,
             summary=summary,
             verdicts=verdicts(summary, len(self.spec.seeds)),
+            plan=build_plan({"summary": summary, "runs": runs, "seeds": list(self.spec.seeds)}, LOWER_IS_BETTER),
             overlap=overlap,
             runs=runs,
             settings={**self.train_settings, "tokens": self.spec.tokens, "tokens_trained": tokens_trained},
@@ -517,6 +540,7 @@ def _run_claimed(ablation: Ablation, echo: Echo) -> dict[str, Any]:
     record = ablation.finish()
     for verdict in record["verdicts"]:
         echo(verdict["text"])
+    echo(f"plan: {record['plan']['recommendation']}")
     echo(f"report: {ablation.out / REPORT_FILE}")
     return record
 

@@ -116,7 +116,13 @@ class AblationSpec(BaseModel):
     inputs: list[str] = Field(min_length=1, description="Raw inputs every variant curates (paths or fsspec URLs).")
     variants: list[Variant] = Field(min_length=1, description="The recipes under test.")
     eval_data: list[str] = Field(
-        min_length=1, description="Fixed evaluation sets: text JSONL/Parquet, or HellaSwag-format JSONL."
+        [], description="Fixed evaluation sets: text JSONL/Parquet, or HellaSwag-format JSONL."
+    )  # copied per instance; at least one set or --eval-suite
+    eval_suite: str | None = Field(
+        None, description="Early-signal suite tasks scored on every checkpoint: TASK[,TASK...] or early-signal."
+    )
+    eval_suite_dir: str | None = Field(
+        None, description="Folder of the suite's <task>.jsonl|.parquet (default: FINEFORGE_HOME/evals/, downloaded)."
     )
     out: str = Field(description="Output folder of the whole ablation.")
     model: str = Field("tiny", description="Model preset trained for every run.")
@@ -138,7 +144,12 @@ class AblationSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> AblationSpec:
         from model.gpt2 import PRESETS, config_from_preset  # torch: only once a spec is built
+        from trainer.evals.tasks import parse_tasks
 
+        if not self.eval_data and not self.eval_suite:
+            raise ValueError("give at least one --eval-data set or --eval-suite")
+        if self.eval_suite:
+            parse_tasks(self.eval_suite)
         names = [v.name for v in self.variants]
         if repeated := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"variant names must be unique; repeated: {', '.join(repeated)}")
