@@ -150,6 +150,9 @@ def ablate_command(
     eval_suite_dir: str | None = typer.Option(
         None, help="folder of <task>.jsonl|.parquet for --eval-suite (default: FINEFORGE_HOME/evals/, downloaded)"
     ),
+    scale: str | None = typer.Option(
+        None, help="proxy scale: d12-124m (2.5B tokens) or d24-350m (7B); sets model, tokens, recipe (README)"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="output folder; rerun the same command to resume"),
     model: str | None = typer.Option(None, help="model preset trained for every run (default: tiny)"),
     tokens: int | None = typer.Option(None, min=1, help="training tokens per run, equal for all (default: 200,000)"),
@@ -170,7 +173,7 @@ def ablate_command(
     Writes OUT/<variant>/{curated,shards,runs/seed-<s>}/, OUT/ablation.json and OUT/report.html.
     """
     from pipelines.ablate.job import run_ablation
-    from pipelines.ablate.spec import AblationSpec, parse_seeds, parse_variant
+    from pipelines.ablate.spec import AblationSpec, SpecError, first_error, parse_seeds, parse_variant
     from pipelines.common.processes import StopRequested
     from trainer.stage import TrainerExit
 
@@ -183,8 +186,9 @@ def ablate_command(
         "eval_points": eval_points,
         "eval_suite": eval_suite,
         "eval_suite_dir": eval_suite_dir,
+        "scale": scale,
     }
-    spec = AblationSpec(
+    arguments = dict(
         inputs=inputs,
         variants=[parse_variant(v) for v in variants],
         eval_data=eval_data,
@@ -194,6 +198,10 @@ def ablate_command(
         training_concurrency=training_concurrency,
         **{key: value for key, value in optional.items() if value is not None},
     )
+    try:
+        spec = AblationSpec(**arguments)
+    except ValueError as e:  # pydantic's ValidationError lists every detail over several lines
+        raise SpecError(first_error(e)) from None
     try:
         run_ablation(spec, typer.echo)
     except TrainerExit as e:

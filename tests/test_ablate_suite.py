@@ -13,6 +13,8 @@ from cli import app
 from orchestration.demo_data import write_demo_crawl
 from pipelines.ablate.evalsets import LOWER_IS_BETTER
 from pipelines.ablate.plan import build_plan, spearman, task_plan
+from pipelines.ablate.scales import SCALES
+from pipelines.ablate.spec import AblationSpec, Variant
 from tests.conftest import REPO_ROOT
 from tests.test_eval_suite import RECORDS, write_task
 from trainer.evals.suite import centered
@@ -78,6 +80,32 @@ def test_planner_extrapolates_a_growing_gap_and_flags_a_flat_task():
         {"summary": [{"eval_set": "arc_easy", "metric": "acc_norm"}], "runs": flat, "seeds": [0, 1]}, LOWER_IS_BETTER
     )["recommendation"]
     assert "At noise level here (decide nothing on them): arc_easy." in text
+
+
+def test_proxy_scales_fill_the_recipe_and_cite_their_cost():
+    base = dict(inputs=["in"], variants=[Variant(name="a", config=FINEWEB)], eval_data=["e.jsonl"], out="o")
+    spec = AblationSpec(**base, scale="d24-350m")
+    assert (spec.model, spec.tokens, spec.sequence_length, spec.step_tokens) == ("d24", 7_000_000_000, 1024, 524_288)
+    assert spec.train_settings()["lr"] == 3e-4
+    assert AblationSpec(**base, scale="d12-124m", tokens=10**9).tokens == 10**9  # explicit values win
+    # llm.c's scripts: 124M 18,865 steps x 300 ms on 8 A100s; 350M 60,000 steps x 820 ms on 8 A100s
+    per_token_124m = 18_865 * 0.300 * 8 / 3600 / (18_865 * 524_288)
+    per_token_350m = 60_000 * 0.820 * 8 / 3600 / (60_000 * 524_288)
+    assert SCALES["d12-124m"].a100_hours == pytest.approx(per_token_124m * 2.5e9)  # about 3.2
+    assert SCALES["d24-350m"].a100_hours == pytest.approx(per_token_350m * 7e9)  # about 24
+
+
+def test_ablate_argument_errors_are_one_line(tmp_path):
+    base = ["ablate", "--input", str(tmp_path), "--variant", f"a={FINEWEB}", "--out", str(tmp_path / "o")]
+    for extra, message in (
+        ([], "give at least one --eval-data set or --eval-suite"),
+        (["--eval-suite", "piqa,boolq"], "unknown task boolq"),
+        (["--eval-suite", "piqa", "--scale", "huge"], "unknown scale 'huge'; choose one of d12-124m: 124M"),
+    ):
+        result = CliRunner().invoke(app, [*base, *extra])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

@@ -81,7 +81,7 @@ def parse_variant(text: str) -> Variant:
     try:
         return Variant(name=name.strip(), config=config.strip())
     except ValueError as e:
-        raise SpecError(f"--variant {text!r}: {_first_error(e)}") from None
+        raise SpecError(f"--variant {text!r}: {first_error(e)}") from None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -99,7 +99,8 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _first_error(err: ValueError) -> str:
+def first_error(err: ValueError) -> str:
+    """One line of a (pydantic) validation error: the first problem, with the field it concerns."""
     errors = getattr(err, "errors", None)
     if callable(errors):
         first = errors()[0]
@@ -140,6 +141,21 @@ class AblationSpec(BaseModel):
     eval_points: int = Field(
         DEFAULT_EVAL_POINTS, ge=1, le=100, description="Checkpoints per run scored on the evaluation sets."
     )
+    scale: str | None = Field(
+        None, description="Proxy scale (d12-124m, d24-350m): model, tokens and recipe; explicit values win."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_scale(cls, data: Any) -> Any:
+        from pipelines.ablate.scales import SCALES, scale_table
+
+        if not isinstance(data, dict) or data.get("scale") is None:
+            return data
+        if data["scale"] not in SCALES:
+            raise ValueError(f"unknown scale {data['scale']!r}; choose one of {scale_table()}")
+        defaults = SCALES[data["scale"]].settings()
+        return {**data, **{k: v for k, v in defaults.items() if data.get(k) is None}}
 
     @model_validator(mode="after")
     def _check(self) -> AblationSpec:
