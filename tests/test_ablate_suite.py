@@ -80,6 +80,8 @@ def test_planner_extrapolates_a_growing_gap_and_flags_a_flat_task():
         {"summary": [{"eval_set": "arc_easy", "metric": "acc_norm"}], "runs": flat, "seeds": [0, 1]}, LOWER_IS_BETTER
     )["recommendation"]
     assert "At noise level here (decide nothing on them): arc_easy." in text
+    single = [run(v, s, [0.3 + 0.01 * s], tokens=(400,)) for v in "ab" for s in (0, 1)]
+    assert "no trend to judge" in task_plan("arc_easy", "acc_norm", False, single, seeds=2)["text"]
 
 
 def test_proxy_scales_fill_the_recipe_and_cite_their_cost():

@@ -254,10 +254,9 @@ def aggregate_set(parts: list[EvalSet]) -> EvalSet:
     return EvalSet(AGGREGATE, "", "aggregate", len(parts), 0, digest, "")
 
 
-def add_aggregate(values: dict[str, float], eval_sets: list[EvalSet]) -> None:
-    """Set `values["centered"]` from the suite's task values where every task of the suite has one."""
-    parts = [s for s in eval_sets if s.task is not None and s.name in TASKS and s.name == s.task]
-    if parts and any(s.kind == "aggregate" for s in eval_sets) and all(p.name in values for p in parts):
+def add_aggregate(values: dict[str, float], parts: list[EvalSet]) -> None:
+    """Set `values["centered"]` from the values of the suite's task sets `parts`, once every one has a value."""
+    if parts and all(p.name in values for p in parts):
         values[AGGREGATE] = aggregate({p.name: {"acc_norm": values[p.name], "random": p.random} for p in parts})
 
 

@@ -97,6 +97,7 @@ class Ablation:
         self.out = Path(spec.out).expanduser().resolve()
         self._scorer: evalsets.Scorer | None = None
         self.eval_sets: list[EvalSet] = []
+        self.suite_sets: list[EvalSet] = []  # the `--eval-suite` tasks among eval_sets (the aggregate's parts)
 
     def plan(self) -> None:
         """Load every variant's config and fix the training recipe and evaluation set names (reads only).
@@ -104,6 +105,7 @@ class Ablation:
         Raises:
             AblationError: an unreadable or invalid config, or two evaluation sets with one name.
             EvalSetError: an evaluation set that is not one readable JSONL or Parquet file, or cannot be scored.
+            FileNotFoundError: an `--eval-suite` task without a file (the message says how to provide it).
             InputError: inputs that do not exist or hold no input file.
         """
         self.configs, self.config_hashes = {}, {}
@@ -220,6 +222,7 @@ class Ablation:
             for path, name in zip(self.spec.eval_data, self.eval_names, strict=True)
         ]
         suite = [prepare_eval_set(str(p), t, self.out / EVAL_DIR / t, t) for t, p in self.suite_files.items()]
+        self.suite_sets = suite
         self.eval_sets += suite + ([evalsets.aggregate_set(suite)] if suite else [])
         return self.eval_sets
 
@@ -312,7 +315,7 @@ class Ablation:
             if missing or (final and not samples):
                 model = load_model(path, self._scorer.device)
                 point["values"].update(self._scorer.score(model, missing))
-                evalsets.add_aggregate(point["values"], self.eval_sets)
+                evalsets.add_aggregate(point["values"], self.suite_sets)
                 if final and not samples:
                     samples = [
                         {"prompt": prompt, "text": sample_text(model, prompt, 1, SAMPLE_TOKENS, 0.8, seed=i)[0]}

@@ -126,6 +126,8 @@ def _num(value: float | None, fmt: str = ".2f") -> str:
 
 def _text(name, signal, monotonicity, snr, seeds_needed, tokens_needed, seeds) -> str:
     head = f"{name}: monotonicity {_num(monotonicity)}, signal-to-noise {_num(snr)}"
+    if monotonicity is None:
+        return f"{head}; fewer than 3 scored checkpoints per run (or a constant score): no trend to judge"
     if not signal:
         return f"{head}; does not improve steadily with training at this scale: do not decide on it here"
     if snr is None:

@@ -158,7 +158,8 @@ def _results(record: dict[str, Any]) -> str:
     ]
     return (
         '<p class="muted">Final model of each run; bits per byte (lower is better) for text sets, acc_norm '
-        "(higher is better) for multiple-choice sets.</p>" + table("results", columns, rows)
+        "(higher is better) for multiple-choice sets and suite tasks, centered (higher is better; 0 is chance) for "
+        "the suite's aggregate.</p>" + table("results", columns, rows)
     )
 
 
