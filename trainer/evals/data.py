@@ -78,8 +78,9 @@ def find_in_dir(task: str, data_dir: Path) -> Path:
 
 
 def _missing_help(task: Task) -> str:
+    single = " (or --data FILE to `fineforge eval hellaswag`)" if task.name == "hellaswag" else ""
     return (
-        f"save the {task.dataset} split as DIR/{task.name}.parquet or .jsonl and pass --data-dir DIR, "
+        f"save the {task.dataset} split as DIR/{task.name}.parquet or .jsonl and pass --data-dir DIR{single}, "
         f"or set {mirror_env(task.name)} to a copy"
     )
 
