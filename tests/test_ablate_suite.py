@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 from typer.testing import CliRunner
 
 from cli import app
 from orchestration.demo_data import write_demo_crawl
-from pipelines.ablate.evalsets import LOWER_IS_BETTER
+from pipelines.ablate.evalsets import LOWER_IS_BETTER, prepare_eval_set
 from pipelines.ablate.plan import build_plan, spearman, task_plan
 from pipelines.ablate.scales import SCALES
 from pipelines.ablate.spec import AblationSpec, Variant
@@ -82,6 +83,18 @@ def test_planner_extrapolates_a_growing_gap_and_flags_a_flat_task():
     assert "At noise level here (decide nothing on them): arc_easy." in text
     single = [run(v, s, [0.3 + 0.01 * s], tokens=(400,)) for v in "ab" for s in (0, 1)]
     assert "no trend to judge" in task_plan("arc_easy", "acc_norm", False, single, seeds=2)["text"]
+
+
+def test_sets_scored_before_the_suite_are_prepared_and_scored_again(tmp_path):
+    path = write_task(tmp_path, "hellaswag", RECORDS["hellaswag"])
+    prepared = prepare_eval_set(str(path), "hs", tmp_path / "cache")
+    assert (prepared.task, prepared.random, prepared.score_key) == ("hellaswag", 0.25, f"{prepared.sha256}:hellaswag")
+    old = {k: v for k, v in asdict(prepared).items() if k not in ("task", "random")}  # set.json of an older FineForge
+    (tmp_path / "cache" / "set.json").write_text(json.dumps(old))
+    (tmp_path / "cache" / "items.json").write_text("[[[1], [[2], [3], [4], [5]], 0]]")  # (context, endings, label)
+    assert prepare_eval_set(str(path), "hs", tmp_path / "cache") == prepared
+    items = json.loads((tmp_path / "cache" / "items.json").read_text())
+    assert [len(pairs) for pairs, _, _ in items] == [4, 4]
 
 
 def test_proxy_scales_fill_the_recipe_and_cite_their_cost():

@@ -77,6 +77,12 @@ class EvalSet:
         """`bpb` for text, `acc_norm` for multiple choice, `centered` for the suite's aggregate."""
         return METRICS[self.kind]
 
+    @property
+    def score_key(self) -> str:
+        """What a recorded score of this set depends on: the file's sha256, and for multiple choice the task whose
+        formulation scored it (scores from before the suite, by mean token loss, carry no task and are redone)."""
+        return f"{self.sha256}:{self.task}" if self.kind == "multiple_choice" else self.sha256
+
     def entry(self) -> dict[str, Any]:
         """The set as ablation.json lists it."""
         return {"name": self.name, "path": self.path, "kind": self.kind, "size": self.size, "tokens": self.tokens}

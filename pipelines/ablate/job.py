@@ -281,8 +281,8 @@ class Ablation:
         but its newest checkpoint. Scores already in evals.json for an unchanged set are kept, not recomputed.
 
         Returns:
-            The run's evals.json: `eval_sets` {name: sha256}, `points` [{step, tokens, values {set: value}}]
-            (one per checkpoint, the last at the final step) and `samples` [{prompt, text}].
+            The run's evals.json: `eval_sets` {name: `EvalSet.score_key`}, `points` [{step, tokens, values {set:
+            value}}] (one per checkpoint, the last at the final step) and `samples` [{prompt, text}].
 
         Raises:
             AblationError: the run has not completed its steps.
@@ -294,7 +294,7 @@ class Ablation:
         run = recorded_run(run_dir) or {}
         if run.get("status") != "completed" or run.get("step") != self.spec.steps:
             raise AblationError(f"{run_dir}: training has not completed {self.spec.steps} steps; rerun to resume it")
-        current = {s.name: s.sha256 for s in self.eval_sets}
+        current = {s.name: s.score_key for s in self.eval_sets}
         previous = read_json(run_dir / EVALS_FILE) or {}
         still_valid = {n for n, sha in (previous.get("eval_sets") or {}).items() if current.get(n) == sha}
         points = {
