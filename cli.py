@@ -79,12 +79,46 @@ def eval_hellaswag(
     data: Path | None = typer.Option(None, help="HellaSwag JSONL (default: the official val file, downloaded)"),
     limit: int | None = typer.Option(None, help="score only the first N items"),
 ) -> None:
-    """HellaSwag accuracy by completion scoring (mean token loss of each ending, as llm.c)."""
+    """HellaSwag accuracy by completion scoring: the suite's hellaswag task (`fineforge eval suite`) alone."""
     import json
 
-    from trainer.evaluate import run_hellaswag
+    from trainer.evals.suite import run_suite
 
-    typer.echo(json.dumps(run_hellaswag(checkpoint, data, limit)))
+    result = run_suite(checkpoint, ["hellaswag"], limit=limit, files={"hellaswag": data} if data else None)
+    task = result["tasks"]["hellaswag"]
+    summary = {"items": task["n"], "acc": task["acc"], "acc_norm": task["acc_norm"], "data": task["data"]}
+    typer.echo(json.dumps({**summary, "checkpoint": str(checkpoint)}))
+
+
+@eval_app.command("suite")
+def eval_suite(
+    checkpoint: Path = typer.Option(..., help="run folder, training checkpoint (.pt) or Hugging Face GPT-2 folder"),
+    tasks: str = typer.Option(..., help="TASK[,TASK...] or early-signal (all nine)"),
+    data_dir: Path | None = typer.Option(
+        None, help="folder of <task>.jsonl|.parquet (default: FINEFORGE_HOME/evals/, downloaded once)"
+    ),
+    limit: int | None = typer.Option(None, min=1, help="score only the first N items of each task"),
+    out: Path | None = typer.Option(None, help="also write the result as JSON to this new file"),
+) -> None:
+    """The early-signal suite (HellaSwag, ARC, PIQA, SIQA, WinoGrande, OpenBookQA, CommonsenseQA, MMLU) as cloze
+    tasks: acc, acc_norm and chance per task and the centred aggregate, as a table (and JSON with --out)."""
+    from pipelines.common.files import read_json, write_json_atomic
+    from trainer.evals.suite import format_table, run_suite
+    from trainer.evals.tasks import parse_tasks
+
+    names = parse_tasks(tasks)
+    recorded = read_json(out) if out is not None and out.exists() else {}
+    if (
+        out is not None
+        and out.exists()
+        and not (isinstance(recorded, dict) and {"tasks", "centered"} <= recorded.keys())
+    ):
+        raise FileExistsError(f"{out}: exists and is not a suite result; FineForge does not overwrite it")
+    result = run_suite(checkpoint, names, data_dir, limit)
+    typer.echo(format_table(result))
+    if out is not None:
+        write_json_atomic(out, result)
+        typer.echo(f"wrote {out}")
 
 
 @eval_app.command("text")
@@ -108,7 +142,16 @@ def ablate_command(
     inputs: list[str] = typer.Option(..., "--input", "-i", help="raw input every variant curates (repeatable)"),
     variants: list[str] = typer.Option(..., "--variant", help="NAME=CONFIG.yaml, a curate recipe (repeatable)"),
     eval_data: list[str] = typer.Option(
-        ..., "--eval-data", help="evaluation set: text JSONL/Parquet or HellaSwag JSONL (repeatable)"
+        [], "--eval-data", help="evaluation set: text JSONL/Parquet or HellaSwag JSONL (repeatable)"
+    ),
+    eval_suite: str | None = typer.Option(
+        None, help="early-signal suite tasks scored on every checkpoint: TASK[,TASK...] or early-signal"
+    ),
+    eval_suite_dir: str | None = typer.Option(
+        None, help="folder of <task>.jsonl|.parquet for --eval-suite (default: FINEFORGE_HOME/evals/, downloaded)"
+    ),
+    scale: str | None = typer.Option(
+        None, help="proxy scale: d12-124m (2.5B tokens) or d24-350m (7B); sets model, tokens, recipe (README)"
     ),
     out: Path = typer.Option(..., "--out", "-o", help="output folder; rerun the same command to resume"),
     model: str | None = typer.Option(None, help="model preset trained for every run (default: tiny)"),
@@ -130,7 +173,7 @@ def ablate_command(
     Writes OUT/<variant>/{curated,shards,runs/seed-<s>}/, OUT/ablation.json and OUT/report.html.
     """
     from pipelines.ablate.job import run_ablation
-    from pipelines.ablate.spec import AblationSpec, parse_seeds, parse_variant
+    from pipelines.ablate.spec import AblationSpec, SpecError, first_error, parse_seeds, parse_variant
     from pipelines.common.processes import StopRequested
     from trainer.stage import TrainerExit
 
@@ -141,8 +184,11 @@ def ablate_command(
         "batch_tokens": batch_tokens,
         "lr": lr,
         "eval_points": eval_points,
+        "eval_suite": eval_suite,
+        "eval_suite_dir": eval_suite_dir,
+        "scale": scale,
     }
-    spec = AblationSpec(
+    arguments = dict(
         inputs=inputs,
         variants=[parse_variant(v) for v in variants],
         eval_data=eval_data,
@@ -152,6 +198,10 @@ def ablate_command(
         training_concurrency=training_concurrency,
         **{key: value for key, value in optional.items() if value is not None},
     )
+    try:
+        spec = AblationSpec(**arguments)
+    except ValueError as e:  # pydantic's ValidationError lists every detail over several lines
+        raise SpecError(first_error(e)) from None
     try:
         run_ablation(spec, typer.echo)
     except TrainerExit as e:

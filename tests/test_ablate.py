@@ -163,7 +163,7 @@ def test_eval_sets_are_told_apart_and_checked(tmp_path):
     bad = {
         "neither a text record": [{"body": "x"}],
         "line 2: no field 'text'": [{"text": "fine"}, {"txt": "missing"}],
-        "bad2.jsonl: line 1: a HellaSwag record needs ctx": [{"ctx": "c", "endings": ["a", "b"], "label": 0}],
+        "bad2.jsonl: line 1: not a hellaswag record (a HellaSwag": [{"ctx": "c", "endings": ["a", "b"], "label": 0}],
         "holds no records": [],
     }
     for i, (message, rows) in enumerate(bad.items()):

@@ -1,5 +1,6 @@
-"""HellaSwag completion scoring: the masking and mean-loss choice against a direct per-ending computation,
-the official JSONL format, the CLI on a trainer checkpoint, and clear errors for malformed records."""
+"""HellaSwag completion scoring (the suite's hellaswag task, `trainer.evals`): the masking and the per-character
+choice against a direct per-ending computation, the official JSONL format, the CLI on a trainer checkpoint, and
+clear errors for malformed records."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from cli import app
 from model import tokenizer
 from model.gpt2 import GPT, config_from_preset
 from trainer.checkpoint import save_checkpoint
-from trainer.evaluate import hellaswag, hellaswag_file, score_hellaswag_item
+from trainer.evals.data import task_file
+from trainer.evals.suite import predict, read_items, score_items
+from trainer.evals.tasks import TASKS
 
 # Items in the official hellaswag_val.jsonl layout (field names and types as in rowanz/hellaswag), own text.
 ITEMS = [
@@ -49,30 +52,33 @@ def model():
     return GPT(config_from_preset("tiny")).eval()
 
 
-def mean_ending_loss(model, ctx: str, ending: str) -> float:
-    """The mean loss of the ending's tokens, computed for one sequence alone (no padding, no batching)."""
+def hellaswag(model, path, limit=None):
+    return score_items(model, read_items("hellaswag", path, limit), torch.device("cpu"))
+
+
+def loss_per_char(model, ctx: str, ending: str) -> float:
+    """The summed loss of the ending's tokens per character of " " + ending, for one sequence alone (no padding)."""
     ctx_tokens, end_tokens = tokenizer.encode(ctx), tokenizer.encode(" " + ending)
     tokens = torch.tensor([ctx_tokens + end_tokens])
     with torch.no_grad():
         logits, _ = model(tokens)
     targets = tokens[0, len(ctx_tokens) :]
-    return F.cross_entropy(logits[0, len(ctx_tokens) - 1 : -1], targets).item()
+    return F.cross_entropy(logits[0, len(ctx_tokens) - 1 : -1], targets, reduction="sum").item() / len(" " + ending)
 
 
-def test_scoring_picks_the_lowest_mean_ending_loss(model, tmp_path):
+def test_scoring_picks_the_lowest_loss_per_character(model, tmp_path):
     path = write_items(tmp_path / "hs.jsonl")
-    for line in path.read_text().splitlines():
-        item = json.loads(line)
-        losses = [mean_ending_loss(model, item["ctx"], e) for e in item["endings"]]
-        _, pred_norm = score_hellaswag_item(model, item, torch.device("cpu"))
+    for item, encoded in zip(ITEMS, read_items("hellaswag", path), strict=True):
+        losses = [loss_per_char(model, f"{item[1]} {item[2]}", e) for e in item[3]]
+        _, pred_norm = predict(model, encoded, torch.device("cpu"))
         assert pred_norm == min(range(4), key=losses.__getitem__)
 
 
 def test_context_longer_than_the_model_is_cropped(model, tmp_path):
     long_ctx = " ".join(["The quick brown fox jumps over the lazy dog."] * 40)  # > 256 tokens
     path = write_items(tmp_path / "long.jsonl", [("Long", long_ctx, "Then", ITEMS[0][3], 0)])
-    result = hellaswag(model, path, torch.device("cpu"))
-    assert result["items"] == 1 and result["acc_norm"] in (0.0, 1.0)
+    result = hellaswag(model, path)
+    assert result["n"] == 1 and result["acc_norm"] in (0.0, 1.0)
 
 
 def test_cli_scores_a_training_checkpoint(model, tmp_path):
@@ -84,7 +90,7 @@ def test_cli_scores_a_training_checkpoint(model, tmp_path):
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output.strip().splitlines()[-1])
-    expected = hellaswag(model, data, torch.device("cpu"), limit=3)
+    expected = hellaswag(model, data, limit=3)
     assert out["items"] == 3 and out["acc_norm"] == expected["acc_norm"] and out["acc"] == expected["acc"]
 
 
@@ -94,19 +100,23 @@ def test_malformed_record_names_file_and_line(model, tmp_path):
     bad = json.loads(lines[1])
     bad["endings"] = bad["endings"][:3]
     path.write_text("\n".join([lines[0], json.dumps(bad), *lines[2:]]) + "\n")
-    with pytest.raises(ValueError, match=rf"{path}: line 2: a HellaSwag record needs ctx, 4 endings"):
-        hellaswag(model, path, torch.device("cpu"))
+    with pytest.raises(
+        ValueError, match=rf"{path}: line 2: not a hellaswag record \(a HellaSwag record needs 4 endings"
+    ):
+        hellaswag(model, path)
     result = CliRunner().invoke(
         app, ["eval", "hellaswag", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(path)]
     )
-    assert result.exit_code == 2 and "missing.pt" in result.output
+    assert result.exit_code == 2 and f"{path}: line 2: not a hellaswag record" in result.output  # data read first
 
 
 def test_default_file_comes_from_the_cache(tmp_path, monkeypatch):
-    cached = tmp_path / "home" / "hellaswag" / "hellaswag_val.jsonl"
+    cached = tmp_path / "home" / "evals" / "hellaswag.jsonl"
     cached.parent.mkdir(parents=True)
     write_items(cached)
     monkeypatch.setenv("FINEFORGE_HOME", str(tmp_path / "home"))
-    assert hellaswag_file(None) == cached
-    with pytest.raises(FileNotFoundError, match="HellaSwag data file not found"):
-        hellaswag_file(tmp_path / "nope.jsonl")
+    assert task_file(TASKS["hellaswag"], None) == cached
+    result = CliRunner().invoke(
+        app, ["eval", "hellaswag", "--checkpoint", "x.pt", "--data", str(tmp_path / "nope.jsonl")]
+    )
+    assert result.exit_code == 2 and "nope.jsonl: hellaswag data file not found" in result.output

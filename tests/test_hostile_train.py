@@ -182,8 +182,8 @@ def test_hellaswag_without_data_caches_under_home_and_leaves_nothing_on_failure(
     monkeypatch.setenv("FINEFORGE_HELLASWAG_URL", "http://127.0.0.1:9/hellaswag_val.jsonl")  # refused at once
     result = invoke("eval", "hellaswag", "--checkpoint", str(hf_model))
     assert result.exit_code == 2, result.output
-    assert result.output.startswith("error: cannot download http://127.0.0.1:9/hellaswag_val.jsonl")
-    assert "pass --data" in result.output
+    assert result.output.startswith("error: hellaswag: cannot download http://127.0.0.1:9/hellaswag_val.jsonl")
+    assert "--data FILE to `fineforge eval hellaswag`" in result.output
     assert list(work.iterdir()) == [] and not home.exists()
 
 

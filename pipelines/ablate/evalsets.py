@@ -5,18 +5,22 @@ Two kinds, told apart by the first record of the file:
 - `text`: JSONL (plain or compressed) or Parquet with a `text` field, read by the tokenize stage's reader
   (`pipelines.tokenize.inputs`, so a bad record is an error naming the file and line). Metric: bits per byte
   (`trainer.evaluate.text_loss`), comparable across tokenizers and variants.
-- `multiple_choice`: JSONL in HellaSwag's format (`ctx`, 4 `endings`, `label`). Metric: `acc_norm`, each
-  ending scored by its mean token loss after the context, exactly as `fineforge eval hellaswag` scores it.
+- `multiple_choice`: JSONL in HellaSwag's format (`ctx`, 4 `endings`, `label`), or a task of the early-signal
+  suite (`--eval-suite`, `trainer.evals`). Metric: `acc_norm`, each choice scored by its log-probability per
+  character after its context, exactly as `fineforge eval suite` (and `fineforge eval hellaswag`) scores it.
+- `aggregate`: `centered`, the suite's mean chance-centred acc_norm (`trainer.evals.suite.aggregate`), computed
+  from the suite's task values at each point; nothing is prepared for it.
 
 `prepare_eval_set` writes `DIR/eval/<name>/`: `tokens.npy` (text: the `[EOT, doc...]` stream) or `items.json`
-(multiple choice: context and ending tokens and the label), `hashes.json` (the normalised-text hash of each
-document, for overlap with the curated data) and `set.json` last, keyed by the file's sha256, so a changed
-file is prepared again and an unchanged one never is. The set's name is the file name without its extensions.
+(multiple choice: per choice the context and continuation tokens, the continuations' characters, the label),
+`hashes.json` (the normalised-text hash of each document, for overlap with the curated data) and `set.json` last,
+keyed by the file's sha256 and the task, so a changed file is prepared again and an unchanged one never is. The
+set's name is the file name without its extensions (a suite task's set is named after the task).
 
 Overlap: a document of an eval set that also occurs in a variant's curated data, by exact match of the hash of
 its normalised text (lower case, punctuation and diacritics removed, whitespace collapsed: datatrove's
 `simplify_text`, the normalisation MinHash dedup shingles). For a multiple-choice item the document is the
-context followed by its correct ending.
+context followed by its correct continuation.
 """
 
 from __future__ import annotations
@@ -38,11 +42,14 @@ from pipelines.common.inputs import InputError, InputFile, discover, iter_json_l
 from pipelines.curate.dedup import normalize_for_shingles
 from pipelines.shards import TOKEN_DTYPE
 from pipelines.tokenize.inputs import iter_text_batches
-from trainer.evaluate import check_hellaswag_record, hellaswag_tokens
+from trainer.evals.data import iter_records
+from trainer.evals.suite import Encoded, aggregate, encode_item
+from trainer.evals.tasks import TASKS, Item, to_item
 
-Kind = Literal["text", "multiple_choice"]
-METRICS: dict[str, str] = {"text": "bpb", "multiple_choice": "acc_norm"}
-LOWER_IS_BETTER = {"bpb": True, "acc_norm": False}
+Kind = Literal["text", "multiple_choice", "aggregate"]
+METRICS: dict[str, str] = {"text": "bpb", "multiple_choice": "acc_norm", "aggregate": "centered"}
+LOWER_IS_BETTER = {"bpb": True, "acc_norm": False, "centered": False}
+AGGREGATE = "centered"
 SET_FILE = "set.json"
 _NORM = TextNormConfig()
 
@@ -62,11 +69,19 @@ class EvalSet:
     tokens: int
     sha256: str
     dir: str
+    task: str | None = None  # the suite task whose formulation scores a multiple-choice set
+    random: float | None = None  # chance level of a multiple-choice set
 
     @property
     def metric(self) -> str:
-        """`bpb` for text, `acc_norm` for multiple choice."""
+        """`bpb` for text, `acc_norm` for multiple choice, `centered` for the suite's aggregate."""
         return METRICS[self.kind]
+
+    @property
+    def score_key(self) -> str:
+        """What a recorded score of this set depends on: the file's sha256, and for multiple choice the task whose
+        formulation scored it (scores from before the suite, by mean token loss, carry no task and are redone)."""
+        return f"{self.sha256}:{self.task}" if self.kind == "multiple_choice" else self.sha256
 
     def entry(self) -> dict[str, Any]:
         """The set as ablation.json lists it."""
@@ -134,23 +149,24 @@ def read_texts(file: InputFile) -> list[str]:
         raise EvalSetError(str(e)) from e
 
 
-def read_choices(path: str) -> list[dict[str, Any]]:
-    """The items of a HellaSwag-format file, each checked as `fineforge eval hellaswag` checks it.
+def read_choices(path: str, task: str = "hellaswag") -> list[Item]:
+    """The items of a task file (HellaSwag's format by default), each checked as `fineforge eval suite` checks it.
 
     Raises:
         EvalSetError: a malformed record or an unreadable file, naming the file and line.
     """
     try:
-        return [check_hellaswag_record(item, f"{path}: line {lineno}") for lineno, item in iter_json_lines(path)]
+        return [to_item(TASKS[task], record, where) for where, record in iter_records(Path(path))]
     except ValueError as e:  # InputError included
         raise EvalSetError(str(e)) from e
 
 
-def read_eval_set(file: InputFile) -> tuple[Kind, list[Any]]:
+def read_eval_set(file: InputFile, task: str | None = None) -> tuple[Kind, list[Any]]:
     """Read and check a whole evaluation set: what `Ablation.plan` asks of each set before anything is written.
 
     Args:
         file: the set's file (`check_eval_file`).
+        task: the suite task the file holds (None: a text set or a HellaSwag-format file, told by its records).
 
     Returns:
         (kind, the documents of a text set or the items of a multiple-choice set).
@@ -159,7 +175,7 @@ def read_eval_set(file: InputFile) -> tuple[Kind, list[Any]]:
         EvalSetError: an unreadable file, a bad record, a set without items, or a text set whose documents are all
             blank (it has no byte to score: bits per byte would divide by zero after every run has trained).
     """
-    kind = detect_kind(file)
+    kind = "multiple_choice" if task else detect_kind(file)
     if kind == "text":
         texts = read_texts(file)
         if not any(text.strip() for text in texts):
@@ -167,7 +183,7 @@ def read_eval_set(file: InputFile) -> tuple[Kind, list[Any]]:
                 f"{file.url}: a text evaluation set needs at least one document with text; all {len(texts)} are blank"
             )
         return kind, texts
-    items = read_choices(file.url)
+    items = read_choices(file.url, task or "hellaswag")
     if not items:
         raise EvalSetError(f"{file.url}: holds no multiple-choice items")
     return kind, items
@@ -179,13 +195,14 @@ def text_stream(texts: list[str]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, TOKEN_DTYPE)
 
 
-def prepare_eval_set(path: str, name: str, cache_dir: Path) -> EvalSet:
+def prepare_eval_set(path: str, name: str, cache_dir: Path, task: str | None = None) -> EvalSet:
     """Read, check and tokenize an evaluation set into `cache_dir` once (reused while the file is unchanged).
 
     Args:
         path: the set's file.
         name: its name in results and reports.
         cache_dir: its folder (`DIR/eval/<name>`).
+        task: the suite task of a suite file (None: told by the records; HellaSwag's format is `hellaswag`).
 
     Returns:
         The prepared set.
@@ -196,9 +213,15 @@ def prepare_eval_set(path: str, name: str, cache_dir: Path) -> EvalSet:
     file = check_eval_file(path)
     sha = file_sha256(file.url)
     recorded = read_json(cache_dir / SET_FILE)
-    if isinstance(recorded, dict) and recorded.get("sha256") == sha and recorded.get("name") == name:
+    task = task or ("hellaswag" if detect_kind(file) == "multiple_choice" else None)
+    # a set prepared before sets had a task ("-") is prepared again: its items.json has the old layout
+    if isinstance(recorded, dict) and (recorded.get("sha256"), recorded.get("name"), recorded.get("task", "-")) == (
+        sha,
+        name,
+        task,
+    ):
         return EvalSet(**recorded)
-    kind, records = read_eval_set(file)
+    kind, records = read_eval_set(file, task)
     cache_dir.mkdir(parents=True, exist_ok=True)
     if kind == "text":
         texts = records
@@ -206,14 +229,16 @@ def prepare_eval_set(path: str, name: str, cache_dir: Path) -> EvalSet:
         with atomic_write(cache_dir / "tokens.npy") as f:
             np.save(f, stream)
         hashes, size, tokens = [normalised_hash(t) for t in texts], len(texts), int(stream.size)
+        random = None
     else:
-        items = records
-        encoded = [[*hellaswag_tokens(item), int(item["label"])] for item in items]
-        write_json_atomic(cache_dir / "items.json", encoded)
-        hashes = [normalised_hash(f"{item['ctx']} {item['endings'][int(item['label'])]}") for item in items]
-        size, tokens = len(items), sum(len(c) + sum(map(len, e)) for c, e, _ in encoded)
+        items: list[Item] = records
+        encoded = [encode_item(item) for item in items]
+        write_json_atomic(cache_dir / "items.json", [[e.pairs, e.chars, e.label] for e in encoded])
+        hashes = [normalised_hash("".join(item.choices[item.label])) for item in items]
+        size, tokens = len(items), sum(len(c) + len(t) for e in encoded for c, t in e.pairs)
+        random = sum(1 / len(item.choices) for item in items) / size
     write_json_atomic(cache_dir / "hashes.json", hashes)
-    prepared = EvalSet(name, file.url, kind, size, tokens, sha, str(cache_dir))
+    prepared = EvalSet(name, file.url, kind, size, tokens, sha, str(cache_dir), task, random)
     write_json_atomic(cache_dir / SET_FILE, asdict(prepared))
     return prepared
 
@@ -223,9 +248,22 @@ def load_stream(eval_set: EvalSet) -> np.ndarray:
     return np.load(Path(eval_set.dir) / "tokens.npy")
 
 
-def load_items(eval_set: EvalSet) -> list[tuple[list[int], list[list[int]], int]]:
-    """The tokenized items of a prepared multiple-choice set: (context, endings, label)."""
-    return [tuple(item) for item in json.loads((Path(eval_set.dir) / "items.json").read_text())]
+def load_items(eval_set: EvalSet) -> list[Encoded]:
+    """The tokenized items of a prepared multiple-choice set."""
+    items = json.loads((Path(eval_set.dir) / "items.json").read_text())
+    return [Encoded([(c, t) for c, t in pairs], chars, label) for pairs, chars, label in items]
+
+
+def aggregate_set(parts: list[EvalSet]) -> EvalSet:
+    """The `centered` pseudo-set over the suite's prepared task sets (its sha256 changes with any of theirs)."""
+    digest = hashlib.sha256("".join(p.sha256 for p in parts).encode()).hexdigest()
+    return EvalSet(AGGREGATE, "", "aggregate", len(parts), 0, digest, "")
+
+
+def add_aggregate(values: dict[str, float], parts: list[EvalSet]) -> None:
+    """Set `values["centered"]` from the values of the suite's task sets `parts`, once every one has a value."""
+    if parts and all(p.name in values for p in parts):
+        values[AGGREGATE] = aggregate({p.name: {"acc_norm": values[p.name], "random": p.random} for p in parts})
 
 
 def load_hashes(eval_set: EvalSet) -> list[str]:
@@ -273,16 +311,18 @@ class Scorer:
         Returns:
             {set name: value}.
         """
-        from trainer.evaluate import score_choices, text_loss
+        from trainer.evals.suite import score_items
+        from trainer.evaluate import text_loss
 
         values = {}
         for eval_set in eval_sets:
+            if eval_set.kind == "aggregate":  # computed from the others (`add_aggregate`)
+                continue
             data = self._data(eval_set)
             if eval_set.kind == "text":
                 values[eval_set.name] = text_loss(model, data, self.seq_len, self.device)["bpb"]
             else:
-                correct = sum(score_choices(model, ctx, ends, self.device)[1] == label for ctx, ends, label in data)
-                values[eval_set.name] = correct / len(data)
+                values[eval_set.name] = score_items(model, data, self.device)["acc_norm"]
         return values
 
 
@@ -325,7 +365,7 @@ def evaluate_text(checkpoint: str | Path, data: str | Path, seq_len: int | None 
 
     file = check_eval_file(str(data))
     if detect_kind(file) != "text":
-        raise EvalSetError(f"{data}: a multiple-choice file; score it with `fineforge eval hellaswag --data`")
+        raise EvalSetError(f"{data}: a multiple-choice file; score it with `fineforge eval suite` or `eval hellaswag`")
     texts = read_texts(file)
     stream = text_stream(texts)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -44,8 +44,9 @@ import yaml
 
 from pipelines.ablate import evalsets
 from pipelines.ablate import record as record_file
-from pipelines.ablate.evalsets import EvalSet, prepare_eval_set
+from pipelines.ablate.evalsets import LOWER_IS_BETTER, EvalSet, prepare_eval_set
 from pipelines.ablate.mixture import mixture_identity, read_mixture, source_specs
+from pipelines.ablate.plan import build_plan
 from pipelines.ablate.results import results_rows, summary_rows, verdicts
 from pipelines.ablate.spec import (
     ABLATION_PROMPTS,
@@ -98,6 +99,7 @@ class Ablation:
         self.out = Path(spec.out).expanduser().resolve()
         self._scorer: evalsets.Scorer | None = None
         self.eval_sets: list[EvalSet] = []
+        self.suite_sets: list[EvalSet] = []  # the `--eval-suite` tasks among eval_sets (the aggregate's parts)
 
     def plan(self) -> None:
         """Load every variant's config and fix the training recipe and evaluation set names (reads only).
@@ -105,6 +107,7 @@ class Ablation:
         Raises:
             AblationError: an unreadable or invalid config, or two evaluation sets with one name.
             EvalSetError: an evaluation set that is not one readable JSONL or Parquet file, or cannot be scored.
+            FileNotFoundError: an `--eval-suite` task without a file (the message says how to provide it).
             InputError: inputs that do not exist or hold no input file.
         """
         self.configs, self.config_hashes, self.mixtures, self.source_configs = {}, {}, {}, {}
@@ -132,7 +135,25 @@ class Ablation:
             )
         for path in self.spec.eval_data:  # read whole: a set that cannot be scored fails now, not after training
             evalsets.read_eval_set(evalsets.check_eval_file(path))
+        self.suite_files = self.suite_task_files()
+        if clash := sorted(set(self.eval_names) & {*self.suite_files, evalsets.AGGREGATE}):
+            raise AblationError(f"--eval-data: {', '.join(clash)} is the name of a suite task or its aggregate")
+        for task, path in self.suite_files.items():
+            evalsets.read_eval_set(evalsets.check_eval_file(str(path)), task)
         discover_inputs(self.spec.inputs, exclude=[self.out])
+
+    def suite_task_files(self) -> dict[str, Path]:
+        """The file of every `--eval-suite` task: in `--eval-suite-dir`, or downloaded once (`trainer.evals.data`).
+
+        Raises:
+            FileNotFoundError: a task without a file; the message names the task and how to provide it.
+        """
+        from trainer.evals.data import task_file
+        from trainer.evals.tasks import TASKS, parse_tasks
+
+        if not self.spec.eval_suite:
+            return {}
+        return {t: task_file(TASKS[t], self.spec.eval_suite_dir) for t in parse_tasks(self.spec.eval_suite)}
 
     def variant_dir(self, name: str) -> Path:
         """DIR/<variant>."""
@@ -211,6 +232,9 @@ class Ablation:
             prepare_eval_set(path, name, self.out / EVAL_DIR / name)
             for path, name in zip(self.spec.eval_data, self.eval_names, strict=True)
         ]
+        suite = [prepare_eval_set(str(p), t, self.out / EVAL_DIR / t, t) for t, p in self.suite_files.items()]
+        self.suite_sets = suite
+        self.eval_sets += suite + ([evalsets.aggregate_set(suite)] if suite else [])
         return self.eval_sets
 
     def curate_stage(self, name: str) -> CurateStage:
@@ -299,8 +323,8 @@ class Ablation:
         but its newest checkpoint. Scores already in evals.json for an unchanged set are kept, not recomputed.
 
         Returns:
-            The run's evals.json: `eval_sets` {name: sha256}, `points` [{step, tokens, values {set: value}}]
-            (one per checkpoint, the last at the final step) and `samples` [{prompt, text}].
+            The run's evals.json: `eval_sets` {name: `EvalSet.score_key`}, `points` [{step, tokens, values {set:
+            value}}] (one per checkpoint, the last at the final step) and `samples` [{prompt, text}].
 
         Raises:
             AblationError: the run has not completed its steps.
@@ -312,7 +336,7 @@ class Ablation:
         run = recorded_run(run_dir) or {}
         if run.get("status") != "completed" or run.get("step") != self.spec.steps:
             raise AblationError(f"{run_dir}: training has not completed {self.spec.steps} steps; rerun to resume it")
-        current = {s.name: s.sha256 for s in self.eval_sets}
+        current = {s.name: s.score_key for s in self.eval_sets}
         previous = read_json(run_dir / EVALS_FILE) or {}
         still_valid = {n for n, sha in (previous.get("eval_sets") or {}).items() if current.get(n) == sha}
         points = {
@@ -333,6 +357,7 @@ class Ablation:
             if missing or (final and not samples):
                 model = load_model(path, self._scorer.device)
                 point["values"].update(self._scorer.score(model, missing))
+                evalsets.add_aggregate(point["values"], self.suite_sets)
                 if final and not samples:
                     samples = [
                         {"prompt": prompt, "text": sample_text(model, prompt, 1, SAMPLE_TOKENS, 0.8, seed=i)[0]}
@@ -397,7 +422,7 @@ class Ablation:
                 }
             )
             found = set().union(*(evalsets.data_hashes(data) for data in self.curated_data(variant.name)))
-            for eval_set in self.eval_sets:
+            for eval_set in (s for s in self.eval_sets if s.kind != "aggregate"):
                 hits = sum(h in found for h in evalsets.load_hashes(eval_set))
                 overlap.append(
                     {
@@ -431,6 +456,7 @@ class Ablation:
             results=results,
             summary=summary,
             verdicts=verdicts(summary, len(self.spec.seeds)),
+            plan=build_plan({"summary": summary, "runs": runs, "seeds": list(self.spec.seeds)}, LOWER_IS_BETTER),
             overlap=overlap,
             runs=runs,
             settings={**self.train_settings, "tokens": self.spec.tokens, "tokens_trained": tokens_trained},
@@ -567,6 +593,7 @@ def _run_claimed(ablation: Ablation, echo: Echo) -> dict[str, Any]:
     record = ablation.finish()
     for verdict in record["verdicts"]:
         echo(verdict["text"])
+    echo(f"plan: {record['plan']['recommendation']}")
     echo(f"report: {ablation.out / REPORT_FILE}")
     return record
 

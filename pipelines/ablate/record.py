@@ -24,8 +24,9 @@ class AblationRecord(BaseModel):
 
     `variants` [{name, config, config_hash, docs_out, train_tokens, epochs}], `eval_sets` [{name, path, kind, size,
     tokens}], `results` [{variant, seed, eval_set, metric, value, tokens_trained}], `summary` [{variant, eval_set,
-    metric, mean, min, max, spread, seeds}], `verdicts`, `overlap` [{variant, eval_set, documents, share}], `runs`,
-    `settings`, `inputs`, `seeds`, `created`. Unknown fields are kept.
+    metric, mean, min, max, spread, seeds}], `verdicts`, `plan` {tasks, recommendation} (`pipelines/ablate/plan.py`),
+    `overlap` [{variant, eval_set, documents, share}], `runs`, `settings`, `inputs`, `seeds`, `created`. Unknown
+    fields are kept.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -35,6 +36,7 @@ class AblationRecord(BaseModel):
     results: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     verdicts: list[dict[str, Any]]
+    plan: dict[str, Any] = {}  # absent from records written before issue 23
     overlap: list[dict[str, Any]]
     runs: list[dict[str, Any]]
     settings: dict[str, Any]

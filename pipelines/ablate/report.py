@@ -109,6 +109,30 @@ def _verdicts(record: dict[str, Any]) -> str:
     )
 
 
+def _plan(record: dict[str, Any]) -> str:
+    plan = record.get("plan") or {}
+    if not plan.get("tasks"):
+        return '<p class="muted">One variant: nothing to plan.</p>'
+    columns = [
+        ("eval_set", "eval set", "text"),
+        ("gap", "gap", "float3"),
+        ("seed_sd", "seed sd", "float3"),
+        ("snr", "signal / noise", "float3"),
+        ("monotonicity", "monotonicity", "float3"),
+        ("seeds_needed", "seeds needed", "int"),
+        ("tokens_needed", "tokens needed", "int"),
+        ("signal", "carries signal", "text"),
+    ]
+    rows = [{**t, "signal": "yes" if t["carries_signal"] else "no"} for t in plan["tasks"]]
+    return (
+        f'<p class="plan-recommendation">{escape(plan["recommendation"])}</p>'
+        '<p class="muted">Gap: best minus runner-up mean; seed sd: pooled standard deviation across seeds; '
+        "monotonicity: Spearman correlation of the score with tokens seen over each run's checkpoints; seeds "
+        "needed: n with gap &gt; 2·sd·√(2/n); tokens needed: where the gap's trend over checkpoints reaches the "
+        "gap resolvable with the seeds run (empty when the gap does not grow).</p>" + table("plan", columns, rows)
+    )
+
+
 def _results(record: dict[str, Any]) -> str:
     decisive = {(v["eval_set"], v["best"]) for v in record["verdicts"] if v["decisive"]}
     noise = {v["eval_set"] for v in record["verdicts"] if not v["decisive"]}
@@ -134,7 +158,8 @@ def _results(record: dict[str, Any]) -> str:
     ]
     return (
         '<p class="muted">Final model of each run; bits per byte (lower is better) for text sets, acc_norm '
-        "(higher is better) for multiple-choice sets.</p>" + table("results", columns, rows)
+        "(higher is better) for multiple-choice sets and suite tasks, centered (higher is better; 0 is chance) for "
+        "the suite's aggregate.</p>" + table("results", columns, rows)
     )
 
 
@@ -247,6 +272,7 @@ def render_ablation(record: dict[str, Any], summaries: dict[str, dict[str, Any]]
     sections = [
         ("verdict", "Verdict", _verdicts(record)),
         ("results", "Results", _results(record)),
+        ("plan-section", "Plan: how much evidence is enough", _plan(record)),
         ("curves", "Curves", image(curves, "training loss and evaluation scores against tokens seen")),
         ("data", "Data per variant", _data(record, summaries, out)),
         ("overlap-section", "Overlap with the evaluation sets", _overlap(record)),

@@ -81,7 +81,7 @@ def parse_variant(text: str) -> Variant:
     try:
         return Variant(name=name.strip(), config=config.strip())
     except ValueError as e:
-        raise SpecError(f"--variant {text!r}: {_first_error(e)}") from None
+        raise SpecError(f"--variant {text!r}: {first_error(e)}") from None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -99,7 +99,8 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _first_error(err: ValueError) -> str:
+def first_error(err: ValueError) -> str:
+    """One line of a (pydantic) validation error: the first problem, with the field it concerns."""
     errors = getattr(err, "errors", None)
     if callable(errors):
         first = errors()[0]
@@ -116,7 +117,13 @@ class AblationSpec(BaseModel):
     inputs: list[str] = Field(min_length=1, description="Raw inputs every variant curates (paths or fsspec URLs).")
     variants: list[Variant] = Field(min_length=1, description="The recipes under test.")
     eval_data: list[str] = Field(
-        min_length=1, description="Fixed evaluation sets: text JSONL/Parquet, or HellaSwag-format JSONL."
+        [], description="Fixed evaluation sets: text JSONL/Parquet, or HellaSwag-format JSONL."
+    )  # copied per instance; at least one set or --eval-suite
+    eval_suite: str | None = Field(
+        None, description="Early-signal suite tasks scored on every checkpoint: TASK[,TASK...] or early-signal."
+    )
+    eval_suite_dir: str | None = Field(
+        None, description="Folder of the suite's <task>.jsonl|.parquet (default: FINEFORGE_HOME/evals/, downloaded)."
     )
     out: str = Field(description="Output folder of the whole ablation.")
     model: str = Field("tiny", description="Model preset trained for every run.")
@@ -134,11 +141,31 @@ class AblationSpec(BaseModel):
     eval_points: int = Field(
         DEFAULT_EVAL_POINTS, ge=1, le=100, description="Checkpoints per run scored on the evaluation sets."
     )
+    scale: str | None = Field(
+        None, description="Proxy scale (d12-124m, d24-350m): model, tokens and recipe; explicit values win."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_scale(cls, data: Any) -> Any:
+        from pipelines.ablate.scales import SCALES, scale_table
+
+        if not isinstance(data, dict) or data.get("scale") is None:
+            return data
+        if data["scale"] not in SCALES:
+            raise ValueError(f"unknown scale {data['scale']!r}; choose one of {scale_table()}")
+        defaults = SCALES[data["scale"]].settings()
+        return {**data, **{k: v for k, v in defaults.items() if data.get(k) is None}}
 
     @model_validator(mode="after")
     def _check(self) -> AblationSpec:
         from model.gpt2 import PRESETS, config_from_preset  # torch: only once a spec is built
+        from trainer.evals.tasks import parse_tasks
 
+        if not self.eval_data and not self.eval_suite:
+            raise ValueError("give at least one --eval-data set or --eval-suite")
+        if self.eval_suite:
+            parse_tasks(self.eval_suite)
         names = [v.name for v in self.variants]
         if repeated := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"variant names must be unique; repeated: {', '.join(repeated)}")
