@@ -115,7 +115,7 @@ def write_shard(path: str | Path, tokens: np.ndarray) -> str:
     tokens = np.asarray(tokens)
     if tokens.ndim != 1:
         raise ShardError(f"{path}: tokens must be 1-D, got shape {tokens.shape}")
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2**16):
+    if tokens.size and not np.can_cast(tokens.dtype, TOKEN_DTYPE) and (tokens.min() < 0 or tokens.max() >= 2**16):
         raise ShardError(f"{path}: token ids must fit in uint16")
     header = np.zeros(HEADER_WORDS, dtype="<i4")
     header[:3] = (MAGIC, VERSION, tokens.size)
