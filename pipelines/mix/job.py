@@ -7,12 +7,12 @@
 2. `claim()` makes OUTPUT this mix's: a new or empty folder, or one holding this very mix unfinished (resume);
 3. steps `order` (pick whole documents and fix their order and every shard: `pipelines.mix.plan`, saved once to
    `.mix/plan.json` and `.mix/units.npy`), `shards` (each train shard gathered from the memory-mapped sources,
-   written atomically and recorded in `.mix/done/` by a thread while the next is gathered; a rerun redoes only
-   the shards without a record, and `workers` processes share them out, so the bytes never depend on either)
-   and `val` (each source's val shards copied as `val_<name>_NNNNNN.bin`, recorded with their `source`);
+   written atomically and recorded in `.mix/done/`, its fsync in a thread while the next is gathered; a rerun
+   redoes only the shards without a record, and `workers` processes share them out, so the bytes never depend on
+   either) and `val` (each source's val shards copied as `val_<name>_NNNNNN.bin`, recorded with their `source`);
 4. `finish()` writes `manifest.json` last, with `sources` (what each source gave) beside the usual fields.
 
-Memory stays flat in the corpus size: sources are memory-mapped, two shard buffers are reused per worker,
+Memory stays flat in the corpus size: sources are memory-mapped, one shard buffer is reused per worker,
 and the plan holds three int64 words per mixed document.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import TMP_PATTERN, make_output_dir, read_json, write_json_atomic
+from pipelines.common.files import TMP_PATTERN, make_output_dir, read_json, sync_and_rename, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.locks import LOCK_FILE
 from pipelines.common.stage import Stage, Step, run_stage
@@ -49,6 +49,7 @@ from pipelines.shards import (
     verify,
     write_manifest,
     write_shard,
+    write_shard_unsynced,
 )
 from pipelines.tokenize.settings import SEED_LIMIT
 
@@ -268,29 +269,31 @@ def _source_entry(source: Source, taken: dict[str, Any]) -> dict[str, Any]:
 def _write_group(args: tuple[str, str, list[str], int, list[dict[str, Any]]]) -> None:
     """Write a group of planned train shards and their completion records (one process, sources mapped once).
 
-    While a thread hashes, writes and fsyncs one shard (hashlib, write and fsync release the GIL), the process
-    gathers the next into the other of two reused buffers: the wall time of the disk overlaps the gathering.
+    Each shard is gathered into one reused buffer, hashed and written to its temporary file here; a thread then
+    fsyncs and renames it and writes its record (fsync releases the GIL) while the next shard is gathered, so
+    the wait for the disk overlaps the work and no second buffer is needed.
     """
     work, output, manifests, shard_tokens, shards = args
     streams = [SourceStream(Path(m).parent, load_manifest(m)) for m in manifests]
     units = np.load(Path(work) / "units.npy", mmap_mode="r")
     starts = unit_starts(np.asarray(units[:, 2]))
-    size = max(s["tokens"] for s in shards)
-    buffers = [np.empty(size, dtype=TOKEN_DTYPE) for _ in range(min(2, len(shards)))]  # reused: fresh pages fault
-    with ThreadPoolExecutor(1) as writer:
+    buffer = np.empty(max(s["tokens"] for s in shards), dtype=TOKEN_DTYPE)  # reused: fresh pages fault on each touch
+    with ThreadPoolExecutor(1) as syncer:
         pending: Future[None] | None = None
-        for i, shard in enumerate(shards):
-            tokens = gather(streams, units, starts, shard["index"] * shard_tokens, buffers[i % 2][: shard["tokens"]])
+        for shard in shards:
+            path = Path(output) / shard["path"]
+            tokens = gather(streams, units, starts, shard["index"] * shard_tokens, buffer[: shard["tokens"]])
+            tmp, sha = write_shard_unsynced(path, tokens)
             if pending is not None:
-                pending.result()  # the shard before; the one in this buffer finished before that was handed over
-            pending = writer.submit(_store, Path(work), Path(output), shard, tokens)
+                pending.result()
+            pending = syncer.submit(_commit, tmp, path, Path(work), {**shard, "sha256": sha})
         if pending is not None:
             pending.result()
 
 
-def _store(work: Path, output: Path, shard: dict[str, Any], tokens: np.ndarray) -> None:
-    sha = write_shard(output / shard["path"], tokens)
-    write_json_atomic(work / "done" / f"{shard['path']}.json", {**shard, "sha256": sha})
+def _commit(tmp: Path, path: Path, work: Path, record: dict[str, Any]) -> None:
+    sync_and_rename(tmp, path)
+    write_json_atomic(work / "done" / f"{record['path']}.json", record)
 
 
 def gather(streams: list[SourceStream], units: np.ndarray, starts: np.ndarray, lo: int, out: np.ndarray) -> np.ndarray:
