@@ -9,12 +9,16 @@ best of `--repeat`:
   process: indexing every source document, picking, gathering, sha256 and fsync of every shard, the manifest;
 - start: a child that only imports what that command imports (`cli`, `pipelines.mix`), so "mix work" = mix - start;
 - cp: `cp --reflink=never -r` of the finished mixture's folder, then `sync` of its shards (the same bytes, made
-  as durable as the mix makes its own).
+  as durable as the mix makes its own);
+- cp+sha256sum: the same copy, then `sha256sum` of the copied shards: the copy plus the checksum every shard
+  set's manifest needs, which mix computes too (coreutils' sha256sum may lack the SHA-NI instructions);
+- cp+openssl: the same with `openssl dgst -sha256` (when installed), the OpenSSL code `hashlib` uses in mix.
 
-Times are wall seconds and CPU seconds (user + system of the child); tokens/s per core is mixed tokens / CPU
-seconds, which load from other sessions on this shared machine distorts less than wall time. Peak memory is the
-mix child's peak anonymous resident memory (RssAnon, polled every 5 ms): the memory a mix needs. The source and
-output pages it maps are page cache, shared and reclaimable; VmHWM, which counts them, is printed beside it.
+Times are wall seconds and CPU seconds (user + system of the child and its children); tokens/s per core is
+mixed tokens / CPU seconds, which load from other sessions on this shared machine distorts less than wall time.
+Each baseline's ratio to mix is printed per core and in wall time. Peak memory is the mix child's peak anonymous
+resident memory (RssAnon, polled every 5 ms): the memory a mix needs. The source and output pages it maps are
+page cache, shared and reclaimable; VmHWM, which counts them, is printed beside it.
 Run: `.venv/bin/python -m benchmarks.mix [--sizes 40000000 160000000] [--repeat 2]`.
 """
 
@@ -39,6 +43,10 @@ from tests.builtin_text import builtin_web_texts, write_jsonl_gz
 
 SHARD_TOKENS = 10_000_000
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# baseline name -> checksum command run on the copied shards after the copy (none for plain cp)
+BASELINES = {"cp": "", "cp+sha256sum": "sha256sum"} | (
+    {"cp+openssl": "openssl dgst -sha256"} if shutil.which("openssl") else {}
+)
 
 
 def base_stream(folder: Path) -> np.ndarray:
@@ -97,39 +105,42 @@ def timed(cmd: list[str]) -> dict[str, float]:
 
 
 def measure(root: Path, stream: np.ndarray, size: int, repeat: int) -> dict[str, object]:
-    """Mix, start-up alone and cp at one corpus size, alternately, best of `repeat` each (by CPU seconds)."""
+    """Mix, start-up alone and each baseline at one corpus size, alternately, best of `repeat` each (by CPU s)."""
     web = tiled_source(root / f"web-{size}", stream, size // 2, 0)
     edu = tiled_source(root / f"edu-{size}", stream, size // 2, 400)
     mix = [sys.executable, "-m", "cli", "mix", "--source", f"web={web}:0.6", "--source", f"edu={edu}:0.4"]
     mix += ["--tokens", str(int(0.8 * size)), "--shard-tokens", str(SHARD_TOKENS)]
     start = [sys.executable, "-c", "import cli, pipelines.mix"]
-    runs: dict[str, list[dict[str, float]]] = {"mix": [], "start": [], "cp": []}
+    runs: dict[str, list[dict[str, float]]] = {"mix": [], "start": [], **{name: [] for name in BASELINES}}
     for i in range(repeat):
-        out, copy = root / f"mix-{size}-{i}", root / f"cp-{size}-{i}"
+        out = root / f"mix-{size}-{i}"
         runs["mix"].append(timed([*mix, "--output", str(out)]))
         runs["start"].append(timed(start))
-        runs["cp"].append(timed(["sh", "-c", f"cp --reflink=never -r {out} {copy} && sync {copy}/*.bin"]))
+        for name, checksum in BASELINES.items():
+            copy = root / f"{name}-{size}-{i}"
+            copied = f"cp --reflink=never -r {out} {copy} && sync {copy}/*.bin"
+            runs[name].append(
+                timed(["sh", "-c", f"{copied} && {checksum} {copy}/*.bin >/dev/null" if checksum else copied])
+            )
+            shutil.rmtree(copy)
     manifest = json.loads((root / f"mix-{size}-0" / "manifest.json").read_text())
     tokens = manifest["total_tokens"]["train"]
     best = {name: min(r, key=lambda m: m["cpu_s"]) for name, r in runs.items()}
-    work_cpu = best["mix"]["cpu_s"] - best["start"]["cpu_s"]
-    work_wall = best["mix"]["wall_s"] - best["start"]["wall_s"]
     for i in range(repeat):
         shutil.rmtree(root / f"mix-{size}-{i}")
-        shutil.rmtree(root / f"cp-{size}-{i}")
+    rates = {"mix": (best["mix"]["cpu_s"] - best["start"]["cpu_s"], best["mix"]["wall_s"] - best["start"]["wall_s"])}
+    rates |= {name: (best[name]["cpu_s"], best[name]["wall_s"]) for name in BASELINES}
     return {
         "corpus_tokens": size,
         "mix_tokens": tokens,
         **best,
-        "mix_work_tok_per_cpu_s": tokens / work_cpu,
-        "mix_work_tok_per_wall_s": tokens / work_wall,
-        "cp_tok_per_cpu_s": tokens / best["cp"]["cpu_s"],
-        "cp_tok_per_wall_s": tokens / best["cp"]["wall_s"],
+        "tok_per_cpu_s": {name: tokens / cpu for name, (cpu, _) in rates.items()},
+        "tok_per_wall_s": {name: tokens / wall for name, (_, wall) in rates.items()},
     }
 
 
 def main() -> None:
-    """Parse the flags, run both sizes and print one JSON line per size plus the ratios."""
+    """Parse the flags, run both sizes and print one JSON line per size plus every baseline's ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=[40_000_000, 160_000_000], help="corpus tokens")
     parser.add_argument("--repeat", type=int, default=2, help="rounds per measurement (the best counts)")
@@ -140,15 +151,17 @@ def main() -> None:
         results = [measure(root, stream, size, args.repeat) for size in args.sizes]
     for r in results:
         print(json.dumps(r))
-        mix_cpu, mix_wall = r["mix_work_tok_per_cpu_s"] / 1e6, r["mix_work_tok_per_wall_s"] / 1e6
-        cp_cpu, cp_wall = r["cp_tok_per_cpu_s"] / 1e6, r["cp_tok_per_wall_s"] / 1e6
+        cpu, wall = ({k: v / 1e6 for k, v in r[key].items()} for key in ("tok_per_cpu_s", "tok_per_wall_s"))
         print(
-            f"{r['corpus_tokens']:,} corpus tokens -> {r['mix_tokens']:,} mixed | mix {mix_cpu:.0f}M tok/s per core, "
-            f"{mix_wall:.0f}M tok/s wall (start-up of {r['start']['cpu_s']:.2f} CPU s taken off) | cp+sync "
-            f"{cp_cpu:.0f}M tok/s per core, {cp_wall:.0f}M tok/s wall | cp/mix: per core {cp_cpu / mix_cpu:.2f}x, "
-            f"wall {cp_wall / mix_wall:.2f}x | mix peak anon {r['mix']['anon_mb']:.0f} MB "
-            f"(VmHWM {r['mix']['hwm_mb']:.0f})"
+            f"{r['corpus_tokens']:,} corpus tokens -> {r['mix_tokens']:,} mixed | mix {cpu['mix']:.0f}M tok/s per "
+            f"core, {wall['mix']:.0f}M tok/s wall (start-up of {r['start']['cpu_s']:.2f} CPU s taken off) | "
+            f"mix peak anon {r['mix']['anon_mb']:.0f} MB (VmHWM {r['mix']['hwm_mb']:.0f})"
         )
+        for name in BASELINES:
+            print(
+                f"  {name}: {cpu[name]:.0f}M tok/s per core, {wall[name]:.0f}M tok/s wall | {name}/mix: per core "
+                f"{cpu[name] / cpu['mix']:.2f}x, wall {wall[name] / wall['mix']:.2f}x"
+            )
     small, large = results
     print(
         f"corpus x{large['corpus_tokens'] / small['corpus_tokens']:.1f}: mix peak anon memory "

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from pipelines.common.files import atomic_write, load_contract, write_json_atomic
+from pipelines.common.files import load_contract, sync_and_rename, temp_sibling, write_json_atomic
 from pipelines.common.hashing import file_sha256
 
 MAGIC = 20240520
@@ -102,7 +102,7 @@ def plan_split(split: str, starts: np.ndarray, shard_tokens: int) -> list[dict[s
 
 
 def write_shard(path: str | Path, tokens: np.ndarray) -> str:
-    """Write `tokens` as one shard, atomically (temporary file, then rename).
+    """Write `tokens` as one shard, atomically (temporary file, fsync, then rename).
 
     Args:
         path: destination file.
@@ -111,22 +111,41 @@ def write_shard(path: str | Path, tokens: np.ndarray) -> str:
     Returns:
         The sha256 hex digest of the written file.
     """
+    tmp, sha = write_shard_unsynced(path, tokens)
+    sync_and_rename(tmp, Path(path))
+    return sha
+
+
+def write_shard_unsynced(path: str | Path, tokens: np.ndarray) -> tuple[Path, str]:
+    """Write `tokens` as a shard into a new temporary sibling of `path`, not yet fsynced or renamed (that is
+    `pipelines.common.files.sync_and_rename`, which a caller may run in another thread while it goes on).
+
+    Returns:
+        The temporary file and the sha256 hex digest of its bytes.
+
+    Raises:
+        ShardError: tokens that are not 1-D or do not fit in uint16 (nothing is written).
+    """
     path = Path(path)
     tokens = np.asarray(tokens)
     if tokens.ndim != 1:
         raise ShardError(f"{path}: tokens must be 1-D, got shape {tokens.shape}")
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= 2**16):
+    if tokens.size and not np.can_cast(tokens.dtype, TOKEN_DTYPE) and (tokens.min() < 0 or tokens.max() >= 2**16):
         raise ShardError(f"{path}: token ids must fit in uint16")
     header = np.zeros(HEADER_WORDS, dtype="<i4")
     header[:3] = (MAGIC, VERSION, tokens.size)
     body = memoryview(np.ascontiguousarray(tokens.astype(TOKEN_DTYPE, copy=False))).cast("B")  # no copy
-    digest = hashlib.sha256()
-    digest.update(header.tobytes())
+    digest = hashlib.sha256(header.tobytes())
     digest.update(body)
-    with atomic_write(path) as f:
-        f.write(header.tobytes())
-        f.write(body)
-    return digest.hexdigest()
+    tmp = temp_sibling(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header.tobytes())
+            f.write(body)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, digest.hexdigest()
 
 
 def read_header(path: str | Path) -> int:

@@ -34,7 +34,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         The open temporary file. If the block raises, `path` is untouched and the temporary file is removed.
     """
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = temp_sibling(path)
     encoding = None if "b" in mode else "utf-8"
     try:
         with open(tmp, mode, encoding=encoding) as f:
@@ -45,6 +45,26 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
+
+
+def temp_sibling(path: Path) -> Path:
+    """A new temporary name beside `path`: `<name>.<12 hex digits>.tmp` (`TMP_PATTERN`)."""
+    return path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def sync_and_rename(tmp: Path, path: Path) -> None:
+    """Fsync the written file `tmp`, then rename it to `path` (the end of an atomic write); `tmp` is removed if
+    either fails."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:

@@ -7,12 +7,12 @@
 2. `claim()` makes OUTPUT this mix's: a new or empty folder, or one holding this very mix unfinished (resume);
 3. steps `order` (pick whole documents and fix their order and every shard: `pipelines.mix.plan`, saved once to
    `.mix/plan.json` and `.mix/units.npy`), `shards` (each train shard gathered from the memory-mapped sources,
-   written atomically and recorded in `.mix/done/`; a rerun redoes only the shards without a record, and
-   `workers` processes share them out, so the bytes never depend on either) and `val` (each source's val shards
-   copied as `val_<name>_NNNNNN.bin`, recorded with their `source`);
+   written atomically and recorded in `.mix/done/`, its fsync in a thread while the next is gathered; a rerun
+   redoes only the shards without a record, and `workers` processes share them out, so the bytes never depend on
+   either) and `val` (each source's val shards copied as `val_<name>_NNNNNN.bin`, recorded with their `source`);
 4. `finish()` writes `manifest.json` last, with `sources` (what each source gave) beside the usual fields.
 
-Memory stays flat in the corpus size: sources are memory-mapped, one shard is assembled at a time per worker,
+Memory stays flat in the corpus size: sources are memory-mapped, one shard buffer is reused per worker,
 and the plan holds three int64 words per mixed document.
 """
 
@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipelines.common.files import TMP_PATTERN, make_output_dir, read_json, write_json_atomic
+from pipelines.common.files import TMP_PATTERN, make_output_dir, read_json, sync_and_rename, write_json_atomic
 from pipelines.common.hashing import stable_hash
 from pipelines.common.locks import LOCK_FILE
 from pipelines.common.stage import Stage, Step, run_stage
@@ -48,6 +49,7 @@ from pipelines.shards import (
     verify,
     write_manifest,
     write_shard,
+    write_shard_unsynced,
 )
 from pipelines.tokenize.settings import SEED_LIMIT
 
@@ -265,16 +267,33 @@ def _source_entry(source: Source, taken: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_group(args: tuple[str, str, list[str], int, list[dict[str, Any]]]) -> None:
-    """Write a group of planned train shards and their completion records (one process, sources mapped once)."""
+    """Write a group of planned train shards and their completion records (one process, sources mapped once).
+
+    Each shard is gathered into one reused buffer, hashed and written to its temporary file here; a thread then
+    fsyncs and renames it and writes its record (fsync releases the GIL) while the next shard is gathered, so
+    the wait for the disk overlaps the work and no second buffer is needed.
+    """
     work, output, manifests, shard_tokens, shards = args
     streams = [SourceStream(Path(m).parent, load_manifest(m)) for m in manifests]
     units = np.load(Path(work) / "units.npy", mmap_mode="r")
     starts = unit_starts(np.asarray(units[:, 2]))
     buffer = np.empty(max(s["tokens"] for s in shards), dtype=TOKEN_DTYPE)  # reused: fresh pages fault on each touch
-    for shard in shards:
-        tokens = gather(streams, units, starts, shard["index"] * shard_tokens, buffer[: shard["tokens"]])
-        sha = write_shard(Path(output) / shard["path"], tokens)
-        write_json_atomic(Path(work) / "done" / f"{shard['path']}.json", {**shard, "sha256": sha})
+    with ThreadPoolExecutor(1) as syncer:
+        pending: Future[None] | None = None
+        for shard in shards:
+            path = Path(output) / shard["path"]
+            tokens = gather(streams, units, starts, shard["index"] * shard_tokens, buffer[: shard["tokens"]])
+            tmp, sha = write_shard_unsynced(path, tokens)
+            if pending is not None:
+                pending.result()
+            pending = syncer.submit(_commit, tmp, path, Path(work), {**shard, "sha256": sha})
+        if pending is not None:
+            pending.result()
+
+
+def _commit(tmp: Path, path: Path, work: Path, record: dict[str, Any]) -> None:
+    sync_and_rename(tmp, path)
+    write_json_atomic(work / "done" / f"{record['path']}.json", record)
 
 
 def gather(streams: list[SourceStream], units: np.ndarray, starts: np.ndarray, lo: int, out: np.ndarray) -> np.ndarray:
@@ -293,12 +312,21 @@ def gather(streams: list[SourceStream], units: np.ndarray, starts: np.ndarray, l
     rows, bounds = np.asarray(units[first:last]), starts[first : last + 1]
     a, b = np.maximum(bounds[:-1], lo), np.minimum(bounds[1:], hi)  # each unit's part inside the window
     offsets, counts = rows[:, 1] + (a - bounds[:-1]), b - a
-    # Views of every unit's tokens, then one copy into `out` (a per-unit copy in Python costs more than the bytes).
-    pieces: list[np.ndarray] = [out[:0]] * rows.shape[0]
+    # Every source's shards in one list, so one comprehension slices every unit in order (views, no copy); then
+    # one copy into `out`: a per-unit copy or assignment in Python costs more than the bytes.
+    maps = [tokens for stream in streams for tokens in stream.maps]
+    sizes = np.array([tokens.size for tokens in maps], dtype=np.int64)
+    which, local = np.empty_like(offsets), np.empty_like(offsets)
+    base = 0
     for source, stream in enumerate(streams):
-        mine = np.flatnonzero(rows[:, 0] == source)
-        for index, piece in zip(mine.tolist(), stream.pieces(offsets[mine], counts[mine]), strict=True):
-            pieces[index] = piece
+        mine = rows[:, 0] == source
+        shard, local[mine] = stream.locate(offsets[mine])
+        which[mine] = base + shard
+        base += len(stream.maps)
+    ends = local + counts
+    pieces = [maps[m][i:j] for m, i, j in zip(which.tolist(), local.tolist(), ends.tolist(), strict=True)]
+    for k in np.flatnonzero(ends > sizes[which]).tolist():  # a document continued in the next shard
+        pieces[k] = streams[int(rows[k, 0])].span(int(offsets[k]), int(counts[k]))
     np.concatenate(pieces, out=out)
     return out
 

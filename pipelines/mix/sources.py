@@ -2,7 +2,7 @@
 
 A source is a shard set `fineforge tokenize` wrote (its `manifest.json` is the proof that it is complete). Its
 train shards, in manifest order, form one stream of `[EOT, doc...]` units (a document may continue in the next
-shard, as in llm.c); `SourceStream` memory-maps them and copies any token range out of them, and
+shard, as in llm.c); `SourceStream` memory-maps them and locates any token range in them, and
 `document_starts` finds where each document begins by scanning for `<|endoftext|>` a block at a time, so the
 scan needs memory for the document index only (8 bytes a document), never for the tokens.
 """
@@ -80,19 +80,14 @@ class SourceStream:
         """Tokens in the stream."""
         return self.starts[-1]
 
-    def pieces(self, offsets: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
-        """The token ranges `[offset, offset + count)` of the stream: views of the memory maps, or for a range that
-        crosses into the next shard (one per shard boundary at most) a copy of its parts joined."""
+    def locate(self, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The train shard (index into `maps`) holding each stream offset, and the offset inside it (int64 arrays)."""
         starts = np.asarray(self.starts, dtype=np.int64)
         shard = np.searchsorted(starts, offsets, side="right") - 1
-        local = offsets - starts[shard]
-        maps = self.maps
-        found = [maps[s][o : o + c] for s, o, c in zip(shard.tolist(), local.tolist(), counts.tolist(), strict=True)]
-        for j in np.flatnonzero(offsets + counts > starts[shard + 1]).tolist():
-            found[j] = self._span(int(offsets[j]), int(counts[j]))
-        return found
+        return shard, offsets - starts[shard]
 
-    def _span(self, start: int, count: int) -> np.ndarray:
+    def span(self, start: int, count: int) -> np.ndarray:
+        """The token range `[start, start + count)` joined from the shards it crosses (a copy)."""
         parts, shard = [], bisect.bisect_right(self.starts, start) - 1
         while count > 0:
             part = self.maps[shard][start - self.starts[shard] : start - self.starts[shard] + count]
