@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from model import tokenizer
 from pipelines.common.hashing import file_sha256
-from trainer.evals.data import iter_records, task_file
+from trainer.evals.data import iter_records, published, task_file
 from trainer.evals.tasks import TASKS, Item, to_item
 
 
@@ -144,7 +144,8 @@ def run_suite(
         files: a file per task that overrides the lookup (`fineforge eval hellaswag --data`).
 
     Returns:
-        {"checkpoint", "tasks" {task: {"n", "acc", "acc_norm", "random", "data", "sha256"}}, "centered"}.
+        {"checkpoint", "tasks" {task: {"n", "acc", "acc_norm", "random", "data", "sha256", "source"}}, "centered"};
+        `source` is the published original a downloaded file was made from (`data.published`), else None.
 
     Raises:
         FileNotFoundError: a task without a file (the message says how to provide it), or no model.
@@ -161,7 +162,8 @@ def run_suite(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(checkpoint, device)
     results = {
-        t: {**score_items(model, items[t], device), "data": str(p), "sha256": file_sha256(p)} for t, p in paths.items()
+        t: {**score_items(model, items[t], device), "data": str(p), "sha256": file_sha256(p), "source": published(p)}
+        for t, p in paths.items()
     }
     return {"checkpoint": str(checkpoint), "tasks": results, "centered": aggregate(results)}
 
