@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from pipelines.common.files import load_contract, sync_and_rename, temp_sibling, write_json_atomic
+from pipelines.common.files import load_contract, read_json, sync_and_rename, temp_sibling, write_json_atomic
 from pipelines.common.hashing import file_sha256
 
 MAGIC = 20240520
@@ -256,3 +256,16 @@ def verify(manifest_path: str | Path, checksums: bool = True) -> dict[str, Any]:
                 f"{manifest_path}: total_tokens[{split!r}] is {total}, its shards hold {split_tokens.get(split, 0)}"
             )
     return manifest
+
+
+def made_by(directory: Path, job_file: Path, job: dict[str, Any]) -> bool:
+    """True when `directory` holds a manifest written by exactly `job` (as recorded in `job_file`), its shards
+    intact in size: a finished run that a rerun of the same job reuses."""
+    manifest_file = directory / MANIFEST_NAME
+    if not manifest_file.exists() or read_json(job_file) != job:
+        return False
+    try:
+        verify(manifest_file, checksums=False)
+    except ShardError:
+        return False
+    return True

@@ -40,13 +40,12 @@ from pipelines.shards import (
     MANIFEST_NAME,
     TOKEN_DTYPE,
     Manifest,
-    ShardError,
     load_manifest,
+    made_by,
     plan_split,
     read_shard,
     shard_name,
     unit_starts,
-    verify,
     write_manifest,
     write_shard,
     write_shard_unsynced,
@@ -133,14 +132,7 @@ class MixStage(Stage):
 
     def is_complete(self) -> bool:
         """True when the folder holds the manifest of exactly this mix, its shards intact in size."""
-        manifest_path = self.output_dir / MANIFEST_NAME
-        if not manifest_path.exists() or read_json(self.work / "job.json") != self.job:
-            return False
-        try:
-            verify(manifest_path, checksums=False)
-        except ShardError:
-            return False
-        return True
+        return made_by(self.output_dir, self.work / "job.json", self.job)
 
     def result(self) -> dict[str, Any]:
         """The finished mixture's manifest."""

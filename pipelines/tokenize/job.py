@@ -74,6 +74,7 @@ from pipelines.shards import (
     Manifest,
     ShardError,
     load_manifest,
+    made_by,
     plan_split,
     unit_starts,
     verify,
@@ -370,14 +371,7 @@ class TokenizeStage(Stage):
 
     def is_complete(self) -> bool:
         """True when the folder holds a manifest made by exactly this job, its shards intact in size."""
-        manifest_path = self.output_dir / MANIFEST_NAME
-        if not manifest_path.exists() or read_json(self.work / "job.json") != self.job:
-            return False
-        try:
-            verify(manifest_path, checksums=False)
-        except ShardError:
-            return False
-        return True
+        return made_by(self.output_dir, self.work / "job.json", self.job)
 
     def result(self) -> dict[str, Any]:
         """The finished shard set's manifest."""
