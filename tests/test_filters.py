@@ -13,7 +13,7 @@ from datatrove.data import Document
 from datatrove.pipeline.writers import JsonlWriter
 
 from orchestration.demo_data import demo_texts
-from pipelines.curate.filters import FilterConfig, build_filter_steps
+from pipelines.curate.filters import FilterConfig, SortedLines, build_filter_steps, open_sorted_lines
 from pipelines.curate.stages import FILTER_STAGES as STAGES
 from tests.builtin_text import MULTILINGUAL
 from tests.conftest import SOURCES
@@ -84,6 +84,32 @@ def test_url_filter_offline_and_reasons(tmp_path):
     rejects = _rejects(tmp_path, "url_filter")
     assert [(r["id"], r["metadata"]["filter_reason"]) for r in rejects] == [("bad", "hard_blacklisted")]
     assert step.stats["dropped_hard_blacklisted"].total == 1
+
+
+def test_url_filter_blocks_listed_domains_and_subdomains_with_reason(tmp_path):
+    """The integrated domain list (looked up in place, not loaded) drops its domains and their subdomains."""
+    step = _steps(tmp_path)["url_filter"]
+    docs = [
+        Document(text=GOOD, id="domain", metadata={"url": "https://0-1avsex.com/page"}),
+        Document(text=GOOD, id="ok", metadata={"url": "https://www.example.org/news/budget-meeting"}),
+    ]
+    assert [d.id for d in _run(step, docs)] == ["ok"]
+    assert isinstance(step.block_listed_domains, SortedLines)
+    assert [r["metadata"]["filter_reason"] for r in _rejects(tmp_path, "url_filter")] == ["domain"]
+
+
+def test_sorted_lines_answer_as_the_set_of_the_lines(tmp_path):
+    """Membership through the memory-mapped file equals membership in the set datatrove would build, for every
+    line, its neighbours and edge cases; files that datatrove would read differently are refused."""
+    lines = sorted({"a.com", "b.org", "ba.net", "bb.io", "c.de", "zz.top", "x-y.example", "0-1.com"})
+    path = tmp_path / "domains"
+    path.write_text("".join(line + "\n" for line in lines))
+    in_place = open_sorted_lines(path, {"extra.com"})
+    probes = [*lines, *(x + "x" for x in lines), *(x[:-1] for x in lines), "", "0", "zzz", "extra.com", "b"]
+    assert [p in in_place for p in probes] == [p in {*lines, "extra.com"} for p in probes]
+    for bad in ("b.org\na.com\n", "a.com\n#c.com\n", "a.com \nb.com\n", "a.com\n\nb.com\n"):
+        path.write_text(bad)
+        assert open_sorted_lines(path, set()) is None
 
 
 def test_language_filter_reasons(tmp_path):
@@ -206,3 +232,16 @@ def test_language_acceptance_lingua(corpora):
             total_other += len(texts)
     assert kept_en >= 0.98 * total_en, (kept_en, total_en)
     assert dropped_other >= 0.95 * total_other, (dropped_other, total_other)
+
+
+def test_datatrove_dependency_checks_look_distributions_up_directly():
+    """Importing pipelines.curate swaps datatrove's scan of every installed distribution's metadata for a direct
+    look-up; a missing distribution is still refused and an installed one still accepted."""
+    from datatrove.utils import _import_utils
+
+    import pipelines.curate
+
+    assert _import_utils._is_distribution_available is pipelines.curate._find_distribution
+    _import_utils.check_required_dependencies("step", ["warcio", ("fasttext", "fasttext-numpy2-wheel")])
+    with pytest.raises(ImportError, match="no-such-distribution"):
+        _import_utils.check_required_dependencies("step", [("warcio", "no-such-distribution")])

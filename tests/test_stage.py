@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from tests.trainer_helpers import TINY_FLAGS, TINY_YAML
 from trainer.config import build_config
 from trainer.process import PGID_FILE
 from trainer.stage import TrainStage
+
+# TINY_FLAGS as build_config's field names
+TINY_SETTINGS = {f.removeprefix("--").replace("-", "_"): v for f, v in zip(TINY_FLAGS[::2], TINY_FLAGS[1::2], strict=True)}
 
 
 @pytest.fixture
@@ -79,10 +83,8 @@ def test_trainer_child_reads_its_settings_from_the_config_file_only(trainer_shar
 
     config_file = tmp_path / "train.yaml"
     config_file.write_text(TINY_YAML + "steps: 9\nlr: 0.002\n")
-    flags = dict(zip(TINY_FLAGS[::2], TINY_FLAGS[1::2], strict=True))
-    flags = {key.removeprefix("--").replace("-", "_"): value for key, value in flags.items()}
     run_dir = tmp_path / "run"
-    overrides = {**flags, "data": str(trainer_shards), "out": str(run_dir), "steps": 2, "eval_every": 0}
+    overrides = {**TINY_SETTINGS, "data": str(trainer_shards), "out": str(run_dir), "steps": 2, "eval_every": 0}
     cfg = build_config({**overrides, "hf_export": False, "tensorboard": False}, config_file)
     assert (cfg.steps, cfg.lr, cfg.seq_len) == (2, 0.002, 32)  # flag > file > preset
     argvs: list[list[str]] = []
@@ -98,3 +100,23 @@ def test_trainer_child_reads_its_settings_from_the_config_file_only(trainer_shar
     assert written == cfg.model_copy(update={"data": str(trainer_shards), "out": str(run_dir)}).model_dump()
     assert result["status"] == "completed" and result["step"] == 2
     assert result["config"] == written
+
+
+def test_trainer_child_starts_with_the_malloc_settings_unless_the_user_set_them(trainer_shards, tmp_path):
+    """The real trainer child's environment (read from /proc while it trains) holds glibc's malloc trim threshold
+    at 1 GiB, and the mmap threshold the user set already, unchanged."""
+    run_dir = tmp_path / "run"
+    settings = {"steps": 1, "eval_every": 0, "hf_export": False, "tensorboard": False}
+    cfg = build_config({**TINY_SETTINGS, "data": str(trainer_shards), "out": str(run_dir), **settings})
+    environs: list[dict[str, str]] = []
+
+    def record_environ(line: str | None) -> None:
+        if not environs:
+            pid = int((run_dir / PGID_FILE).read_text())
+            entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")[:-1]
+            environs.append(dict(entry.split("=", 1) for entry in entries))
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    run_stage(TrainStage(cfg, on_output=record_environ, env={**env, "MALLOC_MMAP_THRESHOLD_": "65536"}))
+    malloc = {key: value for key, value in environs[0].items() if key.startswith("MALLOC_")}
+    assert malloc == {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}

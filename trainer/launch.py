@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from trainer.config import TrainConfig, build_config
+from trainer.process import trainer_env
 
 # (flags, config file, nproc) -> exit code
 Runner = Callable[[dict[str, Any], Path | None, int | None], int]
@@ -71,9 +72,9 @@ def run_torchrun(nproc: int, config_file: Path) -> int:
     """Run the trainer under torchrun on a config file and return its exit code; SIGTERM/SIGINT are passed on.
 
     torchrun exits 1 when its workers stop on a signal, so a forwarded signal is reported as 128 + its
-    number, as a single-process run reports it.
+    number, as a single-process run reports it. Every rank starts with `trainer.process.trainer_env`.
     """
-    proc = subprocess.Popen(torchrun_command(nproc, config_file))
+    proc = subprocess.Popen(torchrun_command(nproc, config_file), env=trainer_env())
     received: list[int] = []
 
     def forward(signum: int, frame) -> None:
