@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,7 @@ def test_sorted_lines_answer_as_the_set_of_the_lines(tmp_path):
     in_place = open_sorted_lines(path, {"extra.com"})
     probes = [*lines, *(x + "x" for x in lines), *(x[:-1] for x in lines), "", "0", "zzz", "extra.com", "b"]
     assert [p in in_place for p in probes] == [p in {*lines, "extra.com"} for p in probes]
+    assert [p in pickle.loads(pickle.dumps(in_place)) for p in probes] == [p in in_place for p in probes]
     for bad in ("b.org\na.com\n", "a.com\n#c.com\n", "a.com \nb.com\n", "a.com\n\nb.com\n"):
         path.write_text(bad)
         assert open_sorted_lines(path, set()) is None

@@ -45,7 +45,6 @@ LOG_SCHEMA = pa.schema(
         ("prior_doc", pa.int64()),
     ]
 )
-LOG_COLUMNS = dict(pl.from_arrow(LOG_SCHEMA.empty_table()).schema)  # the same columns, for reading back
 EXPORT_SCHEMA = {
     "id": pl.String,
     "reason": pl.String,

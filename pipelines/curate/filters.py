@@ -538,7 +538,11 @@ class SortedLines:
         """Map `path` (read-only); `extra` holds the members not in the file."""
         with open(path, "rb") as f:
             self.data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        self.extra = extra
+        self.path, self.extra = path, extra
+
+    def __reduce__(self) -> tuple:
+        """Pickle as the path and the extra members (a pool worker maps the file again), not the map."""
+        return SortedLines, (self.path, self.extra)
 
     def __contains__(self, item: object) -> bool:
         if item in self.extra:
