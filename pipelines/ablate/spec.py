@@ -123,7 +123,7 @@ class AblationSpec(BaseModel):
         None, description="Early-signal suite tasks scored on every checkpoint: TASK[,TASK...] or early-signal."
     )
     eval_suite_dir: str | None = Field(
-        None, description="Folder of the suite's <task>.jsonl|.parquet (default: FINEFORGE_HOME/evals/, downloaded)."
+        None, description="Folder of the suite's {task}.jsonl|.parquet (default: FINEFORGE_HOME/evals/, downloaded)."
     )
     out: str = Field(description="Output folder of the whole ablation.")
     model: str = Field("tiny", description="Model preset trained for every run.")
