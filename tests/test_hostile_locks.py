@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,14 +98,19 @@ def test_two_curate_processes_into_one_folder(inputs: tuple[Path, Path], tmp_pat
     cmd = [sys.executable, "-m", "cli", "curate", "-i", str(docs), "-o", str(out), "-c", str(config)]
     first = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        # Wait (generously: imports on a loaded 2-core machine) until the first run holds the lock; it keeps it
-        # until its summary is written, many seconds of datatrove work later.
+        # Wait (generously: imports on a loaded 2-core machine) until the first run holds the lock, then pause it
+        # there (SIGSTOP keeps its lock held) so that it cannot finish before the second one has tried: a small
+        # run takes only a few seconds, less than the second process's start-up on a loaded machine.
         deadline = time.monotonic() + 120
         while f"pid {first.pid}" not in ((out / LOCK).read_text() if (out / LOCK).exists() else ""):
             assert first.poll() is None, f"the first curate ended before it was seen holding {out / LOCK}"
             assert time.monotonic() < deadline, f"the first curate did not take {out / LOCK} within 120 s"
-            time.sleep(0.05)
-        second = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         output = (second.stdout + second.stderr).strip()
         assert second.returncode == 2, output
         assert output.startswith(f"error: {out}: in use by another FineForge run ("), output
