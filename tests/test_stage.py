@@ -18,7 +18,10 @@ from trainer.process import PGID_FILE
 from trainer.stage import TrainStage
 
 # TINY_FLAGS as build_config's field names
-TINY_SETTINGS = {f.removeprefix("--").replace("-", "_"): v for f, v in zip(TINY_FLAGS[::2], TINY_FLAGS[1::2], strict=True)}
+TINY_SETTINGS = {
+    flag.removeprefix("--").replace("-", "_"): value
+    for flag, value in zip(TINY_FLAGS[::2], TINY_FLAGS[1::2], strict=True)
+}
 
 
 @pytest.fixture
