@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from datatrove.data import Document
 
@@ -21,6 +22,8 @@ from pipelines.curate import CurateConfig, run_curate
 from pipelines.curate.extract import (
     ExtractConfig,
     HtmlExtractor,
+    LanguagePrecheck,
+    LanguageSkip,
     ResiliparseEngine,
     ResiliparseOptions,
     TrafilaturaEngine,
@@ -28,7 +31,9 @@ from pipelines.curate.extract import (
     trim_tail,
 )
 from pipelines.curate.read import decode_html
+from tests.builtin_text import MULTILINGUAL
 from tests.conftest import REPO_ROOT
+from tests.test_curate import assert_accounting
 from tests.test_demo_data import test_curate_finds_every_planted_case as check_planted_cases
 
 
@@ -131,3 +136,71 @@ def test_extraction_child_is_quiet_under_a_raising_sigterm_handler() -> None:
     empty = [line for line in proc.stderr.splitlines() if "Document is empty" in line]
     assert empty and all("| WARNING" in line for line in empty), proc.stderr
     assert "ERROR" not in proc.stderr, proc.stderr
+
+
+def _article_page(text: str, lang: str) -> str:
+    """A page with navigation around one article of `text`, as a crawl's HTML."""
+    return (
+        f'<html lang="{lang}"><body><nav>Home News Sport</nav><article><h1>Title</h1>'
+        + "".join(f"<p>{sentence}.</p>" for sentence in text.split(". "))
+        + "</article><footer>Contact</footer></body></html>"
+    )
+
+
+ENGLISH_ARTICLE = (
+    "The city library reopens on Saturday after two years of building work. Visitors will find a brighter reading "
+    "room, a larger children's section and longer opening hours. The mayor thanked the builders who finished on "
+    "time despite the cold winter, and the librarians who kept a small lending service going in the town hall"
+)
+
+
+def test_language_precheck_skips_only_pages_clearly_in_no_accepted_language() -> None:
+    engine = make_engine(ExtractConfig(), ["en"], 0.65)
+    assert isinstance(engine, LanguagePrecheck)
+    english = _article_page(ENGLISH_ARTICLE, "en")
+    assert engine(english) == TrafilaturaEngine()(english)  # an accepted language: trafilatura's own text
+    for lang in ("de", "fr", "ru", "ar", "hi", "th"):
+        verdict = engine(_article_page(MULTILINGUAL[lang], lang))
+        assert isinstance(verdict, LanguageSkip), lang
+        assert verdict.language == lang and verdict.language_score > 0.5 and MULTILINGUAL[lang][:40] in verdict.text
+    short = _article_page(MULTILINGUAL["de"][:150], "de")  # too little text for a verdict: trafilatura decides
+    assert isinstance(engine(short), str | None)
+    assert not isinstance(
+        make_engine(ExtractConfig(), ["de"], 0.65)(_article_page(MULTILINGUAL["de"], "de")), LanguageSkip
+    )
+
+
+def test_language_precheck_applies_only_to_trafilatura_with_named_languages() -> None:
+    off = ExtractConfig(language_precheck={"enabled": False})
+    assert isinstance(make_engine(off, ["en"], 0.65), TrafilaturaEngine)
+    assert isinstance(make_engine(ExtractConfig(), None, 0.65), TrafilaturaEngine)  # language filter off
+    assert isinstance(make_engine(ExtractConfig(), [], 0.65), TrafilaturaEngine)  # keeps any language
+    assert isinstance(make_engine(ExtractConfig(engine="resiliparse"), ["en"], 0.65), ResiliparseEngine)
+    assert make_engine(ExtractConfig(), ["en"], 0.05).max_score == 0.05  # never above the filter's threshold
+    with pytest.raises(ValueError, match="max_score"):
+        CurateConfig.model_validate({"extract": {"language_precheck": {"max_score": 2}}})
+
+
+def test_language_precheck_keeps_what_the_full_path_keeps(tmp_path: Path) -> None:
+    """The demo crawl (articles, boilerplate, spam, foreign pages, copies): with the pre-check the kept documents are
+    those without it, and the foreign pages are dropped by the language filter as `language_precheck`, counted and
+    in its rejects with their quick text."""
+    crawl = tmp_path / "crawl"
+    truth = write_demo_crawl(crawl)
+    runs = {}
+    for name, enabled in (("with", True), ("without", False)):
+        config = CurateConfig.model_validate({"extract": {"language_precheck": {"enabled": enabled}}})
+        summary = run_curate(config, [str(crawl)], tmp_path / name)
+        assert assert_accounting(tmp_path / name) == summary
+        data = pl.read_parquet(sorted((tmp_path / name / "data").glob("*.parquet")))
+        runs[name] = (summary, sorted(zip(data["id"], data["text"], strict=True)))
+    assert runs["with"][1] == runs["without"][1] and len(runs["with"][1]) == truth["counts"]["good"]
+    foreign = [c["url"] for c in truth["cases"] if c["kind"] == "non_english"]
+    language = {s["name"]: s for s in runs["with"][0]["stages"]}["language_filter"]
+    assert language["dropped"]["language_precheck"] == len(foreign) > 0
+    assert (
+        "language_precheck" not in {s["name"]: s for s in runs["without"][0]["stages"]}["language_filter"]["dropped"]
+    )
+    rejects = pl.read_parquet(sorted((tmp_path / "with" / "rejects" / "language_filter").glob("*.parquet")))
+    skipped = rejects.filter(pl.col("url").is_in(foreign))
+    assert skipped.height == len(foreign) and not skipped["text"].str.contains("<p>").any()

