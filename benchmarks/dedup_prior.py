@@ -17,9 +17,9 @@ the prior <= 1.5x without), and the index size on disk per million documents (th
 random-key documents (a real index's layout and size, built in seconds): microseconds per document and the
 resident memory they add, anonymous and memory-mapped, to show how both scale with the history.
 
-Run: `.venv/bin/python -m benchmarks.dedup_prior --crawl 100000 --prior 1000000` (the issue's size; here it takes
-about 10 minutes to build the prior's index and 2 x 6 minutes of curate on a quiet machine); `--crawl 10000
---prior 100000` is a quick look; `--lookups 10000 100000 1000000` takes 20 s.
+Run: `.venv/bin/python -m benchmarks.dedup_prior --crawl 100000 --prior 1000000` (the issue's size; on this 2-core
+machine at load 2-4 it took 22 minutes to build the prior's index and 12 + 11.5 minutes of curate, 46 in all);
+`--crawl 10000 --prior 100000` is a quick look; `--lookups 10000 100000 1000000` takes 20 s.
 """
 
 from __future__ import annotations

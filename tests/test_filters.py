@@ -247,3 +247,22 @@ def test_datatrove_dependency_checks_look_distributions_up_directly():
     _import_utils.check_required_dependencies("step", ["warcio", ("fasttext", "fasttext-numpy2-wheel")])
     with pytest.raises(ImportError, match="no-such-distribution"):
         _import_utils.check_required_dependencies("step", [("warcio", "no-such-distribution")])
+
+
+def test_loguru_handlers_reuse_the_library_folders(monkeypatch: pytest.MonkeyPatch):
+    """Importing pipelines.curate makes loguru work out its library folders once per process, not once per handler
+    (datatrove adds three per task); the folders are those loguru itself finds."""
+    import sysconfig
+
+    from loguru import logger
+    from loguru._better_exceptions import ExceptionFormatter
+
+    import pipelines.curate
+
+    assert ExceptionFormatter._get_lib_dirs() == pipelines.curate._library_folders.__wrapped__()
+    calls = []
+    real = sysconfig.get_path
+    monkeypatch.setattr(sysconfig, "get_path", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for _ in range(3):
+        logger.remove(logger.add(lambda message: None))
+    assert calls == []

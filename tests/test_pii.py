@@ -237,3 +237,24 @@ def test_disabled_stage_passes_text_through(tmp_path: Path) -> None:
     from pipelines.report import report_data
 
     assert report_data(tmp_path / "out")["pii"] is None
+
+
+def test_email_search_around_each_at_finds_what_the_regex_finds() -> None:
+    """`_email_matches` gives the spans of `_EMAIL.finditer` over the whole text: seeded random strings of the
+    characters the regex cares about, and HTML-like runs of local-part characters (where the whole-text scan is
+    quadratic); a local part longer than EMAIL_LOCAL_MAX is matched by its last EMAIL_LOCAL_MAX characters."""
+    from pipelines.curate.pii import _EMAIL, EMAIL_LOCAL_MAX, _email_matches
+
+    def spans(matches) -> list[tuple[int, int]]:
+        return [m[:2] if isinstance(m, tuple) else m.span() for m in matches]
+
+    rng = random.Random(0)
+    alphabet = "ab.-@_[]:19x/=+ \n"
+    for _ in range(50_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))
+        assert spans(_email_matches(text)) == spans(_EMAIL.finditer(text)), repr(text)
+    html = '<img src="data:image/png;base64,' + "iVBO/w0K+GgoA=" * 300 + '"> write to jane.doe@example.org or '
+    html += "x@[10.0.0.1], not a@b, " + "q-" * 500 + "@mail.example.com a@b.c@d.e."
+    assert spans(_email_matches(html)) == spans(_EMAIL.finditer(html)) and len(spans(_email_matches(html))) == 4
+    long_local = "k" * (EMAIL_LOCAL_MAX + 50) + "@example.org"
+    assert spans(_email_matches(long_local)) == [(50, len(long_local))]
