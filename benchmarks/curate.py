@@ -322,7 +322,7 @@ from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, G
 from datatrove.pipeline.readers import JsonlReader, WarcReader
 from datatrove.pipeline.writers import JsonlWriter
 from tldextract import TLDExtract
-from pipelines.curate.filters import _BundledFT176
+from pipelines.curate.lid import _BundledFT176
 warc, out = Path(sys.argv[1]), Path(sys.argv[2])
 url_filter = URLFilter()
 url_filter.tldextractor = TLDExtract(suffix_list_urls=())

@@ -1,7 +1,8 @@
 """curate: raw crawl to filtered, deduplicated Parquet with every dropped document counted under its reason.
 
 Modules, in the order documents meet them: `read` (records -> documents, quarantine), `extract` (trafilatura or
-resiliparse), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in `words`/`words_rules`), the optional
+resiliparse, with a language pre-check), `filters` (URL, language, Gopher, C4, FineWeb; word splitting in
+`words`/`words_rules`; the language-ID model in `lid`), the optional
 `quality` stage (in `pipelines.quality`, its datatrove steps in `pipelines.quality.steps`), `decontam` (eval-set
 n-grams; the index in `decontam_index`), `prior_dedup` (against earlier runs, by their `dedup_index`), `dedup` (exact
 and MinHash; the duplicate clusters exported by `clusters`), `pii` (emails and public IPs); `stages` is the

