@@ -25,11 +25,11 @@ precision 0.92 against 0.83); resiliparse is the engine for throughput.
 
 Language pre-check (`extract.language_precheck`, trafilatura only, on while the language filter keeps named
 languages): trafilatura costs about 60 ms a page, and on a multilingual crawl most pages are dropped by the language
-filter right after it. `LanguagePrecheck` first takes resiliparse's text (a few ms) through the filter's own fastText
-model; a page with at least `min_chars` (200) of such text on which every accepted language scores at most
+filter right after it. `LanguagePrecheck` first takes resiliparse's text (about 4 ms) through the filter's own
+fastText model; a page with at least `min_chars` (200) of such text on which every accepted language scores at most
 `max_score` (0.1) never reaches trafilatura and is dropped by the language filter as `language_precheck`, with
-resiliparse's text in its rejects. Measured on the 1,333
-multilingual shared pages (`benchmarks/curate.py --e2e-warc`; numbers in the README's Curate section).
+resiliparse's text in its rejects. Measured on the 1,333 multilingual shared pages (`benchmarks/curate.py
+--e2e-warc`; numbers in the README's Curate section).
 
 The per-page timeout defaults to 10 s rather than datatrove's 1 s: on a loaded 2-core machine a large page
 can take over 1 s, and a timeout that depends on machine load would make reruns differ.
@@ -238,7 +238,7 @@ class LanguageSkip:
 class LanguagePrecheck:
     """An engine that runs only on pages whose quick text is possibly in an accepted language.
 
-    resiliparse's text (about 3 ms a page against trafilatura's 60) goes through the language filter's own model
+    resiliparse's text (about 4 ms a page against trafilatura's 60) goes through the language filter's own model
     (fastText lid.176); when every accepted language scores at most `max_score` on it the page is not given to the
     engine: the call returns a `LanguageSkip`, which the extractor forwards with that text and `PRECHECK_KEY` set,
     and the language filter drops it as `language_precheck`. A page whose quick text is shorter than `min_chars`
@@ -284,10 +284,9 @@ def make_engine(
     """
     if cfg.engine == "resiliparse":
         return ResiliparseEngine(cfg.resiliparse)
-    engine = TrafilaturaEngine(cfg.trafilatura)
-    if not (cfg.language_precheck.enabled and languages):
+    engine, precheck = TrafilaturaEngine(cfg.trafilatura), cfg.language_precheck
+    if not (precheck.enabled and languages):
         return engine
-    precheck = cfg.language_precheck
     return LanguagePrecheck(engine, languages, min(precheck.max_score, threshold), precheck.min_chars)
 
 
