@@ -7,6 +7,8 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from orchestration.demo_data import demo_texts
 from pipelines.curate.filters import FilterConfig, SortedLines, build_filter_steps, open_sorted_lines
 from pipelines.curate.stages import FILTER_STAGES as STAGES
 from tests.builtin_text import MULTILINGUAL
-from tests.conftest import SOURCES
+from tests.conftest import REPO_ROOT, SOURCES
 
 PARAGRAPH = (
     "The committee met on Tuesday to review the budget for the coming year. Members agreed that the library "
@@ -241,12 +243,30 @@ def test_datatrove_dependency_checks_look_distributions_up_directly():
     look-up; a missing distribution is still refused and an installed one still accepted."""
     from datatrove.utils import _import_utils
 
-    import pipelines.curate
+    from pipelines.curate import startup
 
-    assert _import_utils._is_distribution_available is pipelines.curate._find_distribution
+    assert _import_utils._is_distribution_available is startup.find_distribution
     _import_utils.check_required_dependencies("step", ["warcio", ("fasttext", "fasttext-numpy2-wheel")])
     with pytest.raises(ImportError, match="no-such-distribution"):
         _import_utils.check_required_dependencies("step", [("warcio", "no-such-distribution")])
+
+
+def test_importing_curate_never_reads_every_distributions_metadata():
+    """The swap happens before the package's own module-level datatrove objects (dedup's `HashConfig`) check their
+    dependencies: importing pipelines.curate in a fresh process reads the metadata of a few distributions, not all."""
+    code = (
+        "import importlib.metadata as m\n"
+        "reads = []\n"
+        "real = m.PathDistribution.metadata\n"
+        "m.PathDistribution.metadata = property(lambda d: reads.append(1) or real.fget(d))\n"
+        "import pipelines.curate\n"
+        "import pipelines.curate.dedup\n"
+        "print(len(reads), len(list(m.distributions())))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reads, installed = map(int, done.stdout.split())
+    assert installed > 50 and reads < 10, (reads, installed)
 
 
 def test_loguru_handlers_reuse_the_library_folders(monkeypatch: pytest.MonkeyPatch):
@@ -257,9 +277,9 @@ def test_loguru_handlers_reuse_the_library_folders(monkeypatch: pytest.MonkeyPat
     from loguru import logger
     from loguru._better_exceptions import ExceptionFormatter
 
-    import pipelines.curate
+    from pipelines.curate import startup
 
-    assert ExceptionFormatter._get_lib_dirs() == pipelines.curate._library_folders.__wrapped__()
+    assert ExceptionFormatter._get_lib_dirs() == startup.library_folders.__wrapped__()
     calls = []
     real = sysconfig.get_path
     monkeypatch.setattr(sysconfig, "get_path", lambda *a, **k: calls.append(a) or real(*a, **k))
