@@ -208,9 +208,14 @@ def ablate_command(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     except (StopRequested, KeyboardInterrupt) as e:
-        signum = e.signum if isinstance(e, StopRequested) else int(signal.SIGINT)
-        typer.echo(f"stopped by signal {signum}; rerun the same command to resume", err=True)
-        raise typer.Exit(128 + signum) from None
+        _exit_resumable(e)
+
+
+def _exit_resumable(stop: BaseException) -> NoReturn:
+    """Say that a resumable run stopped on a signal (Ctrl-C: SIGINT) and how to resume it; exit 128 + signal."""
+    signum = getattr(stop, "signum", int(signal.SIGINT))
+    typer.echo(f"stopped by signal {signum}; rerun the same command to resume", err=True)
+    raise typer.Exit(128 + signum) from None
 
 
 @app.command("sample")
@@ -569,10 +574,13 @@ def curate_command(
     warning = privacy_warning(cfg.pii)
     if warning:  # before the run and again under its summary, so it is not lost above the progress
         typer.secho(warning, fg="red", bold=True, err=True)
-    with TerminalProgress(table_at_end=False) as progress:
-        summary = run_curate(
-            cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress, log_to_file=not verbose
-        )
+    try:
+        with TerminalProgress(table_at_end=False) as progress:
+            summary = run_curate(
+                cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress, log_to_file=not verbose
+            )
+    except KeyboardInterrupt as e:
+        _exit_resumable(e)
     _print_curate_summary(summary)
     typer.echo(f"summary: {summary_path(output.resolve())}")
     if not verbose:

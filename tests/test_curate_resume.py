@@ -80,3 +80,32 @@ def test_kill_9_then_rerun_gives_identical_data(tmp_path: Path) -> None:
     assert tree_bytes(out / "data") == reference, context
     steps = {f"{step['name']}-{step['key']}" for step in json.loads((out / "summary.json").read_text())["steps"]}
     assert {p.name for p in (out / ".work").iterdir() if p.is_dir()} == steps, context  # every rerun resumed them
+
+
+def test_ctrl_c_says_the_run_stopped_and_a_rerun_resumes(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) once the work began: exit 130 and one line saying how to
+    resume, no traceback; the same command then finishes the run."""
+    crawl = tmp_path / "crawl"
+    write_demo_crawl(crawl)
+    config = tmp_path / "no-url-filter.yaml"
+    config.write_text("filters:\n  url:\n    enabled: false\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        curate_cmd(crawl, out, config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
+    while not list(out.glob(".work/*/step.json")) and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert stderr.rstrip().endswith("stopped by signal 2; rerun the same command to resume"), stderr[-3000:]
+    assert "Traceback" not in stdout + stderr
+    rerun = subprocess.run(curate_cmd(crawl, out, config), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["docs_out"] > 0
