@@ -237,3 +237,11 @@ def test_offline_is_one_line_naming_the_task_and_how_to_provide_it(home, checkpo
     one_line_error(result, "error: arc_easy: cannot download http://127.0.0.1:9/ARC-V1-Feb2018.zip")
     assert "allenai/ai2_arc ARC-Easy test split" in result.output and "FINEFORGE_ARC_EASY_URL" in result.output
     assert not home.exists()
+
+
+def test_a_missing_checkpoint_is_refused_before_any_download(published, home, tmp_path):
+    """A mistyped checkpoint path fails at once, naming it: nothing is requested and FINEFORGE_HOME stays empty."""
+    missing = tmp_path / "no-such-run"
+    one_line_error(suite(missing, ALL), f"error: {missing}: no such checkpoint or folder")
+    assert CountingHandler.requests == []
+    assert not home.exists()

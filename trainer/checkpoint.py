@@ -162,6 +162,18 @@ def resolve_model_path(path: Path) -> Path:
     )
 
 
+def existing_model_path(path: str | Path) -> Path:
+    """`path` as a Path, after checking that something is there (a model is loaded from it later).
+
+    Raises:
+        FileNotFoundError: nothing at `path`, naming it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint or folder")
+    return path
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> GPT:
     """Load a model to use (sample, evaluate): a checkpoint file, a Hugging Face folder or a run folder.
 
@@ -178,9 +190,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> GPT:
     """
     from trainer.hf import from_pretrained
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint or folder")
-    path = resolve_model_path(path)
+    path = resolve_model_path(existing_model_path(path))
     model = from_pretrained(path) if path.is_dir() else model_from_checkpoint(path)
     return model.to(device).eval()

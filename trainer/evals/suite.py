@@ -133,8 +133,8 @@ def run_suite(
 ) -> dict[str, Any]:
     """Load a model (run folder, checkpoint or Hugging Face folder) and score it on the tasks.
 
-    Every task's file is found (or downloaded) and read before the model is loaded, so a missing or bad file
-    fails in seconds.
+    A missing checkpoint is refused first; then every task's file is found (or downloaded) and read before the
+    model is loaded, so a missing or bad file fails in seconds.
 
     Args:
         checkpoint: a run folder, a trainer checkpoint file or a Hugging Face GPT-2 folder.
@@ -151,8 +151,9 @@ def run_suite(
         FileNotFoundError: a task without a file (the message says how to provide it), or no model.
         ValueError: a malformed record (naming file and line) or an unloadable model.
     """
-    from trainer.checkpoint import load_model
+    from trainer.checkpoint import existing_model_path, load_model
 
+    existing_model_path(checkpoint)  # before any task file is looked for or downloaded
     files = files or {}
     paths = {t: Path(files[t]) if t in files else task_file(TASKS[t], data_dir) for t in tasks}
     for task, path in paths.items():
