@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import MinhashDedupSignature
@@ -32,10 +33,12 @@ from pipelines.curate.dedup import (
     EXACT_REASON,
     MINHASH_REASON,
     DedupConfig,
+    minhash_folders,
     minhash_signature_step,
     normalize_for_shingles,
     run_dedup,
 )
+from pipelines.curate.dedup_index import DocumentKeys, IndexRecorder
 from pipelines.curate.words import get_word_tokenizer
 from tests.conftest import SOURCES
 
@@ -392,3 +395,44 @@ def test_fast_signatures_equal_datatrove(testset, tmp_path):
     for _ in range(2000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
         assert normalize_for_shingles(text, DEF_TEXT_NORM_CONFIG) == simplify_text(text, DEF_TEXT_NORM_CONFIG)
+
+
+def _index_rows_and_texts(docs: list[dict], root: Path) -> tuple[list[dict], dict[str, str], list]:
+    """Dedup `docs` (TASKS input files) as curate does, the dedup index reading stage 1's keys; return the
+    recorded index rows, the kept texts by id and the stage stats."""
+    input_dir = root / "input"
+    write_input(docs, input_dir)
+    cfg = DedupConfig()
+    parts = root / "index_parts"
+
+    def make_executor(pipeline: list, name: str, tasks: int) -> LocalPipelineExecutor:
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=str(root / "logs" / name))
+
+    recorder = IndexRecorder(parts, cfg, minhash_folders(root / "work"))
+    final = [recorder, JsonlWriter(str(root / "out"), compression=None)]
+    result = run_dedup(input_dir, root / "work", cfg, final, make_executor, TASKS, lambda stage: None)
+    texts = {}
+    for f in sorted((root / "out").glob("*.jsonl")):
+        texts |= {rec["id"]: rec["text"] for rec in map(json.loads, f.read_text().splitlines())}
+    rows = [row for f in sorted(parts.glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+    assert sorted(row["id"] for row in rows) == sorted(texts)
+    keys_of = DocumentKeys(cfg)
+    for row in rows:
+        own = keys_of.buckets(texts[row["id"]])
+        assert row["keys"] == (None if own is None else own.tolist()), row["id"]
+        assert row["exact"] == keys_of.exact(texts[row["id"]])
+    return rows, texts, result.stages
+
+
+def test_index_keys_read_from_the_signature_files_equal_each_texts_own(testset, tmp_path):
+    """The dedup index of the kept documents, with its MinHash keys read from stage 1's files (as curate writes it),
+    holds for every document the keys its text gives when signed alone: over 2 tasks, with exact and near copies
+    dropped in between and texts too short to sign (no key); and where MinHash drops nothing (no removal list)."""
+    ts, _ = testset
+    short = [{"id": f"short-{i}", "text": f"too short {i}"} for i in range(6)]
+    rows, _, stages = _index_rows_and_texts([*short[:3], *ts.docs, *short[3:]], tmp_path / "planted")
+    assert all(sum(stage.dropped.values()) > 0 for stage in stages)  # exact and near copies dropped
+    assert sum(row["keys"] is None for row in rows) == len(short)
+    distinct = [{"id": f"d{i}", "text": text} for i, text in enumerate(demo_texts(20, seed=3))]
+    rows, texts, stages = _index_rows_and_texts(distinct, tmp_path / "distinct")
+    assert len(rows) == len(distinct) and not any(stage.dropped for stage in stages)

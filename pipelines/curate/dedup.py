@@ -469,7 +469,7 @@ def run_dedup(
 
     last = [docs_reader(source)]
     if cfg.minhash:
-        clusters = _minhash_clusters(source, work_dir / "minhash", cfg, make_executor, tasks, seen_dirs)
+        clusters = _minhash_clusters(source, work_dir, cfg, make_executor, tasks, seen_dirs)
         writer = duplicate_writer(exclusion_writer, cluster_log, "minhash_dedup", MINHASH_REASON, minhash_cluster_of)
         last.append(
             MinhashDedupFilter(str(clusters), exclusion_writer=writer, load_cluster_ids=True, load_cluster_sizes=True)
@@ -519,12 +519,20 @@ def _exact_dedup(
     return _filter_stats("exact_dedup", stats[1], EXACT_REASON)
 
 
+def minhash_folders(work_dir: str | Path) -> tuple[Path, Path]:
+    """Where `run_dedup` keeps MinHash stage 1's signature files and the clusters folder MinhashDedupFilter reads
+    (its per-task removal lists), in its work dir."""
+    root = Path(work_dir) / "minhash"
+    return root / "signatures", root / "clusters"
+
+
 def _minhash_clusters(
-    source: Path, root: Path, cfg: DedupConfig, make_executor: MakeExecutor, tasks: int, seen_dirs: set[str]
+    source: Path, work_dir: Path, cfg: DedupConfig, make_executor: MakeExecutor, tasks: int, seen_dirs: set[str]
 ) -> Path:
     """Run MinHash signatures, buckets and clustering; return the folder MinhashDedupFilter reads."""
     config = cfg.minhash_config()
-    sigs, buckets, clusters = root / "signatures", root / "buckets", root / "clusters"
+    sigs, clusters = minhash_folders(work_dir)
+    buckets = sigs.with_name("buckets")
     _run(
         make_executor, [docs_reader(source), minhash_signature_step(cfg, sigs)], "minhash_signature", tasks, seen_dirs
     )

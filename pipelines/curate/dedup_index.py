@@ -24,9 +24,10 @@ about 0.2 GB per million documents. Lookups open the arrays with `numpy.load(mma
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,72 @@ class DocumentKeys:
         shingles = self._signer.get_shingles(text)
         if not shingles.size:
             return None
-        buckets = self._signer.get_signature(shingles)
-        return np.asarray([self._bytes_hash(np.asarray(b, dtype=np.uint64).tobytes()) for b in buckets], np.uint64)
+        return bucket_keys_of(np.asarray(self._signer.get_signature(shingles), np.uint64), self._bytes_hash)
 
     def __call__(self, text: str) -> tuple[int, np.ndarray | None]:
         """Return `(exact(text), buckets(text))`."""
         return self.exact(text), self.buckets(text)
+
+
+def bucket_keys_of(hashes: np.ndarray, bytes_hash: Callable[[bytes], int]) -> np.ndarray:
+    """The key of each bucket signature: `bytes_hash` of its MinHash values as little-endian uint64.
+
+    Args:
+        hashes: (buckets, hashes_per_bucket) or (n, hashes_per_bucket) MinHash values.
+        bytes_hash: the index's hash of bytes (xxhash64).
+
+    Returns:
+        One uint64 key per row.
+    """
+    rows = np.ascontiguousarray(hashes, dtype="<u8")
+    return np.fromiter((bytes_hash(row.tobytes()) for row in rows), np.uint64, count=len(rows))
+
+
+def signed_keys(signatures: Path, cfg: DedupConfig, rank: int, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A task's bucket keys from MinHash stage 1's files (`bucket_<b>/<rank>.minhash.sig`), by document number.
+
+    datatrove's `MinhashDedupSignature` writes, per bucket and task, one record per signed document: its
+    `hashes_per_bucket` values and its number in the task's input, sorted by value.
+
+    Args:
+        signatures: stage 1's output folder.
+        cfg: the dedup settings it ran with.
+        rank: the task.
+        removed: numbers of documents to skip (those MinHash dedup drops: not indexed, so not hashed).
+
+    Returns:
+        `keys` (uint64, shape (num_buckets, n)) and `signed` (bool, n): the keys of document i are `keys[:, i]`
+        when `signed[i]`; n is one past the last signed document.
+    """
+    value = f"<{cfg.minhash_config().hash_config.struct_format}"
+    dtype = np.dtype([(f"h{i}", value) for i in range(cfg.hashes_per_bucket)] + [("doc", "<u4")])
+    bytes_hash = create_hash_func(EXACT_HASH, bytes)
+    keys, signed = np.zeros((cfg.num_buckets, 0), np.uint64), np.zeros(0, bool)
+    for bucket in range(cfg.num_buckets):
+        records = np.fromfile(signatures / f"bucket_{bucket:03d}" / f"{rank:05d}.minhash.sig", dtype=dtype)
+        if bucket == 0:
+            size = int(records["doc"].max()) + 1 if records.size else 0
+            keys, signed = np.zeros((cfg.num_buckets, size), np.uint64), np.zeros(size, bool)
+            signed[records["doc"]] = True
+        records = records[~np.isin(records["doc"], removed)]
+        values = np.stack([records[f"h{i}"] for i in range(cfg.hashes_per_bucket)], axis=1)
+        keys[bucket, records["doc"]] = bucket_keys_of(values, bytes_hash)
+    return keys, signed
+
+
+def kept_signed_keys(signatures: Path, clusters: Path, cfg: DedupConfig, rank: int) -> Iterator[np.ndarray | None]:
+    """The bucket keys (None: not signed) of a task's documents that MinhashDedupFilter keeps, in its order.
+
+    The filter drops the numbers in `clusters/<rank>.remove` (sorted uint32; no file: none) and passes the rest
+    on in input order; this walks the same numbers, so the k-th key goes with the k-th document the filter yields.
+    """
+    removals = clusters / f"{rank:06d}.remove"
+    removed = np.fromfile(removals, dtype="<u4") if removals.is_file() else np.zeros(0, "<u4")
+    keys, signed = signed_keys(signatures, cfg, rank, removed)
+    skip = set(removed.tolist())
+    for number in itertools.count():
+        if number not in skip:
+            yield keys[:, number] if number < signed.size and signed[number] else None
 
 
 class IndexRecorder(PipelineStep):
@@ -110,26 +171,41 @@ class IndexRecorder(PipelineStep):
     Goes last in the pass that writes `data/`, after PII anonymisation, so the keys are those of the published
     text. Each task writes `<folder>/<rank:05d>.parquet` once its documents are through (a rerun rewrites it).
 
+    With `minhash` (the folders of `pipelines.curate.dedup.minhash_folders`), the pass's MinhashDedupFilter has
+    just kept these documents and MinHash stage 1 signed the same texts: their bucket keys are read from its files
+    (`kept_signed_keys`) instead of shingling and signing each text a second time. The first document of each
+    task is signed again and compared, so a misaligned read fails loudly.
+
     Args:
         folder: where the per-task parts go.
         cfg: dedup settings.
+        minhash: (stage 1 signatures, clusters) of this pass's MinHash dedup, whose texts nothing between the
+            filter and this step changes; None: sign each text here.
     """
 
     type = "🫂 - DEDUPS"
     name = "🗂️ dedup index"
 
-    def __init__(self, folder: Path, cfg: DedupConfig):
+    def __init__(self, folder: Path, cfg: DedupConfig, minhash: tuple[Path, Path] | None = None):
         super().__init__()
         self.folder = Path(folder)
         self.cfg = cfg
+        self.minhash = minhash
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """Compute each document's keys, yield it, and write the task's part at the end."""
+        """Compute (or read) each document's keys, yield it, and write the task's part at the end."""
         keys_of = DocumentKeys(self.cfg)
+        signed = kept_signed_keys(*self.minhash, self.cfg, rank) if self.minhash else None
         ids, exact, keys, clusters = [], [], [], []
         for doc in data:
             with self.track_time():
-                digest, bucket_keys = keys_of(doc.text)
+                digest = keys_of.exact(doc.text)
+                if signed is None:
+                    bucket_keys = keys_of.buckets(doc.text)
+                else:
+                    bucket_keys = next(signed)
+                    if not ids:
+                        _check_first(doc, bucket_keys, keys_of.buckets(doc.text), self.minhash[0], rank)
             ids.append(str(doc.id))
             exact.append(digest)
             keys.append(None if bucket_keys is None else bucket_keys.tolist())
@@ -143,6 +219,15 @@ class IndexRecorder(PipelineStep):
         tmp = self.folder / f".{rank:05d}.parquet.tmp"
         pq.write_table(table, tmp)
         tmp.replace(self.folder / f"{rank:05d}.parquet")
+
+
+def _check_first(doc: Any, read: np.ndarray | None, computed: np.ndarray | None, signatures: Path, rank: int) -> None:
+    """Refuse keys read from stage 1 that differ from the document's own (the reader and the filter disagree)."""
+    if (read is None) != (computed is None) or (read is not None and not np.array_equal(read, computed)):
+        raise RuntimeError(
+            f"dedup index: MinHash keys read from {signatures} (task {rank}) do not match document {doc.id}'s own; "
+            "the signature files and this pass's input are out of step"
+        )
 
 
 def build_index(parts: Iterable[pa.Table], index_dir: Path, cfg: DedupConfig) -> dict[str, Any]:

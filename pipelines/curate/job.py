@@ -78,7 +78,7 @@ from pipelines.curate import summary as curate_summary
 from pipelines.curate.config import CurateConfig, config_hash
 from pipelines.curate.decontam import Decontaminator, decontam_stage_stats
 from pipelines.curate.decontam_index import load_index
-from pipelines.curate.dedup import docs_reader, has_documents, run_dedup
+from pipelines.curate.dedup import docs_reader, has_documents, minhash_folders, run_dedup
 from pipelines.curate.dedup_index import INDEX_DIR, IndexRecorder, build_from_parts
 from pipelines.curate.executors import ExecutorKind, executor_factory
 from pipelines.curate.extract import HtmlExtractor, make_engine
@@ -578,11 +578,14 @@ class CurateStage(Stage):
             runs = [(prior.run_id, index.folder) for prior, index in zip(self.priors, indexes.values(), strict=True)]
             prior_filter = functools.partial(PriorDedupFilter, runs, dedup)
         log_root = work.dir / "cluster_log"
+        # The index reads MinHash stage 1's keys unless a PiiStep here changes the texts after they were signed.
+        text_kept = not any(isinstance(step, PiiStep) for step in pii)
+        signed = minhash_folders(work.dir / "dedup") if dedup.minhash and text_kept else None
         result = run_dedup(
             self._documents_before("dedup"),
             work.dir / "dedup",
             dedup,
-            final_steps=[*pii, IndexRecorder(work.dir / "index_parts", dedup), data_writer],
+            final_steps=[*pii, IndexRecorder(work.dir / "index_parts", dedup, signed), data_writer],
             make_executor=self._executor_factory(work),
             tasks=self.tasks,
             exclusion_writer=functools.partial(self._rejects_writer, work, scored),
