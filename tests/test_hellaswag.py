@@ -104,9 +104,9 @@ def test_malformed_record_names_file_and_line(model, tmp_path):
         ValueError, match=rf"{path}: line 2: not a hellaswag record \(a HellaSwag record needs 4 endings"
     ):
         hellaswag(model, path)
-    result = CliRunner().invoke(
-        app, ["eval", "hellaswag", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(path)]
-    )
+    unloadable = tmp_path / "empty.pt"  # exists, so it passes the first check, but would fail to load
+    unloadable.write_bytes(b"")
+    result = CliRunner().invoke(app, ["eval", "hellaswag", "--checkpoint", str(unloadable), "--data", str(path)])
     assert result.exit_code == 2 and f"{path}: line 2: not a hellaswag record" in result.output  # data read first
 
 
@@ -116,7 +116,9 @@ def test_default_file_comes_from_the_cache(tmp_path, monkeypatch):
     write_items(cached)
     monkeypatch.setenv("FINEFORGE_HOME", str(tmp_path / "home"))
     assert task_file(TASKS["hellaswag"], None) == cached
+    checkpoint = tmp_path / "x.pt"  # present: a missing checkpoint is refused before the data is looked for
+    checkpoint.write_bytes(b"")
     result = CliRunner().invoke(
-        app, ["eval", "hellaswag", "--checkpoint", "x.pt", "--data", str(tmp_path / "nope.jsonl")]
+        app, ["eval", "hellaswag", "--checkpoint", str(checkpoint), "--data", str(tmp_path / "nope.jsonl")]
     )
     assert result.exit_code == 2 and "nope.jsonl: hellaswag data file not found" in result.output
