@@ -154,34 +154,49 @@ ENGLISH_ARTICLE = (
 )
 
 
-def test_language_precheck_skips_only_pages_clearly_in_no_accepted_language() -> None:
-    engine = make_engine(ExtractConfig(), ["en"], 0.65)
-    assert isinstance(engine, LanguagePrecheck)
+@pytest.mark.parametrize("engine_name", ["trafilatura", "resiliparse"])
+def test_language_precheck_skips_only_pages_clearly_in_no_accepted_language(engine_name: str) -> None:
+    cfg = ExtractConfig(engine=engine_name)
+    engine, plain = make_engine(cfg, ["en"], 0.65), make_engine(cfg)
+    assert isinstance(engine, LanguagePrecheck) and not isinstance(plain, LanguagePrecheck)
     english = _article_page(ENGLISH_ARTICLE, "en")
-    assert engine(english) == TrafilaturaEngine()(english)  # an accepted language: trafilatura's own text
+    assert engine(english) == plain(english)  # an accepted language: the engine's own text
     for lang in ("de", "fr", "ru", "ar", "hi", "th"):
         verdict = engine(_article_page(MULTILINGUAL[lang], lang))
         assert isinstance(verdict, LanguageSkip), lang
         assert verdict.language == lang and verdict.language_score > 0.5 and MULTILINGUAL[lang][:40] in verdict.text
-    short = _article_page(MULTILINGUAL["de"][:150], "de")  # too little text for a verdict: trafilatura decides
-    assert isinstance(engine(short), str | None)
-    assert not isinstance(
-        make_engine(ExtractConfig(), ["de"], 0.65)(_article_page(MULTILINGUAL["de"], "de")), LanguageSkip
-    )
+    short = _article_page(MULTILINGUAL["de"][:150], "de")  # too little text for a verdict: the engine decides
+    assert engine(short) == plain(short)
+    assert not isinstance(make_engine(cfg, ["de"], 0.65)(_article_page(MULTILINGUAL["de"], "de")), LanguageSkip)
 
 
-def test_language_precheck_applies_only_to_trafilatura_with_named_languages() -> None:
+def test_language_precheck_scores_only_the_start_of_the_text() -> None:
+    """A page that opens with 600 characters of German before a long English article is skipped when the pre-check
+    reads 500 characters, and extracted when it reads them all (`prefix_chars: 0`)."""
+    german = " ".join([MULTILINGUAL["de"]] * 3)[:600]
+    page = _article_page(german + ". " + " ".join([ENGLISH_ARTICLE] * 8), "de")
+    prefix = make_engine(ExtractConfig(engine="resiliparse"), ["en"], 0.65)
+    whole = make_engine(ExtractConfig(engine="resiliparse", language_precheck={"prefix_chars": 0}), ["en"], 0.65)
+    assert prefix.prefix_chars == 500 and isinstance(prefix(page), LanguageSkip)
+    assert whole(page) == ResiliparseEngine()(page)
+
+
+def test_language_precheck_applies_only_with_named_languages() -> None:
     off = ExtractConfig(language_precheck={"enabled": False})
     assert isinstance(make_engine(off, ["en"], 0.65), TrafilaturaEngine)
     assert isinstance(make_engine(ExtractConfig(), None, 0.65), TrafilaturaEngine)  # language filter off
     assert isinstance(make_engine(ExtractConfig(), [], 0.65), TrafilaturaEngine)  # keeps any language
-    assert isinstance(make_engine(ExtractConfig(engine="resiliparse"), ["en"], 0.65), ResiliparseEngine)
+    resiliparse = make_engine(ExtractConfig(engine="resiliparse"), ["en"], 0.65)
+    assert resiliparse.quick is resiliparse.engine  # its own text is the quick text: extracted once
     assert make_engine(ExtractConfig(), ["en"], 0.05).max_score == 0.05  # never above the filter's threshold
     with pytest.raises(ValueError, match="max_score"):
         CurateConfig.model_validate({"extract": {"language_precheck": {"max_score": 2}}})
+    with pytest.raises(ValueError, match="prefix_chars"):
+        CurateConfig.model_validate({"extract": {"language_precheck": {"prefix_chars": -1}}})
 
 
-def test_language_precheck_keeps_what_the_full_path_keeps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine_name", ["trafilatura", "resiliparse"])
+def test_language_precheck_keeps_what_the_full_path_keeps(tmp_path: Path, engine_name: str) -> None:
     """The demo crawl (articles, boilerplate, spam, foreign pages, copies): with the pre-check the kept documents are
     those without it, and the foreign pages are dropped by the language filter as `language_precheck`, counted and
     in its rejects with their quick text."""
@@ -189,7 +204,8 @@ def test_language_precheck_keeps_what_the_full_path_keeps(tmp_path: Path) -> Non
     truth = write_demo_crawl(crawl)
     runs = {}
     for name, enabled in (("with", True), ("without", False)):
-        config = CurateConfig.model_validate({"extract": {"language_precheck": {"enabled": enabled}}})
+        extract = {"engine": engine_name, "language_precheck": {"enabled": enabled}}
+        config = CurateConfig.model_validate({"extract": extract})
         summary = run_curate(config, [str(crawl)], tmp_path / name)
         assert assert_accounting(tmp_path / name) == summary
         data = pl.read_parquet(sorted((tmp_path / name / "data").glob("*.parquet")))
