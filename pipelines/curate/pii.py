@@ -84,6 +84,10 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"
 _IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)(?!\w)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)")
 _GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+# Every address match contains one of these; they start with a literal, which `re` finds by a fast scan, while the
+# address regexes start with a lookbehind tried at every character (0.36 CPU-s on 1,310 web pages against 0.006).
+_IPV4_HINT = re.compile(r"\.\d{1,3}\.\d")
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
 
 class PiiConfig(BaseModel):
@@ -168,10 +172,9 @@ class PiiAnonymizer:
         found: list[tuple[int, int, str]] = []
         if self.config.emails and "@" in text:
             found += [(start, end, "email") for start, end, email in _email_matches(text) if self._is_email(email)]
-        if self.config.ip_addresses:
-            found += [(m.start(), m.end(), "ip_address") for m in _IPV4.finditer(text) if is_public_ip(m.group())]
-            if "::" in text or text.count(":") >= 7:
-                found += [(m.start(), m.end(), "ip_address") for m in _IPV6.finditer(text) if is_public_ip(m.group())]
+        for hint, regex in ((_IPV4_HINT, _IPV4), (_IPV6_HINT, _IPV6)) if self.config.ip_addresses else ():
+            if hint.search(text):
+                found += [(m.start(), m.end(), "ip_address") for m in regex.finditer(text) if is_public_ip(m.group())]
         counts = {"emails": 0, "ip_addresses": 0}
         if not found:
             return text, {**counts, "spans": []}
