@@ -35,10 +35,8 @@ the same tokenizer about 1,250, and with spaCy about 210. `minhash_signature_rat
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-import sys
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -108,10 +106,22 @@ class DedupConfig(BaseModel):
         )
 
 
-@functools.cache
-def _nonspacing_marks() -> dict[int, None]:
-    """`str.translate` table deleting every nonspacing mark (category Mn) of this Python's unicodedata (~50 ms)."""
-    return dict.fromkeys((c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Mn"), None)
+class _NonspacingMarks(dict):
+    """`str.translate` table deleting every nonspacing mark (category Mn), filled per code point on first sight.
+
+    A miss of a plain table raises KeyError inside `translate` for every other non-ASCII character, and listing
+    all Mn marks up front costs 0.2 CPU-s per process; this table maps each character seen to itself or None
+    (0.6 CPU-s on the shared pages' 7.2M non-ASCII-text characters, against 1.05 plus the listing).
+    """
+
+    def __missing__(self, code: int) -> int | None:
+        if len(self) > 200_000:
+            self.clear()
+        value = self[code] = None if unicodedata.category(chr(code)) == "Mn" else code
+        return value
+
+
+_NONSPACING_MARKS = _NonspacingMarks()
 
 
 def normalize_for_shingles(text: str, config: TextNormConfig) -> str:
@@ -132,7 +142,7 @@ def normalize_for_shingles(text: str, config: TextNormConfig) -> str:
     if config.norm_whitespace:
         text = " ".join(text.split())
     if config.norm_unicode_diacritics and not text.isascii():
-        text = unicodedata.normalize("NFD", text).translate(_nonspacing_marks())
+        text = unicodedata.normalize("NFD", text).translate(_NONSPACING_MARKS)
     return text.strip()
 
 
