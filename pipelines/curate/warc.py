@@ -10,7 +10,9 @@ done here, and warcio parses one framed record at a time (HTTP headers, chunked 
   there (a wrong length either way, a header without a valid length, bytes that are not a record) is damaged;
 - after damage the reader resynchronises at the next `WARC/1.` line (or the next gzip member that starts with
   one) and quarantines the skipped byte range, so intact records after it still come through;
-- gzip members are decompressed here, one by one (Common Crawl writes one per record): a corrupt member is
+- gzip members are decompressed here, one by one (Common Crawl writes one per record), with ISA-L's inflate
+  (`isal`, zlib's interface at twice its speed: 0.47 against 1.0 CPU-s for the 208 MB of the shared corpora's
+  1,333-page WARC), the largest cost of reading a WARC; a corrupt member is
   skipped up to the next member that starts a WARC record, a member cut off by the end of the file ends it, each
   with one quarantine line; a whole-file gzip is one member read as a stream;
 - a record whose `Content-Length` exceeds the size cap is skipped without being read into memory;
@@ -25,10 +27,11 @@ ARC files (`filedesc://`) keep warcio's own framing (`pipelines.curate.read`).
 from __future__ import annotations
 
 import io
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
+
+from isal import isal_zlib
 
 CHUNK_BYTES = 1 << 20  # compressed or plain bytes read at a time, and the most decompressed bytes per step
 MAX_HEADER_BYTES = 1 << 16  # a WARC header block longer than this is not a header (real ones are under 2 KB)
@@ -91,8 +94,8 @@ def _starts_warc_member(raw: IO[bytes], offset: int) -> bool:
     raw.seek(offset)
     head = raw.read(1 << 14)
     try:
-        return zlib.decompressobj(31).decompress(head, len(RECORD_START)) == RECORD_START
-    except zlib.error:
+        return isal_zlib.decompressobj(31).decompress(head, len(RECORD_START)) == RECORD_START
+    except isal_zlib.error:
         return False
 
 
@@ -134,7 +137,7 @@ def _gzip_items(raw: IO[bytes]) -> Iterator[_Item]:
             continue
         start = offset
         yield _Member(start)
-        inflater = zlib.decompressobj(31)
+        inflater = isal_zlib.decompressobj(31)
         try:
             while not inflater.eof:
                 if not pending:
@@ -149,7 +152,7 @@ def _gzip_items(raw: IO[bytes]) -> Iterator[_Item]:
                 pending = rest
                 if out:
                     yield out
-        except zlib.error as err:
+        except isal_zlib.error as err:
             resume = _next_member(raw, start)
             yield _Gap(f"corrupt gzip member ({err})", start, resume)
             if resume is None:
