@@ -191,8 +191,9 @@ def test_language_precheck_applies_only_with_named_languages() -> None:
     assert make_engine(ExtractConfig(), ["en"], 0.05).max_score == 0.05  # never above the filter's threshold
     with pytest.raises(ValueError, match="max_score"):
         CurateConfig.model_validate({"extract": {"language_precheck": {"max_score": 2}}})
-    with pytest.raises(ValueError, match="prefix_chars"):
-        CurateConfig.model_validate({"extract": {"language_precheck": {"prefix_chars": -1}}})
+    for bad in ({"prefix_chars": -1}, {"prefix_chars": 50}, {"prefix_chars": 300, "min_chars": 400}):
+        with pytest.raises(ValueError, match="prefix_chars"):
+            CurateConfig.model_validate({"extract": {"language_precheck": bad}})
 
 
 @pytest.mark.parametrize("engine_name", ["trafilatura", "resiliparse"])

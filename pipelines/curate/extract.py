@@ -107,6 +107,14 @@ class LanguagePrecheckConfig(BaseModel):
     # fastText scores only the first this many characters of it (0: all); its cost grows with the text's length.
     prefix_chars: int = Field(500, ge=0)
 
+    @model_validator(mode="after")
+    def _prefix_holds_min_chars(self) -> LanguagePrecheckConfig:
+        """Refuse a prefix shorter than `min_chars`: the verdict would rest on less text than min_chars demands."""
+        if 0 < self.prefix_chars < self.min_chars:
+            limit = f"0 (all) or at least min_chars ({self.min_chars})"
+            raise ValueError(f"prefix_chars ({self.prefix_chars}) must be {limit}")
+        return self
+
 
 TRAFILATURA_FLAT_KEYS = ("favour_precision", "deduplicate")  # where they lived before `engine` existed
 
