@@ -558,6 +558,7 @@ def curate_command(
 ) -> None:
     """Curate raw web data with the FineWeb recipe into deduplicated Parquet; rerun the same command to resume."""
     from orchestration.progress import TerminalProgress
+    from pipelines.common.processes import interrupts_remembered
     from pipelines.curate import load_config, run_curate
     from pipelines.curate.config import with_overrides, with_ray_address
     from pipelines.curate.output import LOG_FILE
@@ -575,7 +576,7 @@ def curate_command(
     if warning:  # before the run and again under its summary, so it is not lost above the progress
         typer.secho(warning, fg="red", bold=True, err=True)
     try:
-        with TerminalProgress(table_at_end=False) as progress:
+        with interrupts_remembered(), TerminalProgress(table_at_end=False) as progress:
             summary = run_curate(
                 cfg, inputs, output, workers, executor, limit, overwrite, on_progress=progress, log_to_file=not verbose
             )

@@ -11,6 +11,12 @@ whoever started it ends it explicitly, on every exit path. Three ways to end mak
 - SIGKILL, which no handler sees: `die_with_parent` asks the kernel (Linux `PR_SET_PDEATHSIG`) to send the child
   SIGTERM when its parent dies.
 
+Ctrl-C can be lost: Python raises `KeyboardInterrupt` wherever the main thread is, and when that is an at-fork hook
+(logging's `_releaseLock`, after each fork of datatrove's Manager or extraction sandbox) or a `__del__`, the
+exception is printed as "Exception ignored" and the work goes on (a `fineforge curate` interrupted then ran to its
+end, exit 0, in one of 25 tries). `interrupts_remembered` also keeps the signal, and `raise_if_interrupted`, called
+per document, raises it again.
+
 Children that a library forks without asking us (datatrove's `multiprocess` Manager in every local stage, its
 extraction sandbox) get the same from `forked_children_die_with_parent`: a `kill -9` of `fineforge curate` once
 left the Manager and the sandbox running under init, about 95 MB each. A pool worker started by a forkserver is
@@ -51,6 +57,40 @@ class StopRequested(BaseException):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+
+
+_interrupted: list[int] = []  # SIGINTs caught inside `interrupts_remembered`
+
+
+@contextlib.contextmanager
+def interrupts_remembered() -> Iterator[None]:
+    """While the block runs, Ctrl-C raises `KeyboardInterrupt` as usual and is remembered for `raise_if_interrupted`.
+
+    Only in the main thread and while Python's own SIGINT handler is installed; it is put back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def handler(signum: int, frame) -> None:
+        _interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _interrupted.clear()
+
+
+def raise_if_interrupted() -> None:
+    """Raise `KeyboardInterrupt` if Ctrl-C came inside `interrupts_remembered` (where Python may have dropped it)."""
+    if _interrupted:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

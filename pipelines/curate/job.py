@@ -71,6 +71,7 @@ from pipelines.common.errors import UserError
 from pipelines.common.files import atomic_write, write_json_atomic
 from pipelines.common.hashing import file_sha256, stable_hash
 from pipelines.common.inputs import InputFile, discover_inputs, iter_json_lines
+from pipelines.common.processes import raise_if_interrupted
 from pipelines.common.progress import ProgressCallback, ignore_progress
 from pipelines.common.stage import Stage, Step, run_stage
 from pipelines.curate import clusters
@@ -456,6 +457,7 @@ class CurateStage(Stage):
 
     def _run_step(self, work: StepWork, run: Callable[[StepWork], dict[str, Any]]) -> None:
         """Run one step unless its work is finished (then it is reused), and apply the drop guard to its gates."""
+        raise_if_interrupted()
         started = time.monotonic()
         done = work.finished() or work.adopt(self.share_from)
         if done is None:

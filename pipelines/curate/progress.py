@@ -35,6 +35,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseReader
 
 from pipelines.common.files import read_json, write_json_atomic
+from pipelines.common.processes import raise_if_interrupted
 from pipelines.common.progress import Progress, ProgressCallback, StepClock, overall_fraction
 from pipelines.curate.read import SourceReader
 from pipelines.curate.stats import load_task_stats, stage_from_counts
@@ -109,6 +110,7 @@ class ProgressProbe:
         tally = _Tally(sizes)
         last = time.monotonic()
         for doc in data or ():
+            raise_if_interrupted()
             tally.document(self._files_started())
             yield doc
             now = time.monotonic()
