@@ -29,6 +29,12 @@ def curate_cmd(inputs: Path, out: Path, config: Path) -> list[str]:
     return [str(FINEFORGE), "curate", "--input", str(inputs), "--output", str(out), "--config", str(config)]
 
 
+def sigint_at_default() -> None:
+    """In the child: SIGINT at its default action, as under a terminal. A test run started as a background job
+    (`nohup make test &`) hands its children SIGINT ignored, and Python then rightly leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def tree_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -98,6 +104,7 @@ def test_ctrl_c_says_the_run_stopped_and_a_rerun_resumes(tmp_path: Path) -> None
         text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
         start_new_session=True,
+        preexec_fn=sigint_at_default,
     )
     while not list(out.glob(".work/*/step.json")) and proc.poll() is None:
         time.sleep(0.02)
@@ -129,6 +136,12 @@ with interrupts_remembered():
 def test_a_ctrl_c_that_python_drops_is_raised_again() -> None:
     """Ctrl-C landing in an at-fork hook (logging's, after each fork of datatrove's Manager or sandbox) becomes an
     "Exception ignored" and the work went on; the remembered signal is raised at the next check."""
-    run = subprocess.run([sys.executable, "-c", LOST_CTRL_C], cwd=REPO_ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-c", LOST_CTRL_C],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=sigint_at_default,
+    )
     assert "Exception ignored" in run.stderr and run.stdout == "went on\n"  # Python dropped it ...
     assert run.returncode == -signal.SIGINT and run.stderr.rstrip().endswith("KeyboardInterrupt")  # ... raised again
