@@ -68,10 +68,8 @@ def interrupts_remembered() -> Iterator[None]:
 
     Only in the main thread and while Python's own SIGINT handler is installed; it is put back afterwards.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
 
