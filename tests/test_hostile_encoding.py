@@ -23,6 +23,8 @@ def test_labels_mean_what_they_mean_in_browsers() -> None:
     meta = '<html><head><meta charset="latin1"></head><body>Ça “va”</body></html>'
     assert decode_html(meta.encode("cp1252")) == meta
     assert decode_html(b"<p>undefined \x81 byte \xe9</p>") == "<p>undefined \x81 byte é</p>"  # WHATWG windows-1252
+    undefined = b"\x81\x8d\x8f\x90\x9d\x9d\x81"  # all five bytes Python's cp1252 leaves undefined, some twice
+    assert decode_html(b"<p>" + undefined + b" \xe9</p>") == "<p>" + undefined.decode("latin-1") + " é</p>"
     russian = "<html><head><meta charset=windows-1251></head><body>Привет, мир</body></html>"
     assert decode_html(russian.encode("cp1251")) == russian
     assert decode_html("\ufeff<p>bom first</p>".encode(), "iso-8859-1") == "<p>bom first</p>"
