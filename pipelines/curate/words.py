@@ -227,7 +227,7 @@ class SpacyCompatTokenizer(WordTokenizer):
 
     def _word_with_punct(self, s: str) -> tuple[str, ...] | None:
         """Shortcut for the commonest shapes, a word plus one split-off character ("word,", "(word", "end."),
-        giving what the general loop gives; None when the chunk has another shape or could meet a merge rule."""
+        giving what the general loop gives; None when the chunk has another shape."""
         first, last = s[0], s[-1]
         if s[:-1].isalpha() and (last in SUFFIX_CHARS or (last == "." and _find_suffix(s) == 1)):
             core = s[:-1]
@@ -237,9 +237,7 @@ class SpacyCompatTokenizer(WordTokenizer):
             toks = (first, *self._specials.get(core, (core,)))
         else:
             return None
-        if any(t in self._patterns for t in toks):
-            return None
-        return toks
+        return self._merge_specials(toks)  # as the general loop ends
 
     @staticmethod
     def _split_infixes(core: str) -> list[str]:
@@ -261,7 +259,7 @@ class SpacyCompatTokenizer(WordTokenizer):
     def _merge_specials(self, toks: tuple[str, ...]) -> tuple[str, ...]:
         """Re-tokenize token runs that spell a special case as affix rules would split it ("m" "." -> "m."),
         like spaCy's special-case matcher (longest match first, left to right)."""
-        if len(toks) < 2 or not any(t in self._patterns for t in toks):
+        if len(toks) < 2 or self._patterns.keys().isdisjoint(toks):
             return toks
         out: list[str] = []
         i = 0
