@@ -194,6 +194,8 @@ class PiiAnonymizer:
 
     def scrub(self, text: str) -> str:
         """The one replacement policy for any string FineForge writes or shows: `text` anonymised."""
+        if "@" not in text and "." not in text and ":" not in text:
+            return text  # every email holds "@", every IPv4 or IPv6 address "." or ":" (most metadata strings)
         return self(text)[0]
 
     def scrub_metadata(self, value: Any) -> Any:
