@@ -293,15 +293,16 @@ class NgramStrings:
         if len(self.offsets) - 1 < n:
             return 0
         keys = self.keys(n)
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        if len(counts) == len(keys):
+        ordered = np.sort(keys)
+        shared = ordered[1:][ordered[1:] == ordered[:-1]]
+        if not len(shared):
             return 0  # all keys distinct, so all n-gram strings distinct
         # An n-gram with a unique key occurs once as a string: it is never a repeat and never repeated, so the
         # scan only has to visit the others (compared as strings: equal keys do not prove equal strings).
         joined, offsets = self.joined, self.offsets
         seen: set[str] = set()
         repeated = idx = 0
-        for pos in np.flatnonzero(counts[inverse] > 1).tolist():
+        for pos in np.flatnonzero(np.isin(keys, shared)).tolist():
             if pos < idx:
                 continue
             gram = joined[offsets[pos] : offsets[pos + n]]
