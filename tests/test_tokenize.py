@@ -367,6 +367,9 @@ def test_resume_after_kill_is_byte_identical(texts: list[str], tmp_path: Path) -
     finished = {name: (out / name).stat().st_ino for name in names}
     plan = json.loads((out / ".tokenize" / "plan.json").read_text())
     assert 10 <= len(finished) < len(plan["shards"])
+    # What a kill in the middle of a write leaves (the kill above may land between two shards): the rerun removes it.
+    (out / f"train_{len(finished):06d}.bin.0123456789ab.tmp").write_bytes(b"half a shard")
+    (out / "manifest.json.ba9876543210.tmp").write_text("{")
 
     run_tokenize([str(source)], out, shard_tokens=20_000, val_tokens=100_000, seed=1)
     assert {name: (out / name).stat().st_ino for name in finished} == finished  # finished shards not rewritten

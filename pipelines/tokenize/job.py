@@ -25,7 +25,8 @@ The job runs in three steps, each resumable, each leaving its state in `OUTPUT/.
    document may continue in the next shard, as in llm.c. The plan (`plan.json`, `order.npy`) is written once.
 3. shards: each planned shard is gathered from the store (by the pool only for jobs of over
    `PARALLEL_SHARD_TOKENS`: gathering is memory-speed), written atomically and recorded with its sha256 in
-   `.tokenize/done/`; a rerun skips shards whose record and file size match and redoes the rest. The
+   `.tokenize/done/`; a rerun skips shards whose record and file size match and redoes the rest, and first
+   deletes the temporary file (`<shard>.<hex>.tmp`) that a run killed in the middle of a write left behind. The
    manifest is written last; then the scratch store is deleted.
 
 Progress: `on_progress` gets a `pipelines.common.progress.Progress` snapshot per batch of documents in step 1
@@ -93,6 +94,8 @@ DEFAULT_VAL_FRACTION = 0.01  # llm.c fineweb.py: the first 100M-token shard of F
 MAX_SHARDS = 100_000  # per split; llm.c's FineWeb-10B has 103 shards of 100M tokens
 WORK_DIR = ".tokenize"
 SHARD_FILE = re.compile(rf"(train|val)_\d{{6}}\.bin({TMP_PATTERN}|\.tmp)?")  # plain `.tmp`: older FineForge
+# What a run killed mid-write leaves in the output folder: a shard's or the manifest's temporary sibling.
+LEFTOVER_FILE = re.compile(rf"((train|val)_\d{{6}}\.bin|{re.escape(MANIFEST_NAME)})({TMP_PATTERN}|\.tmp)")
 # Share of a run's time per step: BPE runs at 2-4 M tokens/s per core, gathering shards at about 100 M tokens/s
 # (see above), and ordering is one argsort over the documents.
 STEP_WEIGHTS = {"tokenize": 0.97, "order": 0.01, "shards": 0.02}
@@ -402,7 +405,11 @@ class TokenizeStage(Stage):
             for path in self._shard_files():
                 path.unlink()
             shutil.rmtree(self.work, ignore_errors=True)
-        if not job_path.exists():
+        if job_path.exists():  # this job's unfinished run: what it was writing when killed is redone
+            for path in self.output_dir.iterdir():
+                if LEFTOVER_FILE.fullmatch(path.name):
+                    path.unlink()
+        else:
             self.work.mkdir(parents=True, exist_ok=True)
             write_json_atomic(job_path, self.job)
 
