@@ -26,8 +26,8 @@ The job runs in three steps, each resumable, each leaving its state in `OUTPUT/.
 3. shards: each planned shard is gathered from the store (by the pool only for jobs of over
    `PARALLEL_SHARD_TOKENS`: gathering is memory-speed), written atomically and recorded with its sha256 in
    `.tokenize/done/`; a rerun skips shards whose record and file size match and redoes the rest, and first
-   deletes the temporary file (`<shard>.<hex>.tmp`) that a run killed in the middle of a write left behind. The
-   manifest is written last; then the scratch store is deleted.
+   deletes the temporary file (`<shard or manifest.json>.<hex>.tmp`) that a run killed in the middle of a write left
+   behind. The manifest is written last; then the scratch store is deleted.
 
 Progress: `on_progress` gets a `pipelines.common.progress.Progress` snapshot per batch of documents in step 1
 (documents done out of the Parquet row count, so with an ETA for curate output) and as step 3 writes shards.
