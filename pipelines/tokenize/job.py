@@ -93,9 +93,11 @@ PARALLEL_SHARD_TOKENS = 500_000_000  # shard writing uses one more process per t
 DEFAULT_VAL_FRACTION = 0.01  # llm.c fineweb.py: the first 100M-token shard of FineWeb-10B is validation
 MAX_SHARDS = 100_000  # per split; llm.c's FineWeb-10B has 103 shards of 100M tokens
 WORK_DIR = ".tokenize"
-SHARD_FILE = re.compile(rf"(train|val)_\d{{6}}\.bin({TMP_PATTERN}|\.tmp)?")  # plain `.tmp`: older FineForge
+_SHARD_NAME = r"(train|val)_\d{6}\.bin"
+_TEMP_SUFFIX = rf"({TMP_PATTERN}|\.tmp)"  # plain `.tmp`: older FineForge
+SHARD_FILE = re.compile(rf"{_SHARD_NAME}{_TEMP_SUFFIX}?")
 # What a run killed mid-write leaves in the output folder: a shard's or the manifest's temporary sibling.
-LEFTOVER_FILE = re.compile(rf"((train|val)_\d{{6}}\.bin|{re.escape(MANIFEST_NAME)})({TMP_PATTERN}|\.tmp)")
+LEFTOVER_FILE = re.compile(rf"({_SHARD_NAME}|{re.escape(MANIFEST_NAME)}){_TEMP_SUFFIX}")
 # Share of a run's time per step: BPE runs at 2-4 M tokens/s per core, gathering shards at about 100 M tokens/s
 # (see above), and ordering is one argsort over the documents.
 STEP_WEIGHTS = {"tokenize": 0.97, "order": 0.01, "shards": 0.02}
